@@ -1,0 +1,123 @@
+"""Status conditions: the condition model, condition types and reasons, each documented once.
+
+Conditions follow the Kubernetes API conventions (``type``, ``status``, ``reason``,
+``message``, ``observedGeneration``, ``lastTransitionTime``). ``Ready`` exists on every kind and
+is derived from the aspect conditions by a fixed priority (see
+:mod:`kubeinfer.planning.conditions`). Must not import any other layer.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from kubeinfer.api.base import ApiModel
+
+
+class _Documented(StrEnum):
+    """A string enum whose members carry a one-line description (``.doc``)."""
+
+    doc: str
+
+    def __new__(cls, value: str, doc: str = "") -> _Documented:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.doc = doc
+        return member
+
+
+class ConditionType(_Documented):
+    """Condition types across the four kinds."""
+
+    READY = "Ready", "The resource does what its spec asks; derived from the aspect conditions."
+    PLACED = "Placed", "Every replica has a node and GPU set chosen by topology-aware placement."
+    CAPACITY_AVAILABLE = "CapacityAvailable", "The GPU pool has enough free GPUs for the request."
+    MODEL_LOADED = "ModelLoaded", "The model server pods loaded the model and report ready."
+    TRAFFIC_READY = "TrafficReady", "The Service and route send traffic to ready model servers."
+    METRICS_AVAILABLE = "MetricsAvailable", "The metrics the SLA tier scales on are being served."
+    PROGRESSING = "Progressing", "A model version rollout is under way."
+    ROLLED_BACK = "RolledBack", "A candidate version failed analysis and traffic went back to stable."
+    OOM_RISK = "OOMRisk", "GPU memory use is predicted to exhaust the workload's budget soon."
+    DISCOVERED = "Discovered", "GPU nodes matching the pool reported their inventory."
+    HEALTHY = "Healthy", "Every GPU in the pool is healthy."
+    SAFE = "Safe", "The experiment's safety rails allow it to run."
+    INJECTED = "Injected", "The fault was injected into the targets."
+    STEADY_STATE = "SteadyState", "The steady-state probes held within their thresholds."
+    CONFIG_VALID = "ConfigValid", "The rendered log agent configuration is valid."
+    APPLIED = "Applied", "The log agents run the current configuration."
+
+
+class Reason(_Documented):
+    """Reasons for condition states: CamelCase, specific, stable (tools match on them)."""
+
+    # Generic
+    AS_EXPECTED = "AsExpected", "Everything this condition covers is as the spec asks."
+    RECONCILING = "Reconciling", "The operator has not finished its first pass over this generation."
+    INVALID_SPEC = "InvalidSpec", "The spec passed the schema but cannot be honoured as written."
+    NOT_IMPLEMENTED = "NotImplemented", "This feature is not built yet in this operator version."
+    APPLY_FAILED = "ApplyFailed", "The API server refused a child object; the message says why."
+    # InferenceService
+    POOL_NOT_FOUND = "PoolNotFound", "The referenced GPUPool does not exist."
+    POOL_NOT_READY = "PoolNotReady", "The referenced GPUPool has no inventory yet."
+    NO_NODE_FITS = "NoNodeFits", "No node in the pool can hold one replica's GPU request."
+    INSUFFICIENT_GPUS = "InsufficientGPUs", "The pool lacks free GPUs for the minimum replicas."
+    TOPOLOGY_UNSATISFIABLE = (
+        "TopologyUnsatisfiable",
+        "Free GPUs exist but none satisfy the topology policy (NVLink or NUMA).",
+    )
+    PLACEMENT_PENDING = "PlacementPending", "Placement waits for GPU inventory from the node agents."
+    UNKNOWN_RUNTIME = "UnknownRuntime", "The model runtime is not one kubeinfer can configure."
+    DEPLOYMENT_PROGRESSING = "DeploymentProgressing", "Model server pods are starting or loading."
+    DEPLOYMENT_FAILED = "DeploymentFailed", "The model server Deployment exceeded its progress deadline."
+    NO_READY_REPLICAS = "NoReadyReplicas", "No model server pod is ready to take traffic."
+    ROUTE_NOT_ACCEPTED = "RouteNotAccepted", "The Gateway did not accept the HTTPRoute."
+    TRAFFIC_DISABLED = "TrafficDisabled", "traffic.provider is none: the Service alone serves traffic."
+    METRICS_API_MISSING = (
+        "MetricsAPIMissing",
+        "No APIService serves the custom or external metrics API the autoscaler needs.",
+    )
+    METRICS_API_UNAVAILABLE = (
+        "MetricsAPIUnavailable",
+        "The APIService serving the metrics API reports itself unavailable.",
+    )
+    METRICS_NOT_NEEDED = "MetricsNotNeeded", "The tier scales on resource metrics only."
+    # GPUPool
+    NO_NODES = "NoNodes", "No node matches the pool's node selector."
+    NO_INVENTORY = "NoInventory", "Matching nodes have not published a GPU inventory yet."
+    INVENTORY_STALE = "InventoryStale", "A node's published inventory is older than allowed."
+    UNHEALTHY_GPUS = "UnhealthyGPUs", "At least one GPU is unhealthy and excluded from placement."
+    UNSUPPORTED_SHARING = "UnsupportedSharing", "The sharing mode does not fit the pool's GPUs."
+    # ChaosExperiment
+    TARGET_NOT_FOUND = "TargetNotFound", "No pod matches the experiment's target."
+    SAFETY_VIOLATED = "SafetyViolated", "Running the experiment would break a safety rail."
+    DRY_RUN = "DryRun", "dryRun is set: targets are chosen and reported, nothing is injected."
+    SCHEDULED = "Scheduled", "The experiment waits for its next scheduled run."
+    STEADY_STATE_HELD = "SteadyStateHeld", "Every steady-state probe stayed within its thresholds."
+    STEADY_STATE_BROKEN = "SteadyStateBroken", "A steady-state probe crossed its threshold."
+    ABORTED = "Aborted", "An abort condition fired and the fault was reverted."
+    # LogPolicy
+    NO_TARGETS = "NoTargets", "The policy selects no pod."
+    INVALID_REGEX = "InvalidRegex", "A redaction rule's pattern does not compile."
+    AGENTS_ROLLING = "AgentsRolling", "Log agents are restarting onto the current configuration."
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """One observation of an aspect of the resource, as the Kubernetes API conventions describe."""
+
+    type: str = Field(max_length=316)
+    """The aspect observed, such as Ready or Placed."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """A CamelCase word that tools match on."""
+    message: str = Field(default="", max_length=32768)
+    """A sentence for people: what was observed and what to do."""
+    observed_generation: int = Field(default=0, ge=0)
+    """The metadata.generation this condition was computed for."""
+    last_transition_time: str
+    """When status last changed (RFC 3339)."""
