@@ -1,0 +1,5 @@
+"""``python -m kubeinfer`` runs the ``kubeinfer`` command."""
+
+from kubeinfer.cli import main
+
+raise SystemExit(main())

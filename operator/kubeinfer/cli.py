@@ -1,0 +1,100 @@
+"""The ``kubeinfer`` command: run the operator, write CRDs, render manifests offline, version."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+import kubeinfer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kubeinfer`` console script."""
+    parser = argparse.ArgumentParser(prog="kubeinfer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch only these namespaces")
+    run.add_argument("--http-host", default="0.0.0.0", help="address of /healthz and /metrics")  # noqa: S104
+    run.add_argument("--http-port", type=int, default=8080, help="port of /healthz and /metrics")
+    run.add_argument("--standalone", action="store_true", help="skip peering (single replica)")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    crds = sub.add_parser("crds", help="print the CRDs, or write them to a directory")
+    crds.add_argument("-o", "--output-dir", type=Path, help="write one file per CRD here")
+
+    render = sub.add_parser("render", help="print the child objects a manifest would get")
+    render.add_argument("files", nargs="+", type=Path, help="manifest files (multi-document YAML)")
+
+    sub.add_parser("version", help="print the version")
+
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        print(kubeinfer.__version__)
+        return 0
+    if args.command == "crds":
+        return _crds(args.output_dir)
+    if args.command == "render":
+        return _render(args.files)
+    return _run(args)
+
+
+def _crds(output_dir: Path | None) -> int:
+    from kubeinfer.api import crds
+
+    files = crds.render_all()
+    if output_dir is None:
+        sys.stdout.write("---\n".join(files.values()))
+        return 0
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (output_dir / name).write_text(text, encoding="utf-8")
+        print(f"wrote {output_dir / name}")
+    return 0
+
+
+def _render(files: list[Path]) -> int:
+    from kubeinfer.planning import render
+
+    results = []
+    for path in files:
+        try:
+            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            results.extend(render.render_documents(docs, source=str(path)))
+        except (OSError, yaml.YAMLError, render.RenderError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    sys.stdout.write(render.dump(results))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import kopf
+
+    from kubeinfer.controllers import startup
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    startup.register(http_host=args.http_host, http_port=args.http_port)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.standalone,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""LogPolicy handlers: observe the pods a policy covers and the agent DaemonSet's rollout.
+
+Reads come from the watch store; the plan is :mod:`kubeinfer.planning.log_policy`.
+"""
+
+from __future__ import annotations
+
+from kubeinfer.api import base, kinds
+from kubeinfer.api import log_policy as api
+from kubeinfer.controllers import context
+from kubeinfer.controllers.reconcile import Controller
+from kubeinfer.planning import children
+from kubeinfer.planning import log_policy as planner
+
+
+async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Observed:
+    """Count the covered pods and read the agents' rollout from the store."""
+    store = context.current().store
+    if spec.inference_service is not None:
+        selector = base.LabelSelector(match_labels={"kubeinfer.io/inferenceservice": spec.inference_service})
+    else:
+        selector = spec.selector or base.LabelSelector()
+    matched = sum(
+        1
+        for p in store.all("Pod")
+        if p["metadata"].get("namespace") == owner.namespace
+        and selector.matches(p["metadata"].get("labels") or {})
+    )
+    agents = store.get("DaemonSet", owner.namespace, children.dns_name(owner.name, "log-agent"))
+    status = (agents or {}).get("status") or {}
+    return planner.Observed(
+        matched_pods=matched,
+        agents_desired=int(status["desiredNumberScheduled"]) if "desiredNumberScheduled" in status else None,
+        agents_updated=int(status.get("updatedNumberScheduled", 0)),
+    )
+
+
+CONTROLLER = Controller(kinds.LOG_POLICY, observe, planner.plan)

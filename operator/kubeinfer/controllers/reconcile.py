@@ -1,0 +1,239 @@
+"""The one reconcile loop every kind runs: observe → plan → apply children → write status.
+
+Level-triggered and idempotent: whatever woke it (a watch event of the resource or of a child, a
+resync), it recomputes the whole desired state. A child is applied only when its content hash
+differs from the one the watched copy carries; status is patched only when it differs
+semantically; so a reconcile that changes nothing sends no write. Triggers are coalesced per
+object: a burst of events runs one reconcile with the latest body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import kopf
+from pydantic import BaseModel, ValidationError
+
+from kubeinfer.api import kinds
+from kubeinfer.api.conditions import Condition, ConditionType, Reason
+from kubeinfer.controllers import context
+from kubeinfer.kube import errors
+from kubeinfer.planning import children, conditions
+from kubeinfer.planning.conditions import Observation
+
+log = logging.getLogger(__name__)
+Body = Mapping[str, Any]
+
+
+class PlanLike(Protocol):
+    """What every kind's planner returns."""
+
+    @property
+    def children(self) -> tuple[children.Manifest, ...]: ...
+    @property
+    def observations(self) -> tuple[Observation, ...]: ...
+    @property
+    def status(self) -> dict[str, Any]: ...
+
+
+Observe = Callable[[children.Owner, Any], Awaitable[Any]]
+Planner = Callable[[children.Owner, Any, Any], PlanLike]
+
+
+class Controller:
+    """Binds a kind to its observe and plan functions and runs its reconciles."""
+
+    def __init__(self, kind: kinds.Kind, observe: Observe, plan: Planner) -> None:
+        self.kind = kind
+        self.observe = observe
+        self.plan = plan
+        self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def schedule(self, namespace: str, name: str) -> None:
+        """Reconcile the object soon; repeated calls before it runs coalesce into one."""
+        key = (namespace, name)
+        if key in self._pending:
+            return
+        self._pending[key] = asyncio.get_running_loop().create_task(self._run(key))
+
+    def schedule_all(self, predicate: Callable[[Body], bool] = lambda body: True) -> None:
+        """Schedule every known object of the kind that matches ``predicate``."""
+        for body in context.current().store.all(self.kind.kind):
+            if predicate(body):
+                meta = body["metadata"]
+                self.schedule(meta["namespace"], meta["name"])
+
+    async def _run(self, key: tuple[str, str]) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._pending.pop(key, None)
+            body = context.current().store.get(self.kind.kind, *key)
+            if body is None:
+                self._locks.pop(key, None)
+                return
+            try:
+                await self.reconcile(body)
+            except Exception:  # noqa: BLE001 - one object's failure must not stop the others
+                context.current().metrics.reconciles.labels(self.kind.kind, "error").inc()
+                log.exception("Reconcile of %s %s/%s failed; retrying in 10s", self.kind.kind, *key)
+                await asyncio.sleep(10)
+                self.schedule(*key)
+
+    async def reconcile(self, body: Body) -> None:
+        """Bring one object's children and status in line with its spec."""
+        ctx = context.current()
+        started = time.perf_counter()
+        owner = owner_of(body)
+        try:
+            spec: BaseModel | None = self.kind.spec.model_validate(body.get("spec") or {})
+        except ValidationError as err:
+            spec = None
+            invalid = _invalid_spec(err)
+        if spec is None:
+            plan_obs: Sequence[Observation] = (invalid,)
+            status: dict[str, Any] = {}
+            result = "invalid"
+        else:
+            observed = await self.observe(owner, spec)
+            plan = self.plan(owner, spec, observed)
+            failures = await self._apply_children(owner, body, plan.children)
+            plan_obs = (*failures, *plan.observations) if failures else plan.observations
+            status = plan.status
+            result = "ok"
+        await self._write_status(owner, body, plan_obs, status)
+        ctx.metrics.reconciles.labels(self.kind.kind, result).inc()
+        ctx.metrics.reconcile_seconds.labels(self.kind.kind).observe(time.perf_counter() - started)
+
+    async def _apply_children(
+        self, owner: children.Owner, body: Body, wanted: Sequence[children.Manifest]
+    ) -> list[Observation]:
+        ctx = context.current()
+        failures: list[Observation] = []
+        wanted_keys = set()
+        for child in wanted:
+            meta = child["metadata"]
+            wanted_keys.add((child["kind"], meta["name"]))
+            seen = ctx.store.get(child["kind"], meta.get("namespace", ""), meta["name"])
+            digest = meta["annotations"][children.HASH_ANNOTATION]
+            if seen is not None and seen["metadata"].get("annotations", {}).get(children.HASH_ANNOTATION) == digest:
+                continue
+            try:
+                applied = await ctx.kube.apply(child)
+            except errors.NotServed:
+                kopf.warn(
+                    body,
+                    reason="ChildAPINotServed",
+                    message=f"{child['apiVersion']} {child['kind']} is not served by this cluster; "
+                    f"{meta['name']} was not created.",
+                )
+                continue
+            except errors.KubeError as err:
+                failures.append(
+                    Observation.false(
+                        ConditionType.READY,
+                        Reason.APPLY_FAILED,
+                        f"{child['kind']} {meta['name']} was refused: {err.message}",
+                    )
+                )
+                continue
+            ctx.store.put(child["kind"], applied)
+            ctx.metrics.children_applied.labels(self.kind.kind, child["kind"]).inc()
+            log.info("Applied %s %s/%s for %s %s", child["kind"], owner.namespace, meta["name"], self.kind.kind, owner.name)
+        await self._prune(owner, wanted_keys)
+        return failures[:1]
+
+    async def _prune(self, owner: children.Owner, wanted: set[tuple[str, str]]) -> None:
+        """Delete children this owner no longer wants (a removed version, a switched provider)."""
+        from kubeinfer.kube import resources  # local: only the address table is needed here
+
+        ctx = context.current()
+        for res in resources.CHILD_KINDS:
+            for child in ctx.store.owned_by(res.kind, owner.namespace, owner.uid):
+                name = child["metadata"]["name"]
+                if (res.kind, name) not in wanted:
+                    await ctx.kube.delete(res.api_version, res.kind, owner.namespace, name)
+                    ctx.store.remove(res.kind, child)
+                    log.info("Deleted %s %s/%s no longer wanted by %s", res.kind, owner.namespace, name, owner.name)
+
+    async def _write_status(
+        self,
+        owner: children.Owner,
+        body: Body,
+        observations: Sequence[Observation],
+        fields: dict[str, Any],
+    ) -> None:
+        ctx = context.current()
+        old_raw = dict(body.get("status") or {})
+        previous = [Condition.model_validate(c) for c in old_raw.get("conditions", [])]
+        merged = conditions.merge(
+            previous, _dedupe(observations), generation=owner.generation, now=datetime.now(UTC)
+        )
+        new_raw = {
+            **fields,
+            "observedGeneration": owner.generation,
+            "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in merged],
+        }
+        new = self.kind.status.model_validate(new_raw)
+        try:
+            old = self.kind.status.model_validate(old_raw)
+        except ValidationError:
+            old = None
+        if old == new:
+            return
+        patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
+        for key in old_raw:
+            patch.setdefault(key, None)
+        await ctx.kube.patch_status(owner.api_version, owner.kind, owner.namespace, owner.name, patch)
+        ctx.metrics.status_writes.labels(self.kind.kind).inc()
+        for cond in conditions.transitions(previous, merged):
+            message = f"{cond.type} is {cond.status}: {cond.message}"
+            if cond.status == "False" and cond.type == ConditionType.READY:
+                kopf.warn(body, reason=cond.reason, message=message)
+            else:
+                kopf.info(body, reason=cond.reason, message=message)
+        ready = next(c for c in merged if c.type == ConditionType.READY)
+        log.info(
+            "Updated %s %s/%s status: Ready=%s (%s)",
+            self.kind.kind, owner.namespace, owner.name, ready.status, ready.reason,
+        )
+
+
+def _dedupe(observations: Sequence[Observation]) -> list[Observation]:
+    """Keep the first observation of each type (apply failures override the planner's Ready)."""
+    seen: set[str] = set()
+    out = []
+    for obs in observations:
+        if obs.type not in seen:
+            seen.add(obs.type)
+            out.append(obs)
+    return out
+
+
+def _invalid_spec(err: ValidationError) -> Observation:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return Observation.false(
+        ConditionType.READY,
+        Reason.INVALID_SPEC,
+        f"spec.{where}: {first['msg']} ({err.error_count()} problems in all).",
+    )
+
+
+def owner_of(body: Body) -> children.Owner:
+    """Return the :class:`children.Owner` identity of a custom resource body."""
+    meta = body["metadata"]
+    return children.Owner(
+        api_version=body["apiVersion"],
+        kind=body["kind"],
+        name=meta["name"],
+        namespace=meta["namespace"],
+        uid=meta["uid"],
+        generation=int(meta.get("generation", 0)),
+        labels=dict(meta.get("labels") or {}),
+    )

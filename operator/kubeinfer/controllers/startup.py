@@ -1,0 +1,74 @@
+"""Operator startup: every kopf setting chosen explicitly, the context built, HTTP served.
+
+Each setting carries the reason it is set the way it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import CollectorRegistry
+
+from kubeinfer.controllers import context, http, watches
+from kubeinfer.kube import client
+from kubeinfer.kube.store import Store
+from kubeinfer.metrics import Metrics
+
+RESYNC_SECONDS = 60.0
+"""Every object is reconciled at least this often, so drift and missed events heal."""
+
+
+def register(*, http_host: str, http_port: int) -> None:
+    """Register the startup/cleanup hooks and every watch handler."""
+    watches.register()
+    state: dict[str, Any] = {}
+
+    @kopf.on.startup()
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Progress and the diff base live in annotations, never in status: our status schema
+        # is strict and owned by the reconcilers. (Raw event handlers use neither.)
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.kubeinfer.io")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="kopf.kubeinfer.io", key="last-handled-configuration"
+        )
+        # Peering lets a second replica stand by for HA; it is not mandatory so a cluster
+        # without the peering CRD still runs one replica.
+        settings.peering.name = "kubeinfer"
+        settings.peering.clusterwide = True
+        settings.peering.mandatory = False
+        # Only warnings and errors from kopf's per-object loggers become Events; decisions post
+        # their own Events with specific reasons.
+        settings.posting.level = logging.WARNING
+        # Watches reconnect quickly and are refreshed every 10 min against silent stalls.
+        settings.watching.server_timeout = 600
+        settings.watching.client_timeout = 660
+        settings.watching.reconnect_backoff = 1.0
+        # Batch bursts of events per object for a short moment before handling.
+        settings.batching.batch_window = 0.1
+        # Our handlers are async; no thread pool is needed beyond the kube client's own.
+        settings.execution.max_workers = 8
+
+        metrics = Metrics(CollectorRegistry())
+        kube = client.Kube(client.load_config(), observe=metrics.observe_request)
+        context.install(context.Context(kube=kube, store=Store(), metrics=metrics))
+        state["http"] = await http.serve(http_host, http_port)
+        state["resync"] = asyncio.get_running_loop().create_task(_resync())
+
+    @kopf.on.cleanup()
+    async def stop(**_: Any) -> None:
+        task = state.get("resync")
+        if task is not None:
+            task.cancel()
+        runner = state.get("http")
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _resync() -> None:
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        for controller in watches.CONTROLLERS.values():
+            controller.schedule_all()

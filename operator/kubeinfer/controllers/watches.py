@@ -1,0 +1,120 @@
+"""kopf watch handlers: mirror watched objects into the store and wake the right reconciles.
+
+One raw-event handler per kind. Raw event handlers store nothing on the objects (no finalizers,
+no progress annotations), which keeps the operator level-triggered and GitOps-quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+
+from kubeinfer.api import GROUP, VERSION, kinds
+from kubeinfer.controllers import chaos_experiment, context, gpu_pool, inference_service, log_policy
+from kubeinfer.controllers.reconcile import Controller
+from kubeinfer.kube import resources
+from kubeinfer.planning import children
+
+CONTROLLERS: dict[str, Controller] = {
+    c.kind.kind: c
+    for c in (
+        inference_service.CONTROLLER,
+        gpu_pool.CONTROLLER,
+        chaos_experiment.CONTROLLER,
+        log_policy.CONTROLLER,
+    )
+}
+MANAGED = {"app.kubernetes.io/managed-by": children.MANAGED_BY}
+Body = Mapping[str, Any]
+
+
+def _mirror(kind: str, event: Mapping[str, Any], body: Body) -> None:
+    store = context.current().store
+    if event.get("type") == "DELETED":
+        store.remove(kind, body)
+    else:
+        store.put(kind, body)
+
+
+def _register_custom(kind: kinds.Kind) -> None:
+    controller = CONTROLLERS[kind.kind]
+
+    @kopf.on.event(GROUP, VERSION, kind.plural)
+    async def on_custom(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        _mirror(kind.kind, event, dict(body))
+        if event.get("type") != "DELETED":
+            controller.schedule(body.metadata["namespace"], body.metadata["name"])
+        if kind is kinds.GPU_POOL:
+            pool = body.metadata["name"]
+            CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule_all(
+                lambda b: (b.get("spec", {}).get("placement") or {}).get("gpuPool") == pool
+            )
+
+
+def _register_child(res: resources.Resource) -> None:
+    group, _, version = res.api_version.rpartition("/")
+
+    @kopf.on.event(group, version, res.plural, labels=MANAGED)  # type: ignore[arg-type]
+    async def on_child(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        _mirror(res.kind, event, dict(body))
+        for ref in body.metadata.get("ownerReferences") or []:
+            owner = CONTROLLERS.get(ref.get("kind", ""))
+            if owner is not None and ref.get("apiVersion", "").startswith(GROUP + "/"):
+                owner.schedule(body.metadata["namespace"], ref["name"])
+
+
+def _slim_pod(body: Body) -> dict[str, Any]:
+    """Keep the fields the planners read, so the pod mirror stays small on big clusters."""
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    return {
+        "metadata": {
+            k: body["metadata"].get(k)
+            for k in ("name", "namespace", "labels", "uid", "deletionTimestamp")
+        },
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": [{"resources": c.get("resources") or {}} for c in spec.get("containers") or []],
+        },
+        "status": {"phase": status.get("phase"), "conditions": status.get("conditions") or []},
+    }
+
+
+def _register_cluster_inputs() -> None:
+    def wake(*kind_names: str, predicate: Callable[[Body], bool] = lambda b: True) -> None:
+        for name in kind_names:
+            CONTROLLERS[name].schedule_all(predicate)
+
+    @kopf.on.event("", "v1", "nodes")
+    async def on_node(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        _mirror("Node", event, dict(body))
+        wake(kinds.GPU_POOL.kind)
+
+    @kopf.on.event("", "v1", "pods")
+    async def on_pod(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        slim = _slim_pod(dict(body))
+        _mirror("Pod", event, slim)
+        namespace = slim["metadata"]["namespace"]
+        if slim["spec"]["nodeName"]:
+            wake(kinds.GPU_POOL.kind)
+        wake(
+            kinds.CHAOS_EXPERIMENT.kind,
+            kinds.LOG_POLICY.kind,
+            predicate=lambda b: b["metadata"]["namespace"] == namespace,
+        )
+
+    @kopf.on.event("apiregistration.k8s.io", "v1", "apiservices")
+    async def on_apiservice(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        _mirror("APIService", event, dict(body))
+        wake(kinds.INFERENCE_SERVICE.kind)
+
+
+def register() -> None:
+    """Register every watch handler with kopf's default registry."""
+    for kind in kinds.ALL:
+        _register_custom(kind)
+    for res in resources.CHILD_KINDS:
+        _register_child(res)
+    _register_cluster_inputs()

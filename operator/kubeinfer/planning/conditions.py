@@ -1,0 +1,98 @@
+"""Condition bookkeeping: merge new observations into status and derive ``Ready``.
+
+``lastTransitionTime`` moves only when a condition's status changes, so a reconcile that
+observes nothing new produces identical conditions (and the controller sends no write).
+``Ready`` is derived from a kind's gate conditions by fixed priority: the first gate that is not
+True decides Ready's status, reason and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from kubeinfer.api.conditions import Condition, ConditionStatus, ConditionType, Reason
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a planner asserts about one aspect of a resource."""
+
+    type: ConditionType
+    status: ConditionStatus
+    reason: Reason
+    message: str
+
+    @classmethod
+    def true(cls, type_: ConditionType, reason: Reason, message: str) -> Observation:
+        return cls(type_, "True", reason, message)
+
+    @classmethod
+    def false(cls, type_: ConditionType, reason: Reason, message: str) -> Observation:
+        return cls(type_, "False", reason, message)
+
+    @classmethod
+    def unknown(cls, type_: ConditionType, reason: Reason, message: str) -> Observation:
+        return cls(type_, "Unknown", reason, message)
+
+
+def derive_ready(
+    observations: Sequence[Observation], gates: Sequence[ConditionType]
+) -> Observation:
+    """Return the Ready observation: True only when every gate, in priority order, is True."""
+    by_type = {o.type: o for o in observations}
+    for gate in gates:
+        found = by_type.get(gate)
+        if found is None:
+            return Observation.unknown(
+                ConditionType.READY, Reason.RECONCILING, f"{gate} has not been observed yet."
+            )
+        if found.status != "True":
+            status: ConditionStatus = "Unknown" if found.status == "Unknown" else "False"
+            return Observation(ConditionType.READY, status, found.reason, found.message)
+    return Observation.true(ConditionType.READY, Reason.AS_EXPECTED, "All conditions are met.")
+
+
+def with_ready(
+    observations: Sequence[Observation], gates: Sequence[ConditionType]
+) -> tuple[Observation, ...]:
+    """Return ``observations`` with the derived Ready first."""
+    return (derive_ready(observations, gates), *observations)
+
+
+def merge(
+    previous: Sequence[Condition],
+    observations: Sequence[Observation],
+    *,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """Merge observations into the previous conditions, keeping transition times that hold.
+
+    Conditions that are not re-observed are dropped: the planner states every condition a kind
+    carries on every pass, so a leftover would be stale.
+    """
+    before = {c.type: c for c in previous}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    merged: list[Condition] = []
+    for obs in observations:
+        old = before.get(obs.type)
+        moved = old is None or old.status != obs.status
+        merged.append(
+            Condition(
+                type=obs.type.value,
+                status=obs.status,
+                reason=obs.reason.value,
+                message=obs.message,
+                observed_generation=generation,
+                last_transition_time=stamp if moved or old is None else old.last_transition_time,
+            )
+        )
+    return merged
+
+
+def transitions(previous: Sequence[Condition], merged: Sequence[Condition]) -> list[Condition]:
+    """Return the conditions whose status or reason changed: each deserves an Event."""
+    before = {c.type: (c.status, c.reason) for c in previous}
+    return [c for c in merged if before.get(c.type) != (c.status, c.reason)]

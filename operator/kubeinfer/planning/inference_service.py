@@ -1,0 +1,424 @@
+"""Plan an InferenceService: its children and its status, from spec and observed state.
+
+Children: a Deployment and a Service per model version, the front Service, the route
+(Gateway API HTTPRoute or Istio VirtualService), the autoscaler (HPA or KEDA ScaledObject), a
+PodDisruptionBudget and a ServiceMonitor. Pure: the controller gathers :class:`Observed` and
+applies the returned :class:`Plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeinfer.api import base
+from kubeinfer.api import inference_service as api
+from kubeinfer.api.conditions import ConditionType, Reason
+from kubeinfer.planning import autoscaling, children, runtimes, tiers
+from kubeinfer.planning.conditions import Observation, with_ready
+
+GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
+"""Ready's gates, in priority order. MetricsAvailable and CapacityAvailable inform; they do not
+gate Ready, because the model serves traffic without an autoscaler's metrics."""
+
+VERSION_LABEL = "kubeinfer.io/model-version"
+HTTP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class PoolView:
+    """What the planner needs to know of the GPU pool."""
+
+    exists: bool
+    inventory: bool = False
+    free_gpus: int = 0
+    largest_node_gpus: int = 0
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """Observed state of one version's Deployment."""
+
+    replicas: int = 0
+    ready_replicas: int = 0
+    available: bool = False
+    failed: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsApiView:
+    """Observed state of the APIService serving the autoscaler's metrics."""
+
+    name: str
+    exists: bool
+    available: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the controller read from the cluster for one InferenceService."""
+
+    pool: PoolView | None
+    deployments: dict[str, DeploymentView] = field(default_factory=dict)
+    route_accepted: bool | None = None
+    route_message: str = ""
+    metrics_api: MetricsApiView | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Desired children and status."""
+
+    children: tuple[children.Manifest, ...]
+    observations: tuple[Observation, ...]
+    status: dict[str, Any]
+
+
+def version_name(owner: children.Owner, version: str) -> str:
+    """Name of a version's Deployment and Service."""
+    return children.dns_name(owner.name, version)
+
+
+def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
+    """Return the Deployment of the spec's model version.
+
+    ``replicas`` is left out on purpose: the autoscaler owns it, so neither Git nor a
+    server-side apply of this manifest ever fights the autoscaler over it.
+    """
+    runtime = runtimes.RUNTIMES[spec.model.runtime]
+    tier = tiers.TIERS[spec.sla.tier]
+    launch = runtimes.Launch(
+        model=spec.model,
+        gpus=spec.resources.gpus,
+        max_batch_size=spec.batching.max_batch_size or tier.max_batch_size,
+        max_batch_latency_ms=(
+            spec.batching.max_latency_ms
+            if spec.batching.max_latency_ms is not None
+            else tier.max_batch_latency_ms
+        ),
+    )
+    name = version_name(owner, spec.model.version)
+    pod_labels = children.child_labels(owner, {VERSION_LABEL: spec.model.version})
+    selector = {owner.label_key: owner.name, VERSION_LABEL: spec.model.version}
+    limits: dict[str, str] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+    if spec.resources.gpus:
+        limits["nvidia.com/gpu"] = str(spec.resources.gpus)
+    load_s = base.duration_seconds(spec.model.load_timeout)
+    container: children.Manifest = {
+        "name": "server",
+        "image": spec.model.image or runtime.image,
+        "args": runtime.args(launch),
+        "env": [{"name": k, "value": v} for k, v in sorted(runtime.env(launch).items())],
+        "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}]
+        + (
+            [{"name": "metrics", "containerPort": runtime.metrics_port, "protocol": "TCP"}]
+            if runtime.metrics_port != runtime.port
+            else []
+        ),
+        "resources": {"requests": dict(limits), "limits": dict(limits)},
+        "startupProbe": {
+            "httpGet": {"path": runtime.health_path, "port": runtime.port},
+            "periodSeconds": 10,
+            "failureThreshold": max(int(load_s // 10), 1),
+        },
+        "readinessProbe": {
+            "httpGet": {"path": runtime.ready_path, "port": runtime.port},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": runtime.health_path, "port": runtime.port},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    pod_spec: children.Manifest = {
+        "priorityClassName": tier.priority_class,
+        "terminationGracePeriodSeconds": 60,
+        "containers": [container],
+        "volumes": [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory}}
+        ],
+    }
+    if spec.placement.node_selector:
+        pod_spec["nodeSelector"] = dict(sorted(spec.placement.node_selector.items()))
+    if spec.placement.tolerations:
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in spec.placement.tolerations
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": children.metadata(owner, name, labels={VERSION_LABEL: spec.model.version}),
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "progressDeadlineSeconds": int(load_s) + 300,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        },
+    }
+
+
+def build_service(
+    owner: children.Owner, name: str, selector: dict[str, str], target_port: int
+) -> children.Manifest:
+    """Return a ClusterIP Service named ``name`` over the pods ``selector`` matches."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": children.metadata(owner, name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(sorted(selector.items())),
+            "ports": [
+                {"name": "http", "port": HTTP_PORT, "targetPort": target_port, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def build_route(
+    owner: children.Owner, spec: api.InferenceServiceSpec, backends: list[tuple[str, int]]
+) -> children.Manifest | None:
+    """Return the route splitting traffic over ``backends`` (Service name, weight), if any."""
+    if spec.traffic.provider == "gateway-api":
+        return {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": children.metadata(owner, owner.name),
+            "spec": {
+                "parentRefs": [
+                    p.model_dump(by_alias=True, exclude_none=True) for p in spec.traffic.parent_refs
+                ],
+                **({"hostnames": list(spec.traffic.hostnames)} if spec.traffic.hostnames else {}),
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                        "backendRefs": [
+                            {"name": svc, "port": HTTP_PORT, "weight": weight}
+                            for svc, weight in backends
+                        ],
+                    }
+                ],
+            },
+        }
+    if spec.traffic.provider == "istio":
+        host = f"{owner.name}.{owner.namespace}.svc.cluster.local"
+        return {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": children.metadata(owner, owner.name),
+            "spec": {
+                "hosts": list(spec.traffic.hostnames) or [host],
+                "http": [
+                    {
+                        "route": [
+                            {
+                                "destination": {
+                                    "host": f"{svc}.{owner.namespace}.svc.cluster.local",
+                                    "port": {"number": HTTP_PORT},
+                                },
+                                "weight": weight,
+                            }
+                            for svc, weight in backends
+                        ]
+                    }
+                ],
+            },
+        }
+    return None
+
+
+def build_pdb(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
+    """Return the PodDisruptionBudget protecting the tier's share of replicas."""
+    tier = tiers.TIERS[spec.sla.tier]
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": children.metadata(owner, owner.name),
+        "spec": {
+            "minAvailable": f"{tier.min_available_percent}%",
+            "selector": {"matchLabels": {owner.label_key: owner.name}},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def build_service_monitor(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
+    """Return the ServiceMonitor scraping every version's model servers."""
+    runtime = runtimes.RUNTIMES[spec.model.runtime]
+    port = "metrics" if runtime.metrics_port != runtime.port else "http"
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": children.metadata(owner, owner.name),
+        "spec": {
+            "selector": {"matchLabels": {owner.label_key: owner.name}},
+            "podTargetLabels": [owner.label_key, VERSION_LABEL],
+            "endpoints": [{"port": port, "path": runtime.metrics_path, "interval": "15s"}],
+        },
+    }
+
+
+def _version_service(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
+    runtime = runtimes.RUNTIMES[spec.model.runtime]
+    svc = build_service(
+        owner,
+        version_name(owner, spec.model.version),
+        {owner.label_key: owner.name, VERSION_LABEL: spec.model.version},
+        runtime.port,
+    )
+    if runtime.metrics_port != runtime.port:
+        svc["spec"]["ports"].append(
+            {"name": "metrics", "port": runtime.metrics_port, "targetPort": runtime.metrics_port,
+             "protocol": "TCP"}
+        )
+    svc["metadata"]["labels"][VERSION_LABEL] = spec.model.version
+    return svc
+
+
+def render(owner: children.Owner, spec: api.InferenceServiceSpec) -> tuple[children.Manifest, ...]:
+    """Return every child of the InferenceService, each stamped with its content hash."""
+    runtime = runtimes.RUNTIMES[spec.model.runtime]
+    deployment = build_deployment(owner, spec)
+    stable = deployment["metadata"]["name"]
+    objs: list[children.Manifest | None] = [
+        deployment,
+        _version_service(owner, spec),
+        build_service(
+            owner,
+            owner.name,
+            {owner.label_key: owner.name, VERSION_LABEL: spec.model.version},
+            runtime.port,
+        ),
+        build_route(owner, spec, [(stable, 100)]),
+        (
+            autoscaling.build_scaled_object(owner, spec, stable)
+            if spec.autoscaling.engine == "keda"
+            else autoscaling.build_hpa(owner, spec, stable)
+        ),
+        build_pdb(owner, spec),
+        build_service_monitor(owner, spec),
+    ]
+    return tuple(children.stamp_hash(o) for o in objs if o is not None)
+
+
+def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
+    """Return the children and status of an InferenceService."""
+    stable = spec.model.version
+    dep = observed.deployments.get(stable, DeploymentView())
+    observations = (
+        _placed(spec, observed.pool),
+        _capacity(spec, observed.pool),
+        _model_loaded(dep),
+        _traffic_ready(spec, dep, observed),
+        _metrics(spec, observed.metrics_api),
+    )
+    status = {
+        "url": f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{HTTP_PORT}",
+        "replicas": dep.replicas,
+        "readyReplicas": dep.ready_replicas,
+        "selector": f"{owner.label_key}={owner.name}",
+        "stable": {"version": stable, "replicas": dep.replicas, "readyReplicas": dep.ready_replicas},
+        "traffic": {"stableWeight": 100, "candidateWeight": 0, "mirrorPercent": 0},
+    }
+    return Plan(render(owner, spec), with_ready(observations, GATES), status)
+
+
+def _placed(spec: api.InferenceServiceSpec, pool: PoolView | None) -> Observation:
+    kind = ConditionType.PLACED
+    if spec.resources.gpus == 0:
+        return Observation.true(kind, Reason.AS_EXPECTED, "No GPUs requested; the scheduler places the replicas.")
+    if pool is None or not pool.exists:
+        return Observation.false(
+            kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist."
+        )
+    if not pool.inventory:
+        return Observation.false(
+            kind,
+            Reason.PLACEMENT_PENDING,
+            f"GPUPool {spec.placement.gpu_pool!r} has no GPU inventory from node agents yet.",
+        )
+    if pool.largest_node_gpus < spec.resources.gpus:
+        return Observation.false(
+            kind,
+            Reason.NO_NODE_FITS,
+            f"A replica needs {spec.resources.gpus} GPUs; the largest node in "
+            f"{spec.placement.gpu_pool!r} has {pool.largest_node_gpus}.",
+        )
+    return Observation.unknown(
+        kind,
+        Reason.NOT_IMPLEMENTED,
+        "Topology-aware GPU placement is not built yet; the scheduler places replicas by GPU count.",
+    )
+
+
+def _capacity(spec: api.InferenceServiceSpec, pool: PoolView | None) -> Observation:
+    kind = ConditionType.CAPACITY_AVAILABLE
+    need = spec.resources.gpus * spec.replicas.min
+    if spec.resources.gpus == 0:
+        return Observation.true(kind, Reason.AS_EXPECTED, "No GPUs requested.")
+    if pool is None or not pool.exists:
+        return Observation.false(kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist.")
+    if not pool.inventory:
+        return Observation.unknown(kind, Reason.POOL_NOT_READY, "The GPU pool has no inventory yet.")
+    if pool.free_gpus < need:
+        return Observation.false(
+            kind,
+            Reason.INSUFFICIENT_GPUS,
+            f"{need} GPUs needed for {spec.replicas.min} replicas; the pool has {pool.free_gpus} free.",
+        )
+    return Observation.true(kind, Reason.AS_EXPECTED, f"{pool.free_gpus} GPUs free; {need} needed.")
+
+
+def _model_loaded(dep: DeploymentView) -> Observation:
+    kind = ConditionType.MODEL_LOADED
+    if dep.failed:
+        return Observation.false(kind, Reason.DEPLOYMENT_FAILED, dep.message or "Progress deadline exceeded.")
+    if dep.ready_replicas == 0:
+        return Observation.false(
+            kind, Reason.DEPLOYMENT_PROGRESSING, f"0 of {dep.replicas} model server pods are ready."
+        )
+    return Observation.true(
+        kind, Reason.AS_EXPECTED, f"{dep.ready_replicas} of {dep.replicas} model server pods are ready."
+    )
+
+
+def _traffic_ready(
+    spec: api.InferenceServiceSpec, dep: DeploymentView, observed: Observed
+) -> Observation:
+    kind = ConditionType.TRAFFIC_READY
+    if dep.ready_replicas == 0:
+        return Observation.false(kind, Reason.NO_READY_REPLICAS, "No model server pod is ready to take traffic.")
+    if spec.traffic.provider == "none":
+        return Observation.true(kind, Reason.TRAFFIC_DISABLED, "The Service routes to ready pods; no route is managed.")
+    if spec.traffic.provider == "istio":
+        return Observation.true(kind, Reason.AS_EXPECTED, "The VirtualService routes to ready pods.")
+    if observed.route_accepted:
+        return Observation.true(kind, Reason.AS_EXPECTED, "The HTTPRoute is accepted by its Gateway.")
+    return Observation.false(
+        kind,
+        Reason.ROUTE_NOT_ACCEPTED,
+        observed.route_message or "No Gateway has accepted the HTTPRoute yet.",
+    )
+
+
+def _metrics(spec: api.InferenceServiceSpec, view: MetricsApiView | None) -> Observation:
+    kind = ConditionType.METRICS_AVAILABLE
+    needed = autoscaling.metrics_api_for(spec)
+    if view is None or not view.exists:
+        return Observation.false(
+            kind,
+            Reason.METRICS_API_MISSING,
+            f"No APIService {needed} is registered; the {spec.autoscaling.engine} autoscaler for "
+            f"tier {spec.sla.tier} would show <unknown>.",
+        )
+    if not view.available:
+        return Observation.false(
+            kind, Reason.METRICS_API_UNAVAILABLE, f"APIService {needed} is unavailable: {view.message}"
+        )
+    return Observation.true(kind, Reason.AS_EXPECTED, f"APIService {needed} is available.")
