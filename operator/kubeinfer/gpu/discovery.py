@@ -386,9 +386,7 @@ def discover(
             driver_version=nvml.nvmlSystemGetDriverVersion(),
             devices=tuple(device for device, _ in present.values()),
             lost=tuple(lost),
-            topology=build_topology(
-                nvml, present, count=count, nic_levels=nic_levels, name=name
-            ),
+            topology=build_topology(nvml, present, count=count, nic_levels=nic_levels, name=name),
             health=tuple(sorted(health, key=lambda s: s.index)),
         )
     except pynvml.NVMLError as err:

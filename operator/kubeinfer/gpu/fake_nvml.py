@@ -73,7 +73,8 @@ class FakeNvml:
         while self._backlog:
             event = self._backlog.popleft()
             targets = [
-                s for s in self._sets
+                s
+                for s in self._sets
                 if not s.freed and s.registered.get(event.gpu, 0) & event.event_type
             ]
             for event_set in targets:

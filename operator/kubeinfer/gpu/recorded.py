@@ -185,7 +185,8 @@ class RecordedMachine:
 def guess_product(title: str, gpu_count: int) -> Product:
     """Pick the catalog product a recording's title names for ``gpu_count`` GPUs."""
     segments = [
-        text for count, text in re.findall(r"(\d+)\s*\u00d7\s*([^,()]+)", title)
+        text
+        for count, text in re.findall(r"(\d+)\s*\u00d7\s*([^,()]+)", title)
         if int(count) == gpu_count
     ]
     for haystack in [*segments, title]:
@@ -298,3 +299,48 @@ def with_gpu(machine: RecordedMachine, index: int, **changes: object) -> Recorde
     gpus = list(machine.gpus)
     gpus[index] = dataclasses.replace(gpus[index], **changes)  # type: ignore[arg-type]
     return dataclasses.replace(machine, gpus=tuple(gpus))
+
+
+def _mig_devices(machine: str, gpu: int, profiles: list[str]) -> tuple[RecordedMig, ...]:
+    devices = []
+    for slot, profile in enumerate(profiles):
+        gib = int(re.sub(r"\D", "", profile.split(".")[1]))
+        digest = hashlib.sha256(f"{machine}/{gpu}/mig{slot}".encode()).hexdigest()
+        uuid = f"MIG-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+        devices.append(RecordedMig(slot + 1, 0, profile, gib * GIB, uuid))
+    return tuple(devices)
+
+
+def _apply(machine: RecordedMachine, verb: str, args: list[str]) -> RecordedMachine:
+    gpu = int(args[0])
+    if verb == "mig":
+        return with_gpu(
+            machine, gpu, mig_enabled=True, mig_devices=_mig_devices(machine.name, gpu, args[1:])
+        )
+    if verb == "lost":
+        return with_gpu(machine, gpu, lost=True)
+    if verb == "temperature":
+        return with_gpu(machine, gpu, temperature_c=int(args[1]))
+    if verb == "pcie":
+        return with_gpu(machine, gpu, pcie_generation=int(args[1]), pcie_width=int(args[2]))
+    if verb == "xid":
+        event = RecordedEvent(gpu, pynvml.nvmlEventTypeXidCriticalError, int(args[1]))
+        return dataclasses.replace(machine, events=(*machine.events, event))
+    msg = f"unknown fixture directive {verb!r}"
+    raise ValueError(msg)
+
+
+def machine_from_recording(
+    text: str, *, name: str, product: Product | None = None
+) -> RecordedMachine:
+    """A machine from a recording: its matrix plus ``# kubeinfer: <verb> <gpu> …`` directives.
+
+    Directives describe what a matrix cannot: ``mig <gpu> <profile>…``, ``lost <gpu>``,
+    ``temperature <gpu> <°C>``, ``pcie <gpu> <gen> <width>`` (trained link), ``xid <gpu> <n>``.
+    """
+    machine = machine_from_matrix(smi_topo.parse(text), name=name, product=product)
+    for line in text.splitlines():
+        match = re.match(r"^#\s*kubeinfer:\s*(\w+)\s+(.*)$", line)
+        if match:
+            machine = _apply(machine, match.group(1), match.group(2).split())
+    return machine

@@ -222,7 +222,13 @@ def _search_node(request: Request, node: NodeState) -> gpu_selection.Selection |
 
 def _within_key(sel: gpu_selection.Selection) -> tuple[float, int, int, float, tuple[int, ...]]:
     bottleneck = sel.bottleneck_gbps if sel.bottleneck_gbps is not None else math.inf
-    return (bottleneck, sel.pair_score, -sel.numa_span, sel.future_value, tuple(-g for g in sel.gpus))
+    return (
+        bottleneck,
+        sel.pair_score,
+        -sel.numa_span,
+        sel.future_value,
+        tuple(-g for g in sel.gpus),
+    )
 
 
 def _rejection(request: Request, node: NodeState) -> str | None:

@@ -1,0 +1,23 @@
+"""Where the recorded topologies live, relative to the repository (no absolute paths).
+
+``SHARED`` holds real machines' ``nvidia-smi topo -m`` recordings beside the repository
+(``../shared/fixtures/topologies``); ``SYNTHETIC`` holds kubeinfer's own (16-GPU NVSwitch,
+16-GPU PCIe pairs, MIG-enabled H100, a GPU that fell off the bus).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "fixtures" / "topologies"
+SYNTHETIC = Path(__file__).resolve().parent / "fixtures"
+
+
+def shared_or_skip() -> Path:
+    """The shared recordings directory, or skip the test when it is not checked out beside."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared recordings not found at {SHARED.relative_to(REPO.parent)}")
+    return SHARED
