@@ -1,0 +1,95 @@
+"""pytest fixtures for the end-to-end suite, all against one real control plane per session.
+
+- ``cluster`` (session): control plane + 2 fake 8-GPU nodes + third-party and kubeinfer CRDs;
+  exposes ``kubeconfig``, ``api_client()``, ``kubectl``. Builds missing binaries first.
+- ``api`` (function): an admin ``kubernetes.client.ApiClient``, closed after the test.
+- ``namespace`` (function): a fresh namespace, deleted after the test.
+- ``kubeinfer_crds`` (session): kubeinfer's generated CRDs from ``crds/``, installed once.
+- ``operator_kubeconfig`` (session): the operator ServiceAccount's kubeconfig, exactly the
+  RBAC of ``manifests/``.
+- ``operator`` (function): ``kubeinfer run`` as a subprocess with that kubeconfig; its output
+  goes to a file that is attached to the report of a failing test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import re
+import secrets
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+
+from e2e.harness import cluster as cluster_setup
+from e2e.harness import operator_process, processes
+
+OPERATOR_LOG = pytest.StashKey[pathlib.Path]()
+MAX_ATTACHED_LOG_CHARS = 20_000
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster_setup.Cluster]:
+    """The session's control plane, ready for kubeinfer."""
+    with cluster_setup.running(tmp_path_factory.mktemp("control-plane")) as running:
+        yield running
+
+
+@pytest.fixture
+def api(cluster: cluster_setup.Cluster) -> Iterator[Any]:
+    """An admin API client for one test."""
+    with contextlib.closing(cluster.api_client()) as client:
+        yield client
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, api: Any) -> Iterator[str]:
+    """A namespace named after the test, deleted (without waiting) afterwards."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{stem}-{secrets.token_hex(3)}"
+    core: Any = kubernetes.client.CoreV1Api(api)
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    with contextlib.suppress(kubernetes.client.ApiException):
+        core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def kubeinfer_crds(cluster: cluster_setup.Cluster) -> tuple[str, ...]:
+    """Names of kubeinfer's CRDs, installed from ``crds/`` and established."""
+    return cluster.kubeinfer_crds
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(cluster: cluster_setup.Cluster) -> pathlib.Path:
+    """Kubeconfig of the kubeinfer-operator ServiceAccount (RBAC from ``manifests/``)."""
+    return cluster.operator_kubeconfig
+
+
+@pytest.fixture
+def operator(
+    request: pytest.FixtureRequest,
+    kubeinfer_crds: tuple[str, ...],
+    operator_kubeconfig: pathlib.Path,
+    tmp_path: pathlib.Path,
+) -> Iterator[operator_process.RunningOperator]:
+    """The operator running as its ServiceAccount for the duration of one test."""
+    log_path = tmp_path / "kubeinfer-operator.log"
+    request.node.stash[OPERATOR_LOG] = log_path
+    with processes.Supervisor() as supervisor:
+        yield operator_process.start(supervisor, kubeconfig=operator_kubeconfig, log_path=log_path)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the operator's output to the report of a test that failed while it ran."""
+    report = yield
+    log_path = item.stash.get(OPERATOR_LOG, None)
+    if report.failed and log_path is not None and log_path.exists():
+        text = log_path.read_text(encoding="utf-8", errors="replace")[-MAX_ATTACHED_LOG_CHARS:]
+        report.sections.append((f"kubeinfer operator log ({log_path})", text))
+    return report

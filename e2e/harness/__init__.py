@@ -1,0 +1,20 @@
+"""A real Kubernetes control plane for development and tests, built from published Go modules.
+
+Modules, one job each:
+
+- ``versions``: reads ``e2e/tools/versions.env``, the one place every third-party version is pinned.
+- ``gomodules``: finds a pinned Go module's files on disk (``go mod download``).
+- ``toolchain``: builds and caches etcd, kube-apiserver, kube-controller-manager,
+  kube-scheduler, kubectl and kwok; regenerates ``e2e/tools/go.mod`` from the versions file.
+- ``pki``: the certificates and keys the control plane needs.
+- ``kubeconfig``: kubeconfig files for certificate and token credentials.
+- ``processes``: child processes in their own process groups, always stopped on exit.
+- ``control_plane``: starts and stops etcd, the API server, controller manager, scheduler, kwok.
+- ``kwok_stages``: KWOK's Stage resources, read from the kwok module's own files.
+- ``gpu_nodes``: fake GPU nodes that look like real ones (GPU Feature Discovery labels).
+- ``crds``: third-party CRDs read from their own modules, and the repo's generated CRDs.
+- ``kubectl``: runs the built kubectl against a kubeconfig.
+- ``rbac``: applies ``manifests/`` RBAC and mints a ServiceAccount kubeconfig.
+- ``operator``: runs ``kubeinfer run`` as a subprocess with its output in a file.
+- ``logfmt``: key=value log formatting for the harness and ``make dev``.
+"""

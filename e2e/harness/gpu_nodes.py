@@ -1,0 +1,126 @@
+"""Fake GPU nodes, run by kwok, that look like real ones to the scheduler and the operator.
+
+Owns: the Node object of a GPU node (capacity and allocatable with ``nvidia.com/gpu``, the labels
+NVIDIA GPU Feature Discovery puts on real nodes, the kwok annotation, an optional topology
+annotation), creating such nodes and waiting until kwok has made them Ready.
+Must not: describe GPU topology itself; the caller passes the ``gpu.kubeinfer.io/topology`` JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import kubernetes
+
+from e2e.harness import control_plane, waiting
+
+GPU_RESOURCE = "nvidia.com/gpu"
+TOPOLOGY_ANNOTATION = "gpu.kubeinfer.io/topology"
+READY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuNodeSpec:
+    """One fake GPU node. Defaults describe an 8 x H100 80GB SXM server."""
+
+    name: str
+    gpus: int = 8
+    product: str = "NVIDIA-H100-80GB-HBM3"
+    gpu_memory_mib: int = 81559
+    gpu_family: str = "hopper"
+    cpu: str = "192"
+    memory: str = "2015Gi"
+    pods: int = 110
+    ephemeral_storage: str = "3500Gi"
+    topology: str | None = None  # opaque JSON for the gpu.kubeinfer.io/topology annotation
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    taints: Sequence[Mapping[str, str]] = ()
+
+
+def build_node(spec: GpuNodeSpec) -> dict[str, Any]:
+    """The Node manifest for ``spec``; kwok keeps the capacity given here and fills in the rest."""
+    labels = {
+        "kubernetes.io/hostname": spec.name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "type": "kwok",
+        # What GPU Feature Discovery labels a real node with.
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": spec.product,
+        "nvidia.com/gpu.count": str(spec.gpus),
+        "nvidia.com/gpu.memory": str(spec.gpu_memory_mib),
+        "nvidia.com/gpu.family": spec.gpu_family,
+        "nvidia.com/gpu.replicas": "1",
+        "nvidia.com/gpu.sharing-strategy": "none",
+        "nvidia.com/mig.capable": "false",
+        **spec.labels,
+    }
+    annotations = {
+        control_plane.KWOK_NODE_ANNOTATION: control_plane.KWOK_NODE_ANNOTATION_VALUE,
+        "node.alpha.kubernetes.io/ttl": "0",
+    }
+    if spec.topology is not None:
+        annotations[TOPOLOGY_ANNOTATION] = spec.topology
+    resources = {
+        "cpu": spec.cpu,
+        "memory": spec.memory,
+        "pods": str(spec.pods),
+        "ephemeral-storage": spec.ephemeral_storage,
+        GPU_RESOURCE: str(spec.gpus),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": spec.name, "labels": labels, "annotations": annotations},
+        "spec": {"taints": [dict(t) for t in spec.taints]} if spec.taints else {},
+        "status": {
+            "capacity": resources,
+            "allocatable": dict(resources),
+        },
+    }
+
+
+def create(api_client: Any, specs: Iterable[GpuNodeSpec], *, wait: bool = True) -> list[str]:
+    """Create the nodes; by default wait until each is Ready and has its GPUs allocatable."""
+    core: Any = kubernetes.client.CoreV1Api(api_client)  # manifests are plain dicts
+    names = []
+    for spec in specs:
+        core.create_node(build_node(spec))
+        names.append(spec.name)
+    if wait:
+        wait_ready(api_client, names)
+    return names
+
+
+def is_ready(node: Any) -> bool:
+    """Ready=True and a non-zero ``nvidia.com/gpu`` allocatable."""
+    conditions = node.status.conditions or []
+    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+    gpus = (node.status.allocatable or {}).get(GPU_RESOURCE, "0")
+    return ready and int(gpus) > 0
+
+
+def wait_ready(
+    api_client: Any, names: Sequence[str], *, timeout: float = READY_TIMEOUT_SECONDS
+) -> None:
+    """Wait until every named node is ready; ``TimeoutError`` names those that are not."""
+    core: Any = kubernetes.client.CoreV1Api(api_client)
+    pending = set(names)
+
+    def all_ready() -> bool:
+        pending.difference_update({n for n in pending if is_ready(core.read_node(n))})
+        return not pending
+
+    waiting.until(
+        all_ready,
+        what="GPU nodes to be Ready",
+        timeout=timeout,
+        on_timeout=lambda: str(sorted(pending)),
+    )
+
+
+def fleet(count: int, *, prefix: str = "gpu-node", **overrides: Any) -> list[GpuNodeSpec]:
+    """``count`` identical nodes named ``<prefix>-0`` ... with ``GpuNodeSpec`` field overrides."""
+    return [GpuNodeSpec(name=f"{prefix}-{i}", **overrides) for i in range(count)]
