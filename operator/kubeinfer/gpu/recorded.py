@@ -212,12 +212,16 @@ def _inferred_pcie(
 ) -> topology.PcieLevel:
     """PCIe level hidden behind an NV# cell.
 
-    PCIe is a tree, so two GPUs are at least as close as the farther of their paths to a NIC
-    they share; take the best such bound, else NODE on one NUMA node and SYS across.
+    PCIe is a tree, so two GPUs are at least as close as the farther of their paths to any
+    third device (GPU or NIC) whose cells to both are PCIe levels; take the best such bound,
+    else NODE on one NUMA node and SYS across.
     """
     bounds = [
-        max(topology.PcieLevel[matrix.cell(a, nic)], topology.PcieLevel[matrix.cell(b, nic)])
-        for nic in matrix.nics
+        max(topology.PcieLevel[matrix.cell(a, c)], topology.PcieLevel[matrix.cell(b, c)])
+        for c in matrix.columns
+        if c not in (a, b)
+        and matrix.cell(a, c) in topology.PcieLevel.__members__
+        and matrix.cell(b, c) in topology.PcieLevel.__members__
     ]
     numa_level = topology.PcieLevel.NODE if numa[a] == numa[b] else topology.PcieLevel.SYS
     return min([*bounds, numa_level])

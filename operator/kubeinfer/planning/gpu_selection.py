@@ -120,9 +120,7 @@ def _tie_break(
 
 def _select_one(topo: topology.NodeTopology, free: int) -> Selection:
     before = topology_score.future_value(topo, free)
-    numa_free = {
-        node: _popcount(mask & free) for node, mask in topo.numa_masks.items()
-    }
+    numa_free = {node: _popcount(mask & free) for node, mask in topo.numa_masks.items()}
 
     def key(gpu: int) -> tuple[float, int, int]:
         loss = before - topology_score.future_value(topo, free & ~(1 << gpu))

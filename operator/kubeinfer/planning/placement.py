@@ -288,8 +288,10 @@ def place_replica(
     best: tuple[_Key, str, NodeState, gpu_selection.Selection] | None = None
     runners: list[tuple[_Key, str, gpu_selection.Selection]] = []
     searched = 0
-    for optimistic, name, node in eligible:
+    pruned: list[tuple[_Key, str, NodeState]] = []
+    for position, (optimistic, name, node) in enumerate(eligible):
         if best is not None and optimistic < best[0]:
+            pruned = eligible[position : position + 3]
             break  # sorted by optimistic key: no later node can beat the best
         searched += 1
         sel = _search_node(request, node)
@@ -319,6 +321,16 @@ def place_replica(
             lost_on=_lost_on(request, key, r_key) if r_key != key else "name",
         )
         for r_key, r_name, r_sel in runners[:3]
+    ) + tuple(
+        Alternative(
+            node=p_name,
+            gpus=(),
+            bottleneck_gbps=None,
+            numa_span=0,
+            pair_score=0,
+            lost_on=f"{_lost_on(request, key, p_key)} (pruned: best possible was worse)",
+        )
+        for p_key, p_name, _ in pruned[: max(0, 3 - len(runners))]
     )
     explanation = Explanation(
         policy=request.policy,
