@@ -12,7 +12,10 @@
 // through an NVSwitch do not count: that is what the library's own discovery finds). Every
 // further line is a request, answered with one JSON line:
 //
-//	{"free": [0, 2, 3], "k": 2, "repeat": 5}  ->  {"gpus": [2, 3], "ns": 12345}
+//	{"free": [0, 2, 3], "k": 2, "repeat": 5}  ->  {"gpus": [2, 3], "ns": 12345, "padded": 0}
+//
+// padded counts nil devices in the policy's answer: when the free GPUs do not divide by k it
+// pads the list and can return the padding set, i.e. fewer than k GPUs.
 //
 // ns is the fastest of `repeat` calls of the policy's Allocate. "free" is passed on in the
 // order given, as the kubelet passes available devices. No NVML is touched.
@@ -45,8 +48,9 @@ type request struct {
 }
 
 type answer struct {
-	GPUs []int `json:"gpus"`
-	NS   int64 `json:"ns"`
+	GPUs   []int `json:"gpus"`
+	NS     int64 `json:"ns"`
+	Padded int   `json:"padded"`
 }
 
 // link builds a P2PLink of the given type. The type lives in the library's internal package,
@@ -107,6 +111,11 @@ func allocate(devices []*gpuallocator.Device, r request) answer {
 	}
 	out := answer{GPUs: []int{}, NS: best.Nanoseconds()}
 	for _, d := range chosen {
+		if d == nil {
+			// The policy can return its padding set (fewer real GPUs than asked for).
+			out.Padded++
+			continue
+		}
 		out.GPUs = append(out.GPUs, d.Index)
 	}
 	sort.Ints(out.GPUs)

@@ -13,6 +13,7 @@ import itertools
 import random
 from functools import cache
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -138,3 +139,15 @@ def test_one_gpu_request_takes_the_orphan_of_a_broken_nvlink_pair() -> None:
     outcome = placement.place_replica(placement.Request(gpus=1), [node])
     assert isinstance(outcome, placement.Placement)
     assert outcome.gpus == (1,)
+
+
+@settings(max_examples=100, deadline=None)
+@given(topo=_random_topology(), data=st.data())
+def test_removal_loss_equals_the_drop_in_future_value(
+    topo: topology.NodeTopology, data: st.DataObject
+) -> None:
+    mask = data.draw(st.integers(1, (1 << len(topo.gpus)) - 1))
+    before = topology_score.future_value(topo, mask)
+    for gpu, loss in topology_score.removal_losses(topo, mask).items():
+        after = topology_score.future_value(topo, mask & ~(1 << gpu))
+        assert loss == pytest.approx(before - after, abs=0.02)

@@ -25,6 +25,7 @@ Must not do: I/O, clocks, node choice (``placement`` ranks nodes).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from kubeinfer.planning import topology, topology_score
@@ -51,6 +52,10 @@ class Selection:
     """Sets equal on pair score and NUMA span, broken by NIC, future value and index."""
 
 
+#: Branches holding more k-sets than this are ordered by gain and bounded.
+_BOUND_ABOVE = 40
+
+
 def _popcount(mask: int) -> int:
     return mask.bit_count()
 
@@ -74,9 +79,15 @@ def _k_core(adj: tuple[int, ...], candidates: int, k: int) -> int:
 def _cliques(
     topo: topology.NodeTopology, adj: tuple[int, ...], candidates: int, k: int
 ) -> tuple[list[tuple[int, ...]], int, int]:
-    """Best cliques of size k by (pair score, -NUMA span): (ties, their score, sets scored)."""
+    """Best cliques of size k by (pair score, -NUMA span): (ties, their score, sets scored).
+
+    Branch and bound: candidates are tried in order of their gain to the partial set, and a
+    branch is cut when even the best gains plus the best pair score for every pair still to
+    add cannot reach the best score found (ties are kept: the cut is strict).
+    """
     score = topo.allocator_score
     numa_bits = topo.numa_bits
+    top_pair = max((max(row) for row in score), default=0)
     best: list[tuple[int, ...]] = []
     best_key = (-1, 0)
     scored = 0
@@ -88,18 +99,23 @@ def _cliques(
             scored += 1
             key = (partial, -_popcount(numas))
             if key > best_key:
-                best_key, best[:] = key, [members]
+                best_key, best[:] = key, [tuple(sorted(members))]
             elif key == best_key:
-                best.append(members)
+                best.append(tuple(sorted(members)))
             return
-        while cand and _popcount(cand) >= need:
-            low = cand & -cand
-            vertex = low.bit_length() - 1
-            cand ^= low
-            row = score[vertex]
-            gain = sum(row[m] for m in members)
+        gains = [(sum(score[v][m] for m in members), v) for v in topology.indices_of(cand)]
+        if math.comb(len(gains), need) > _BOUND_ABOVE:  # small branches: walk, do not bound
+            gains.sort(reverse=True)
+            bound = partial + sum(g for g, _ in gains[:need]) + top_pair * need * (need - 1) // 2
+            if bound < best_key[0]:
+                return
+        for gain, vertex in gains:
+            if _popcount(cand) < need:
+                return
+            rest = cand & ~(1 << vertex)
             numas_with = numas | numa_bits[vertex]
-            extend((*members, vertex), cand & adj[vertex], partial + gain, numas_with)
+            extend((*members, vertex), rest & adj[vertex], partial + gain, numas_with)
+            cand = rest
 
     extend((), candidates, 0, 0)
     return best, best_key[0], scored
@@ -119,12 +135,11 @@ def _tie_break(
 
 
 def _select_one(topo: topology.NodeTopology, free: int) -> Selection:
-    before = topology_score.future_value(topo, free)
+    losses = topology_score.removal_losses(topo, free)
     numa_free = {node: _popcount(mask & free) for node, mask in topo.numa_masks.items()}
 
     def key(gpu: int) -> tuple[float, int, int]:
-        loss = before - topology_score.future_value(topo, free & ~(1 << gpu))
-        return (round(loss, 2), numa_free[topo.gpus[gpu].numa_node], gpu)
+        return (losses[gpu], numa_free[topo.gpus[gpu].numa_node], gpu)
 
     members = topology.indices_of(free)
     chosen = min(members, key=key)
