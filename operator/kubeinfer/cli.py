@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -18,10 +19,19 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig")
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
-    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch only these namespaces")
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (default)"
+    )
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch only these namespaces"
+    )
     run.add_argument("--http-host", default="0.0.0.0", help="address of /healthz and /metrics")  # noqa: S104
     run.add_argument("--http-port", type=int, default=8080, help="port of /healthz and /metrics")
+    run.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="kopf-style http://HOST:PORT/healthz; sets --http-host and --http-port",
+    )
     run.add_argument("--standalone", action="store_true", help="skip peering (single replica)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -85,7 +95,13 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    startup.register(http_host=args.http_host, http_port=args.http_port)
+    # kopf logs every handled event at INFO; our reconciler logs the decisions instead.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    host, port = args.http_host, args.http_port
+    if args.liveness:
+        url = urlsplit(args.liveness)
+        host, port = url.hostname or host, url.port or port
+    startup.register(http_host=host, http_port=port)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,

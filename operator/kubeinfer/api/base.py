@@ -36,8 +36,20 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _QUANTITY_UNITS = {
-    "": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60,
+    "": 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
 }
 
 
@@ -135,5 +147,5 @@ def with_rules(rules: list[dict[str, str]]) -> ConfigDict:
     """
     return ConfigDict(
         **ApiModel.model_config,
-        json_schema_extra={"x-kubernetes-validations": list(rules)},  # type: ignore[dict-item]
+        json_schema_extra={"x-kubernetes-validations": list(rules)},  # type: ignore[arg-type]
     )

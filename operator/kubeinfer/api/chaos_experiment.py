@@ -33,12 +33,14 @@ Verdict = Literal["Pending", "Passed", "Failed", "Inconclusive"]
 class Target(ApiModel):
     """The pods a fault applies to."""
 
-    model_config = with_rules([
-        {
-            "rule": "has(self.inferenceService) != has(self.selector)",
-            "message": "set exactly one of target.inferenceService and target.selector",
-        },
-    ])
+    model_config = with_rules(
+        [
+            {
+                "rule": "has(self.inferenceService) != has(self.selector)",
+                "message": "set exactly one of target.inferenceService and target.selector",
+            },
+        ]
+    )
 
     inference_service: str | None = Field(default=None, max_length=253)
     """Name of the InferenceService whose pods are targets."""
@@ -103,13 +105,15 @@ class LogFlood(ApiModel):
 class Probe(ApiModel):
     """A steady-state probe."""
 
-    model_config = with_rules([
-        {
-            "rule": "[has(self.prometheus), has(self.http), has(self.condition)]"
-            ".filter(x, x).size() == 1",
-            "message": "a probe sets exactly one of prometheus, http and condition",
-        },
-    ])
+    model_config = with_rules(
+        [
+            {
+                "rule": "[has(self.prometheus), has(self.http), has(self.condition)]"
+                ".filter(x, x).size() == 1",
+                "message": "a probe sets exactly one of prometheus, http and condition",
+            },
+        ]
+    )
 
     name: str = Field(min_length=1, max_length=63)
     """Probe name shown in status."""
@@ -130,23 +134,25 @@ class Probe(ApiModel):
 class ChaosExperimentSpec(ApiModel):
     """Desired state of a ChaosExperiment."""
 
-    model_config = with_rules([
-        {
-            "rule": "self.mode in ['one', 'all'] || has(self.value)",
-            "message": "value is required when mode is fixed or percent",
-            "fieldPath": ".value",
-        },
-        {
-            "rule": "self.mode != 'percent' || (self.value >= 1 && self.value <= 100)",
-            "message": "value must be 1-100 when mode is percent",
-            "fieldPath": ".value",
-        },
-        {
-            "rule": "self.action != 'networkDelay' || has(self.networkDelay)",
-            "message": "networkDelay parameters are required for action networkDelay",
-            "fieldPath": ".networkDelay",
-        },
-    ])
+    model_config = with_rules(
+        [
+            {
+                "rule": "self.mode in ['one', 'all'] || has(self.value)",
+                "message": "value is required when mode is fixed or percent",
+                "fieldPath": ".value",
+            },
+            {
+                "rule": "self.mode != 'percent' || (self.value >= 1 && self.value <= 100)",
+                "message": "value must be 1-100 when mode is percent",
+                "fieldPath": ".value",
+            },
+            {
+                "rule": "self.action != 'networkDelay' || has(self.networkDelay)",
+                "message": "networkDelay parameters are required for action networkDelay",
+                "fieldPath": ".networkDelay",
+            },
+        ]
+    )
 
     target: Target
     """Pods the fault applies to."""

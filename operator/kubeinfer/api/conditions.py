@@ -38,7 +38,10 @@ class ConditionType(_Documented):
     TRAFFIC_READY = "TrafficReady", "The Service and route send traffic to ready model servers."
     METRICS_AVAILABLE = "MetricsAvailable", "The metrics the SLA tier scales on are being served."
     PROGRESSING = "Progressing", "A model version rollout is under way."
-    ROLLED_BACK = "RolledBack", "A candidate version failed analysis and traffic went back to stable."
+    ROLLED_BACK = (
+        "RolledBack",
+        "A candidate version failed analysis and traffic went back to stable.",
+    )
     OOM_RISK = "OOMRisk", "GPU memory use is predicted to exhaust the workload's budget soon."
     DISCOVERED = "Discovered", "GPU nodes matching the pool reported their inventory."
     HEALTHY = "Healthy", "Every GPU in the pool is healthy."
@@ -54,7 +57,10 @@ class Reason(_Documented):
 
     # Generic
     AS_EXPECTED = "AsExpected", "Everything this condition covers is as the spec asks."
-    RECONCILING = "Reconciling", "The operator has not finished its first pass over this generation."
+    RECONCILING = (
+        "Reconciling",
+        "The operator has not finished its first pass over this generation.",
+    )
     INVALID_SPEC = "InvalidSpec", "The spec passed the schema but cannot be honoured as written."
     NOT_IMPLEMENTED = "NotImplemented", "This feature is not built yet in this operator version."
     APPLY_FAILED = "ApplyFailed", "The API server refused a child object; the message says why."
@@ -67,13 +73,22 @@ class Reason(_Documented):
         "TopologyUnsatisfiable",
         "Free GPUs exist but none satisfy the topology policy (NVLink or NUMA).",
     )
-    PLACEMENT_PENDING = "PlacementPending", "Placement waits for GPU inventory from the node agents."
+    PLACEMENT_PENDING = (
+        "PlacementPending",
+        "Placement waits for GPU inventory from the node agents.",
+    )
     UNKNOWN_RUNTIME = "UnknownRuntime", "The model runtime is not one kubeinfer can configure."
     DEPLOYMENT_PROGRESSING = "DeploymentProgressing", "Model server pods are starting or loading."
-    DEPLOYMENT_FAILED = "DeploymentFailed", "The model server Deployment exceeded its progress deadline."
+    DEPLOYMENT_FAILED = (
+        "DeploymentFailed",
+        "The model server Deployment exceeded its progress deadline.",
+    )
     NO_READY_REPLICAS = "NoReadyReplicas", "No model server pod is ready to take traffic."
     ROUTE_NOT_ACCEPTED = "RouteNotAccepted", "The Gateway did not accept the HTTPRoute."
-    TRAFFIC_DISABLED = "TrafficDisabled", "traffic.provider is none: the Service alone serves traffic."
+    TRAFFIC_DISABLED = (
+        "TrafficDisabled",
+        "traffic.provider is none: the Service alone serves traffic.",
+    )
     METRICS_API_MISSING = (
         "MetricsAPIMissing",
         "No APIService serves the custom or external metrics API the autoscaler needs.",

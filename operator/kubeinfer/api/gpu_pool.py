@@ -24,18 +24,20 @@ RiskLevel = Literal["None", "Low", "Medium", "High", "Critical"]
 class Sharing(ApiModel):
     """How many pods may share one GPU, and by which mechanism."""
 
-    model_config = with_rules([
-        {
-            "rule": "self.mode in ['timeSlicing', 'mps'] || self.replicasPerGpu == 1",
-            "message": "replicasPerGpu above 1 needs sharing.mode timeSlicing or mps",
-            "fieldPath": ".replicasPerGpu",
-        },
-        {
-            "rule": "self.mode != 'mig' || has(self.migProfile)",
-            "message": "sharing.migProfile is required when sharing.mode is mig",
-            "fieldPath": ".migProfile",
-        },
-    ])
+    model_config = with_rules(
+        [
+            {
+                "rule": "self.mode in ['timeSlicing', 'mps'] || self.replicasPerGpu == 1",
+                "message": "replicasPerGpu above 1 needs sharing.mode timeSlicing or mps",
+                "fieldPath": ".replicasPerGpu",
+            },
+            {
+                "rule": "self.mode != 'mig' || has(self.migProfile)",
+                "message": "sharing.migProfile is required when sharing.mode is mig",
+                "fieldPath": ".migProfile",
+            },
+        ]
+    )
 
     mode: SharingMode = "exclusive"
     """exclusive: one pod per GPU; timeSlicing / mps: replicasPerGpu pods per GPU; mig: MIG slices."""
@@ -138,7 +140,7 @@ class GPUPoolStatus(ApiModel):
     node_count: int = 0
     """Nodes in the pool."""
     capacity: int = 0
-    """Schedulable GPU slots (GPUs × replicasPerGpu, healthy only)."""
+    """Schedulable GPU slots (GPUs times replicasPerGpu, healthy only)."""
     allocated: int = 0
     """Slots allocated to InferenceService replicas."""
     free: int = 0

@@ -37,9 +37,13 @@ class Model(ApiModel):
 
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
     """Model name, as the runtime and the OpenAI-style API know it."""
-    version: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    version: str = Field(
+        min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    )
     """Model version; changing it starts a rollout to the new version."""
-    uri: str = Field(min_length=1, max_length=2048, pattern=r"^(s3|gs|hf|pvc|oci|https?|file)://.+$")
+    uri: str = Field(
+        min_length=1, max_length=2048, pattern=r"^(s3|gs|hf|pvc|oci|https?|file)://.+$"
+    )
     """Where the weights live: s3://, gs://, hf://, pvc://, oci://, http(s):// or file://."""
     format: ModelFormat = "safetensors"
     """Serialization format of the weights."""
@@ -159,12 +163,13 @@ class ThresholdRange(ApiModel):
 class AnalysisMetric(ApiModel):
     """One metric checked at every analysis interval."""
 
-    model_config = with_rules([
-        {
-            "rule": "has(self.template) != has(self.query)",
-            "message": "set exactly one of template and query",
-        },
-    ]
+    model_config = with_rules(
+        [
+            {
+                "rule": "has(self.template) != has(self.query)",
+                "message": "set exactly one of template and query",
+            },
+        ]
     )
 
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
@@ -236,33 +241,34 @@ class Traffic(ApiModel):
 class InferenceServiceSpec(ApiModel):
     """Desired state of an InferenceService."""
 
-    model_config = with_rules([
-        {
-            "rule": "self.replicas.min <= self.replicas.max",
-            "message": "replicas.min must not exceed replicas.max",
-            "fieldPath": ".replicas.min",
-        },
-        {
-            "rule": "self.sla.tier != 'gold' || has(self.sla.latencyP95Ms)",
-            "message": "sla.latencyP95Ms is required for the gold tier (it scales on p95 latency)",
-            "fieldPath": ".sla.latencyP95Ms",
-        },
-        {
-            "rule": "self.resources.gpus == 0 || has(self.placement.gpuPool)",
-            "message": "placement.gpuPool is required when resources.gpus > 0",
-            "fieldPath": ".placement.gpuPool",
-        },
-        {
-            "rule": "self.rollout.steps.all(s, s.weight < 100)",
-            "message": "rollout.steps weights must be below 100 (promotion to 100 follows the last step)",
-            "fieldPath": ".rollout.steps",
-        },
-        {
-            "rule": "self.traffic.provider != 'gateway-api' || size(self.traffic.parentRefs) > 0",
-            "message": "traffic.parentRefs needs at least one Gateway when traffic.provider is gateway-api",
-            "fieldPath": ".traffic.parentRefs",
-        },
-    ]
+    model_config = with_rules(
+        [
+            {
+                "rule": "self.replicas.min <= self.replicas.max",
+                "message": "replicas.min must not exceed replicas.max",
+                "fieldPath": ".replicas.min",
+            },
+            {
+                "rule": "self.sla.tier != 'gold' || has(self.sla.latencyP95Ms)",
+                "message": "sla.latencyP95Ms is required for the gold tier (it scales on p95 latency)",
+                "fieldPath": ".sla.latencyP95Ms",
+            },
+            {
+                "rule": "self.resources.gpus == 0 || has(self.placement.gpuPool)",
+                "message": "placement.gpuPool is required when resources.gpus > 0",
+                "fieldPath": ".placement.gpuPool",
+            },
+            {
+                "rule": "self.rollout.steps.all(s, s.weight < 100)",
+                "message": "rollout.steps weights must be below 100 (promotion to 100 follows the last step)",
+                "fieldPath": ".rollout.steps",
+            },
+            {
+                "rule": "self.traffic.provider != 'gateway-api' || size(self.traffic.parentRefs) > 0",
+                "message": "traffic.parentRefs needs at least one Gateway when traffic.provider is gateway-api",
+                "fieldPath": ".traffic.parentRefs",
+            },
+        ]
     )
 
     model: Model

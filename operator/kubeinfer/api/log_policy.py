@@ -25,15 +25,23 @@ KIND = "LogPolicy"
 PLURAL = "logpolicies"
 
 Level = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
-RedactionPreset = Literal["email", "phone", "creditCard", "ipAddress", "jwt", "bearerToken", "apiKey"]
+DEFAULT_RATES: dict[Level, float] = {"ERROR": 1.0, "WARN": 1.0, "INFO": 0.1, "DEBUG": 0.0}
+RedactionPreset = Literal[
+    "email", "phone", "creditCard", "ipAddress", "jwt", "bearerToken", "apiKey"
+]
+DEFAULT_PRESETS: tuple[RedactionPreset, ...] = (
+    "email",
+    "creditCard",
+    "jwt",
+    "bearerToken",
+    "apiKey",
+)
 
 
 class Sampling(ApiModel):
     """Per-level sampling, consistent by trace id."""
 
-    rates: dict[Level, Fraction] = Field(
-        default_factory=lambda: {"ERROR": 1.0, "WARN": 1.0, "INFO": 0.1, "DEBUG": 0.0}
-    )
+    rates: dict[Level, Fraction] = Field(default_factory=lambda: dict(DEFAULT_RATES))
     """Fraction of records kept per level; levels not listed keep everything."""
     consistent_key: str = Field(default="trace_id", max_length=253)
     """Attribute whose hash decides sampling, so a trace is kept or dropped whole."""
@@ -77,8 +85,7 @@ class Redaction(ApiModel):
     """What is scrubbed from records before they leave the node."""
 
     presets: list[RedactionPreset] = Field(
-        default_factory=lambda: ["email", "creditCard", "jwt", "bearerToken", "apiKey"],
-        max_length=16,
+        default_factory=lambda: list(DEFAULT_PRESETS), max_length=16
     )
     """Built-in detectors."""
     rules: list[RedactionRule] = Field(default_factory=list, max_length=64)
@@ -90,12 +97,14 @@ class Redaction(ApiModel):
 class Output(ApiModel):
     """A destination; outputs are tried in list order (failover)."""
 
-    model_config = with_rules([
-        {
-            "rule": "self.type == 'stdout' || has(self.endpoint) || has(self.path)",
-            "message": "otlp and http outputs need endpoint; file outputs need path",
-        },
-    ])
+    model_config = with_rules(
+        [
+            {
+                "rule": "self.type == 'stdout' || has(self.endpoint) || has(self.path)",
+                "message": "otlp and http outputs need endpoint; file outputs need path",
+            },
+        ]
+    )
 
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     """Output name."""
@@ -145,18 +154,20 @@ class Audit(ApiModel):
 class LogPolicySpec(ApiModel):
     """Desired state of a LogPolicy."""
 
-    model_config = with_rules([
-        {
-            "rule": "has(self.inferenceService) != has(self.selector)",
-            "message": "set exactly one of inferenceService and selector",
-        },
-        {
-            "rule": "self.outputs.map(o, o.name).all(n, self.outputs.filter(o, o.name == n)"
-            ".size() == 1)",
-            "message": "output names must be unique",
-            "fieldPath": ".outputs",
-        },
-    ])
+    model_config = with_rules(
+        [
+            {
+                "rule": "has(self.inferenceService) != has(self.selector)",
+                "message": "set exactly one of inferenceService and selector",
+            },
+            {
+                "rule": "self.outputs.map(o, o.name).all(n, self.outputs.filter(o, o.name == n)"
+                ".size() == 1)",
+                "message": "output names must be unique",
+                "fieldPath": ".outputs",
+            },
+        ]
+    )
 
     inference_service: str | None = Field(default=None, max_length=253)
     """InferenceService whose pods the policy covers."""

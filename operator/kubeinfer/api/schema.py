@@ -25,8 +25,8 @@ _DROPPED_KEYS = frozenset({"title", "examples", "$defs", "discriminator"})
 class _FactoryDefaults(GenerateJsonSchema):
     """pydantic's generator, but fields with ``default_factory`` publish their default too.
 
-    A nested model default is published as ``{}``: the API server then applies the nested
-    fields' own defaults, so each default is stated exactly once.
+    A nested model default is published in full (not as ``{}``): the API server validates a
+    default against the CEL rules of its schema without first applying the nested defaults.
     """
 
     def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
@@ -40,10 +40,12 @@ class _FactoryDefaults(GenerateJsonSchema):
 
 def _to_json(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return value.model_dump(by_alias=True, mode="json", exclude_defaults=True)
+        return value.model_dump(by_alias=True, mode="json", exclude_none=True)
     if isinstance(value, list):
         return [
-            v.model_dump(by_alias=True, mode="json") if isinstance(v, BaseModel) else v
+            v.model_dump(by_alias=True, mode="json", exclude_none=True)
+            if isinstance(v, BaseModel)
+            else v
             for v in value
         ]
     return value
@@ -92,7 +94,11 @@ def _rewrite(node: Schema, definitions: dict[str, Schema]) -> Schema:
             out.setdefault("x-kubernetes-validations", []).append(rule)
     if "items" in out:
         out["items"] = _rewrite(out["items"], definitions)
-    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+    if (
+        out.get("type") == "object"
+        and "properties" not in out
+        and "additionalProperties" not in out
+    ):
         out["x-kubernetes-preserve-unknown-fields"] = True
     if "type" not in out:
         raise ValueError(f"schema node has no type after rewriting: {node}")

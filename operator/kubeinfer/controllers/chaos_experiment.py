@@ -21,7 +21,9 @@ async def observe(owner: children.Owner, spec: api.ChaosExperimentSpec) -> plann
     namespace = spec.target.namespace or owner.namespace
     selector = base.LabelSelector.model_validate(planner.target_selector(spec))
     pods = tuple(
-        planner.PodView(name=p["metadata"]["name"], ready=_ready(p), node=p.get("spec", {}).get("nodeName", ""))
+        planner.PodView(
+            name=p["metadata"]["name"], ready=_ready(p), node=p.get("spec", {}).get("nodeName", "")
+        )
         for p in store.all("Pod")
         if p["metadata"].get("namespace") == namespace
         and selector.matches(p["metadata"].get("labels") or {})

@@ -29,7 +29,8 @@ async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Obser
     del owner
     store = context.current().store
     nodes = [
-        n for n in store.all("Node")
+        n
+        for n in store.all("Node")
         if _gpus(n) > 0 and spec.node_selector.matches(n["metadata"].get("labels") or {})
     ]
     allocated: dict[str, int] = {}
@@ -37,7 +38,9 @@ async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Obser
         node = pod.get("spec", {}).get("nodeName")
         if node and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
             allocated[node] = allocated.get(node, 0) + _pod_gpus(pod)
-    return planner.Observed(nodes=tuple(_node_view(n, allocated.get(n["metadata"]["name"], 0)) for n in nodes))
+    return planner.Observed(
+        nodes=tuple(_node_view(n, allocated.get(n["metadata"]["name"], 0)) for n in nodes)
+    )
 
 
 def _gpus(node: Any) -> int:

@@ -47,7 +47,10 @@ def _pool_view(body: Any) -> planner.PoolView:
     inventory = bool(nodes) and all(n.get("gpus") for n in nodes)
     largest = max((len(n.get("gpus") or []) for n in nodes), default=0)
     return planner.PoolView(
-        exists=True, inventory=inventory, free_gpus=int(status.get("free", 0)), largest_node_gpus=largest
+        exists=True,
+        inventory=inventory,
+        free_gpus=int(status.get("free", 0)),
+        largest_node_gpus=largest,
     )
 
 

@@ -17,7 +17,9 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     """Count the covered pods and read the agents' rollout from the store."""
     store = context.current().store
     if spec.inference_service is not None:
-        selector = base.LabelSelector(match_labels={"kubeinfer.io/inferenceservice": spec.inference_service})
+        selector = base.LabelSelector(
+            match_labels={"kubeinfer.io/inferenceservice": spec.inference_service}
+        )
     else:
         selector = spec.selector or base.LabelSelector()
     matched = sum(
@@ -30,7 +32,9 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     status = (agents or {}).get("status") or {}
     return planner.Observed(
         matched_pods=matched,
-        agents_desired=int(status["desiredNumberScheduled"]) if "desiredNumberScheduled" in status else None,
+        agents_desired=int(status["desiredNumberScheduled"])
+        if "desiredNumberScheduled" in status
+        else None,
         agents_updated=int(status.get("updatedNumberScheduled", 0)),
     )
 

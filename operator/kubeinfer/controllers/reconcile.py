@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from kubeinfer.api import kinds
 from kubeinfer.api.conditions import Condition, ConditionType, Reason
 from kubeinfer.controllers import context
-from kubeinfer.kube import errors
+from kubeinfer.kube import errors, resources
 from kubeinfer.planning import children, conditions
 from kubeinfer.planning.conditions import Observation
 
@@ -79,7 +79,7 @@ class Controller:
                 return
             try:
                 await self.reconcile(body)
-            except Exception:  # noqa: BLE001 - one object's failure must not stop the others
+            except Exception:
                 context.current().metrics.reconciles.labels(self.kind.kind, "error").inc()
                 log.exception("Reconcile of %s %s/%s failed; retrying in 10s", self.kind.kind, *key)
                 await asyncio.sleep(10)
@@ -121,13 +121,16 @@ class Controller:
             wanted_keys.add((child["kind"], meta["name"]))
             seen = ctx.store.get(child["kind"], meta.get("namespace", ""), meta["name"])
             digest = meta["annotations"][children.HASH_ANNOTATION]
-            if seen is not None and seen["metadata"].get("annotations", {}).get(children.HASH_ANNOTATION) == digest:
+            if (
+                seen is not None
+                and seen["metadata"].get("annotations", {}).get(children.HASH_ANNOTATION) == digest
+            ):
                 continue
             try:
                 applied = await ctx.kube.apply(child)
             except errors.NotServed:
                 kopf.warn(
-                    body,
+                    _event_target(body),
                     reason="ChildAPINotServed",
                     message=f"{child['apiVersion']} {child['kind']} is not served by this cluster; "
                     f"{meta['name']} was not created.",
@@ -144,14 +147,19 @@ class Controller:
                 continue
             ctx.store.put(child["kind"], applied)
             ctx.metrics.children_applied.labels(self.kind.kind, child["kind"]).inc()
-            log.info("Applied %s %s/%s for %s %s", child["kind"], owner.namespace, meta["name"], self.kind.kind, owner.name)
+            log.info(
+                "Applied %s %s/%s for %s %s",
+                child["kind"],
+                owner.namespace,
+                meta["name"],
+                self.kind.kind,
+                owner.name,
+            )
         await self._prune(owner, wanted_keys)
         return failures[:1]
 
     async def _prune(self, owner: children.Owner, wanted: set[tuple[str, str]]) -> None:
         """Delete children this owner no longer wants (a removed version, a switched provider)."""
-        from kubeinfer.kube import resources  # local: only the address table is needed here
-
         ctx = context.current()
         for res in resources.CHILD_KINDS:
             for child in ctx.store.owned_by(res.kind, owner.namespace, owner.uid):
@@ -159,7 +167,13 @@ class Controller:
                 if (res.kind, name) not in wanted:
                     await ctx.kube.delete(res.api_version, res.kind, owner.namespace, name)
                     ctx.store.remove(res.kind, child)
-                    log.info("Deleted %s %s/%s no longer wanted by %s", res.kind, owner.namespace, name, owner.name)
+                    log.info(
+                        "Deleted %s %s/%s no longer wanted by %s",
+                        res.kind,
+                        owner.namespace,
+                        name,
+                        owner.name,
+                    )
 
     async def _write_status(
         self,
@@ -189,19 +203,30 @@ class Controller:
         patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
         for key in old_raw:
             patch.setdefault(key, None)
-        await ctx.kube.patch_status(owner.api_version, owner.kind, owner.namespace, owner.name, patch)
+        await ctx.kube.patch_status(
+            owner.api_version, owner.kind, owner.namespace, owner.name, patch
+        )
         ctx.metrics.status_writes.labels(self.kind.kind).inc()
         for cond in conditions.transitions(previous, merged):
             message = f"{cond.type} is {cond.status}: {cond.message}"
             if cond.status == "False" and cond.type == ConditionType.READY:
-                kopf.warn(body, reason=cond.reason, message=message)
+                kopf.warn(_event_target(body), reason=cond.reason, message=message)
             else:
-                kopf.info(body, reason=cond.reason, message=message)
+                kopf.info(_event_target(body), reason=cond.reason, message=message)
         ready = next(c for c in merged if c.type == ConditionType.READY)
         log.info(
             "Updated %s %s/%s status: Ready=%s (%s)",
-            self.kind.kind, owner.namespace, owner.name, ready.status, ready.reason,
+            self.kind.kind,
+            owner.namespace,
+            owner.name,
+            ready.status,
+            ready.reason,
         )
+
+
+def _event_target(body: Body) -> kopf.Body:
+    """Wrap a stored body for kopf's event poster, which reads only the identity fields."""
+    return kopf.Body(dict(body))  # type: ignore[arg-type]
 
 
 def _dedupe(observations: Sequence[Observation]) -> list[Observation]:

@@ -30,7 +30,9 @@ def register(*, http_host: str, http_port: int) -> None:
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Progress and the diff base live in annotations, never in status: our status schema
         # is strict and owned by the reconcilers. (Raw event handlers use neither.)
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.kubeinfer.io")
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix="kopf.kubeinfer.io"
+        )
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="kopf.kubeinfer.io", key="last-handled-configuration"
         )

@@ -56,7 +56,7 @@ def _register_custom(kind: kinds.Kind) -> None:
 def _register_child(res: resources.Resource) -> None:
     group, _, version = res.api_version.rpartition("/")
 
-    @kopf.on.event(group, version, res.plural, labels=MANAGED)  # type: ignore[arg-type]
+    @kopf.on.event(group, version, res.plural, labels=MANAGED)
     async def on_child(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         _mirror(res.kind, event, dict(body))
         for ref in body.metadata.get("ownerReferences") or []:
@@ -76,7 +76,9 @@ def _slim_pod(body: Body) -> dict[str, Any]:
         },
         "spec": {
             "nodeName": spec.get("nodeName"),
-            "containers": [{"resources": c.get("resources") or {}} for c in spec.get("containers") or []],
+            "containers": [
+                {"resources": c.get("resources") or {}} for c in spec.get("containers") or []
+            ],
         },
         "status": {"phase": status.get("phase"), "conditions": status.get("conditions") or []},
     }

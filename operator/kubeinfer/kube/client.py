@@ -20,23 +20,24 @@ from kubeinfer.kube import errors, resources
 
 FIELD_MANAGER = "kubeinfer"
 Manifest = dict[str, Any]
+Items = list[Manifest]
 RequestObserver = Callable[[str, str, int], None]
 """Called with (verb, kind, HTTP status) after every request."""
 
 
-def load_config() -> k8s.ApiClient:
+def load_config() -> Any:
     """Return an API client configured in-cluster, or from KUBECONFIG / ~/.kube/config."""
     try:
-        k8s_config.load_incluster_config()
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     return k8s.ApiClient()
 
 
 class Kube:
     """The operator's only door to the API server."""
 
-    def __init__(self, api: k8s.ApiClient, *, observe: RequestObserver | None = None) -> None:
+    def __init__(self, api: Any, *, observe: RequestObserver | None = None) -> None:
         self._api = api
         self._observe = observe or (lambda verb, kind, status: None)
 
@@ -50,15 +51,22 @@ class Kube:
         meta = manifest["metadata"]
         path = res.path(meta.get("namespace"), meta["name"])
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        # The apply content type is YAML, of which JSON text is a subset; the client sends a
-        # str body as it is.
-        body = json.dumps(manifest, sort_keys=True)
+        # The apply content type is YAML, of which JSON is a subset: the client sends the body
+        # serialised as JSON.
+        body = manifest
         return await self._call(
-            "apply", res.kind, path, "PATCH", query=query, body=body,
+            "apply",
+            res.kind,
+            path,
+            "PATCH",
+            query=query,
+            body=body,
             content_type="application/apply-patch+yaml",
         )
 
-    async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Manifest | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> Manifest | None:
         """Return one object, or None when it does not exist."""
         res = resources.lookup(api_version, kind)
         try:
@@ -66,14 +74,14 @@ class Kube:
         except errors.NotFound:
             return None
 
-    async def list(
+    async def list_objects(
         self, api_version: str, kind: str, namespace: str | None = None, *, selector: str = ""
-    ) -> list[Manifest]:
+    ) -> Items:
         """Return the objects of a kind, optionally in one namespace and by label selector."""
         res = resources.lookup(api_version, kind)
         query = [("labelSelector", selector)] if selector else []
         out = await self._call("list", kind, res.path(namespace), "GET", query=query)
-        items: list[Manifest] = out.get("items", [])
+        items: Items = out.get("items", [])
         return items
 
     async def patch_status(
@@ -84,7 +92,12 @@ class Kube:
         path = res.path(namespace, name) + "/status"
         body = {"status": status}
         return await self._call(
-            "patch_status", kind, path, "PATCH", body=body, content_type="application/merge-patch+json"
+            "patch_status",
+            kind,
+            path,
+            "PATCH",
+            body=body,
+            content_type="application/merge-patch+json",
         )
 
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
@@ -107,18 +120,24 @@ class Kube:
         content_type: str = "application/json",
     ) -> Manifest:
         def call() -> Manifest:
-            data = self._api.call_api(
-                path,
+            method_, url, headers, data, post = self._api.param_serialize(
                 method,
+                path,
                 query_params=query or [],
                 header_params={"Accept": "application/json", "Content-Type": content_type},
                 body=body,
                 auth_settings=["BearerToken"],
-                response_type="object",
-                _return_http_data_only=True,
-                _preload_content=True,
             )
-            return data if isinstance(data, dict) else {}
+            response = self._api.call_api(
+                method_, url, header_params=headers, body=data, post_params=post
+            )
+            raw = response.read()
+            if not 200 <= response.status < 300:
+                raise k8s.ApiException(
+                    status=response.status, reason=response.reason, body=raw.decode()
+                )
+            decoded = json.loads(raw) if raw else {}
+            return decoded if isinstance(decoded, dict) else {}
 
         try:
             result = await asyncio.to_thread(call)

@@ -1,10 +1,10 @@
 """Errors raised by the kube layer.
 
-    KubeError                  any failed request (status code and server message)
-    ├── NotFound               404 for an object
-    ├── NotServed              404 for a whole resource: its API (CRD) is not installed
-    ├── Conflict               409 (server-side apply field conflict, resourceVersion)
-    └── Invalid                422: the server rejected the object; the message names the field
+KubeError                  any failed request (status code and server message)
+├── NotFound               404 for an object
+├── NotServed              404 for a whole resource: its API (CRD) is not installed
+├── Conflict               409 (server-side apply field conflict, resourceVersion)
+└── Invalid                422: the server rejected the object; the message names the field
 """
 
 from __future__ import annotations

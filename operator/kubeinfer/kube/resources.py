@@ -26,7 +26,9 @@ class Resource:
 
     def path(self, namespace: str | None = None, name: str | None = None) -> str:
         """Return the REST path of the collection, or of one object when ``name`` is given."""
-        root = f"/apis/{self.api_version}" if "/" in self.api_version else f"/api/{self.api_version}"
+        root = (
+            f"/apis/{self.api_version}" if "/" in self.api_version else f"/api/{self.api_version}"
+        )
         if self.namespaced and namespace:
             root += f"/namespaces/{namespace}"
         root += f"/{self.plural}"

@@ -45,5 +45,7 @@ class Store:
             body
             for (ns, _), body in list(self._objects[kind].items())
             if ns == namespace
-            and any(ref.get("uid") == uid for ref in body.get("metadata", {}).get("ownerReferences", []))
+            and any(
+                ref.get("uid") == uid for ref in body.get("metadata", {}).get("ownerReferences", [])
+            )
         ]

@@ -41,7 +41,9 @@ class Scaling:
 
     @property
     def metrics_api(self) -> str:
-        return METRICS_API["hpa-resource"] if self.tier.signal == "cpu" else METRICS_API["hpa-custom"]
+        return (
+            METRICS_API["hpa-resource"] if self.tier.signal == "cpu" else METRICS_API["hpa-custom"]
+        )
 
 
 def resolve(spec: api.InferenceServiceSpec) -> Scaling:
@@ -57,7 +59,9 @@ def resolve(spec: api.InferenceServiceSpec) -> Scaling:
         target=target,
         min_replicas=low,
         max_replicas=spec.replicas.max,
-        scale_up_stabilization_s=_seconds(over.scale_up_stabilization, tier.scale_up_stabilization_s),
+        scale_up_stabilization_s=_seconds(
+            over.scale_up_stabilization, tier.scale_up_stabilization_s
+        ),
         scale_down_stabilization_s=_seconds(
             over.scale_down_stabilization, tier.scale_down_stabilization_s
         ),
@@ -84,7 +88,9 @@ def metrics_api_for(spec: api.InferenceServiceSpec) -> str:
     return resolve(spec).metrics_api
 
 
-def build_hpa(owner: children.Owner, spec: api.InferenceServiceSpec, target: str) -> children.Manifest:
+def build_hpa(
+    owner: children.Owner, spec: api.InferenceServiceSpec, target: str
+) -> children.Manifest:
     """Return the autoscaling/v2 HorizontalPodAutoscaler scaling Deployment ``target``."""
     scaling = resolve(spec)
     return {

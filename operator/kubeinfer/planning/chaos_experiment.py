@@ -66,13 +66,23 @@ def target_selector(spec: api.ChaosExperimentSpec) -> dict[str, Any]:
 def _fault_command(spec: api.ChaosExperimentSpec, seconds: int) -> tuple[str, list[str]]:
     if spec.action == "cpuStress":
         return STRESS_IMAGE, [
-            "stress-ng", "--cpu", str(spec.stress.workers),
-            "--cpu-load", str(spec.stress.load_percent), "--timeout", f"{seconds}s",
+            "stress-ng",
+            "--cpu",
+            str(spec.stress.workers),
+            "--cpu-load",
+            str(spec.stress.load_percent),
+            "--timeout",
+            f"{seconds}s",
         ]
     if spec.action == "memoryStress":
         return STRESS_IMAGE, [
-            "stress-ng", "--vm", str(spec.stress.workers),
-            "--vm-bytes", spec.stress.size.replace("i", ""), "--timeout", f"{seconds}s",
+            "stress-ng",
+            "--vm",
+            str(spec.stress.workers),
+            "--vm-bytes",
+            spec.stress.size.replace("i", ""),
+            "--timeout",
+            f"{seconds}s",
         ]
     flood = spec.log_flood
     pad = "x" * max(flood.line_bytes - 40, 1)
@@ -90,41 +100,47 @@ def build_fault_job(owner: children.Owner, spec: api.ChaosExperimentSpec) -> chi
     seconds = int(base.duration_seconds(spec.duration))
     image, command = _fault_command(spec, seconds)
     namespace = spec.target.namespace or owner.namespace
-    return children.stamp_hash({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": children.metadata(owner, children.dns_name(owner.name, spec.action.lower())),
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": seconds + 30,
-            "ttlSecondsAfterFinished": 3600,
-            "template": {
-                "metadata": {"labels": children.child_labels(owner)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "affinity": {
-                        "podAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": [
-                                {
-                                    "labelSelector": target_selector(spec),
-                                    "namespaces": [namespace],
-                                    "topologyKey": "kubernetes.io/hostname",
-                                }
-                            ]
-                        }
+    return children.stamp_hash(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": children.metadata(
+                owner, children.dns_name(owner.name, spec.action.lower())
+            ),
+            "spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": seconds + 30,
+                "ttlSecondsAfterFinished": 3600,
+                "template": {
+                    "metadata": {"labels": children.child_labels(owner)},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "affinity": {
+                            "podAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": [
+                                    {
+                                        "labelSelector": target_selector(spec),
+                                        "namespaces": [namespace],
+                                        "topologyKey": "kubernetes.io/hostname",
+                                    }
+                                ]
+                            }
+                        },
+                        "containers": [
+                            {
+                                "name": "fault",
+                                "image": image,
+                                "command": command,
+                                "resources": {
+                                    "limits": {"cpu": str(spec.stress.workers), "memory": "1Gi"}
+                                },
+                            }
+                        ],
                     },
-                    "containers": [
-                        {
-                            "name": "fault",
-                            "image": image,
-                            "command": command,
-                            "resources": {"limits": {"cpu": str(spec.stress.workers), "memory": "1Gi"}},
-                        }
-                    ],
                 },
             },
-        },
-    })
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -150,7 +166,9 @@ def choose_targets(spec: api.ChaosExperimentSpec, pods: tuple[PodView, ...]) -> 
     return ordered[: min(count, len(ordered))]
 
 
-Check = Callable[[api.ChaosExperimentSpec, tuple[PodView, ...], list[PodView]], tuple[Reason, str, bool]]
+Check = Callable[
+    [api.ChaosExperimentSpec, tuple[PodView, ...], list[PodView]], tuple[Reason, str, bool]
+]
 
 
 def _has_targets(
@@ -190,7 +208,9 @@ def plan(owner: children.Owner, spec: api.ChaosExperimentSpec, observed: Observe
             break
     if spec.dry_run:
         injected = Observation.false(
-            ConditionType.INJECTED, Reason.DRY_RUN, f"Dry run: would {spec.action} {len(targets)} pods."
+            ConditionType.INJECTED,
+            Reason.DRY_RUN,
+            f"Dry run: would {spec.action} {len(targets)} pods.",
         )
     elif spec.action not in IMPLEMENTED_ACTIONS:
         injected = Observation.false(
@@ -199,7 +219,9 @@ def plan(owner: children.Owner, spec: api.ChaosExperimentSpec, observed: Observe
             f"Injecting {spec.action} is not built yet; targets are chosen and reported only.",
         )
     elif safe.status != "True":
-        injected = Observation.false(ConditionType.INJECTED, safe.reason, "Not injected: " + safe.message)
+        injected = Observation.false(
+            ConditionType.INJECTED, safe.reason, "Not injected: " + safe.message
+        )
     else:
         injected = _job_injected(observed.job, spec)
     job = observed.job
@@ -208,7 +230,11 @@ def plan(owner: children.Owner, spec: api.ChaosExperimentSpec, observed: Observe
         phase = "Running"
     elif job is not None and (job.succeeded or job.failed):
         phase = "Completed" if job.succeeded else "Failed"
-    status: dict[str, Any] = {"phase": phase, "targets": [t.name for t in targets], "verdict": "Pending"}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "targets": [t.name for t in targets],
+        "verdict": "Pending",
+    }
     if job is not None and job.start_time:
         status["startTime"] = job.start_time
     if job is not None and job.completion_time:

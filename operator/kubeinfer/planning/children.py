@@ -55,13 +55,17 @@ def owner_reference(owner: Owner) -> Manifest:
 def child_labels(owner: Owner, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Labels every child of ``owner`` carries; Argo CD's tracking label is never copied."""
     labels = {
-        k: v for k, v in owner.labels.items() if k != ARGOCD_TRACKING_LABEL and not k.startswith("kubeinfer.io/")
+        k: v
+        for k, v in owner.labels.items()
+        if k != ARGOCD_TRACKING_LABEL and not k.startswith("kubeinfer.io/")
     }
-    labels.update({
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/part-of": "kubeinfer",
-        owner.label_key: owner.name,
-    })
+    labels.update(
+        {
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "app.kubernetes.io/part-of": "kubeinfer",
+            owner.label_key: owner.name,
+        }
+    )
     labels.update(extra or {})
     return dict(sorted(labels.items()))
 

@@ -73,12 +73,14 @@ def build_sharing_config(owner: children.Owner, spec: api.GPUPoolSpec) -> childr
         }
     else:
         config = {"version": "v1", "flags": {"migStrategy": "single"}}
-    return children.stamp_hash({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": children.metadata(owner, children.dns_name(owner.name, "device-plugin")),
-        "data": {"config.yaml": yaml.safe_dump(config, sort_keys=True)},
-    })
+    return children.stamp_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": children.metadata(owner, children.dns_name(owner.name, "device-plugin")),
+            "data": {"config.yaml": yaml.safe_dump(config, sort_keys=True)},
+        }
+    )
 
 
 def plan(owner: children.Owner, spec: api.GPUPoolSpec, observed: Observed) -> Plan:
@@ -129,10 +131,14 @@ def _discovered(nodes: tuple[NodeView, ...], per_gpu: int) -> Observation:
 def _healthy(nodes: tuple[NodeView, ...]) -> Observation:
     kind = ConditionType.HEALTHY
     if not nodes or any(n.inventory is None for n in nodes):
-        return Observation.unknown(kind, Reason.NO_INVENTORY, "GPU health needs the node agents' inventory.")
+        return Observation.unknown(
+            kind, Reason.NO_INVENTORY, "GPU health needs the node agents' inventory."
+        )
     bad = [f"{n.name}/{g.index}" for n in nodes for g in n.inventory or () if g.health != "Healthy"]
     if bad:
         return Observation.false(
-            kind, Reason.UNHEALTHY_GPUS, f"{len(bad)} GPUs excluded from placement: {', '.join(bad[:8])}."
+            kind,
+            Reason.UNHEALTHY_GPUS,
+            f"{len(bad)} GPUs excluded from placement: {', '.join(bad[:8])}.",
         )
     return Observation.true(kind, Reason.AS_EXPECTED, "Every GPU is healthy.")

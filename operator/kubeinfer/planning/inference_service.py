@@ -23,6 +23,7 @@ gate Ready, because the model serves traffic without an autoscaler's metrics."""
 
 VERSION_LABEL = "kubeinfer.io/model-version"
 HTTP_PORT = 8080
+SHM_PATH = "/dev/shm"  # noqa: S108 - the in-memory volume NCCL and PyTorch workers expect
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,17 @@ def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
             "failureThreshold": 6,
         },
         "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        "volumeMounts": [{"name": "dshm", "mountPath": SHM_PATH}],
     }
     pod_spec: children.Manifest = {
         "priorityClassName": tier.priority_class,
         "terminationGracePeriodSeconds": 60,
         "containers": [container],
         "volumes": [
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory}}
+            {
+                "name": "dshm",
+                "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory},
+            }
         ],
     }
     if spec.placement.node_selector:
@@ -157,7 +161,10 @@ def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
         "spec": {
             "selector": {"matchLabels": selector},
             "progressDeadlineSeconds": int(load_s) + 300,
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
             "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
         },
     }
@@ -248,7 +255,9 @@ def build_pdb(owner: children.Owner, spec: api.InferenceServiceSpec) -> children
     }
 
 
-def build_service_monitor(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
+def build_service_monitor(
+    owner: children.Owner, spec: api.InferenceServiceSpec
+) -> children.Manifest:
     """Return the ServiceMonitor scraping every version's model servers."""
     runtime = runtimes.RUNTIMES[spec.model.runtime]
     port = "metrics" if runtime.metrics_port != runtime.port else "http"
@@ -274,8 +283,12 @@ def _version_service(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
     )
     if runtime.metrics_port != runtime.port:
         svc["spec"]["ports"].append(
-            {"name": "metrics", "port": runtime.metrics_port, "targetPort": runtime.metrics_port,
-             "protocol": "TCP"}
+            {
+                "name": "metrics",
+                "port": runtime.metrics_port,
+                "targetPort": runtime.metrics_port,
+                "protocol": "TCP",
+            }
         )
     svc["metadata"]["labels"][VERSION_LABEL] = spec.model.version
     return svc
@@ -323,7 +336,11 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         "replicas": dep.replicas,
         "readyReplicas": dep.ready_replicas,
         "selector": f"{owner.label_key}={owner.name}",
-        "stable": {"version": stable, "replicas": dep.replicas, "readyReplicas": dep.ready_replicas},
+        "stable": {
+            "version": stable,
+            "replicas": dep.replicas,
+            "readyReplicas": dep.ready_replicas,
+        },
         "traffic": {"stableWeight": 100, "candidateWeight": 0, "mirrorPercent": 0},
     }
     return Plan(render(owner, spec), with_ready(observations, GATES), status)
@@ -332,7 +349,9 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
 def _placed(spec: api.InferenceServiceSpec, pool: PoolView | None) -> Observation:
     kind = ConditionType.PLACED
     if spec.resources.gpus == 0:
-        return Observation.true(kind, Reason.AS_EXPECTED, "No GPUs requested; the scheduler places the replicas.")
+        return Observation.true(
+            kind, Reason.AS_EXPECTED, "No GPUs requested; the scheduler places the replicas."
+        )
     if pool is None or not pool.exists:
         return Observation.false(
             kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist."
@@ -363,9 +382,13 @@ def _capacity(spec: api.InferenceServiceSpec, pool: PoolView | None) -> Observat
     if spec.resources.gpus == 0:
         return Observation.true(kind, Reason.AS_EXPECTED, "No GPUs requested.")
     if pool is None or not pool.exists:
-        return Observation.false(kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist.")
+        return Observation.false(
+            kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist."
+        )
     if not pool.inventory:
-        return Observation.unknown(kind, Reason.POOL_NOT_READY, "The GPU pool has no inventory yet.")
+        return Observation.unknown(
+            kind, Reason.POOL_NOT_READY, "The GPU pool has no inventory yet."
+        )
     if pool.free_gpus < need:
         return Observation.false(
             kind,
@@ -378,13 +401,17 @@ def _capacity(spec: api.InferenceServiceSpec, pool: PoolView | None) -> Observat
 def _model_loaded(dep: DeploymentView) -> Observation:
     kind = ConditionType.MODEL_LOADED
     if dep.failed:
-        return Observation.false(kind, Reason.DEPLOYMENT_FAILED, dep.message or "Progress deadline exceeded.")
+        return Observation.false(
+            kind, Reason.DEPLOYMENT_FAILED, dep.message or "Progress deadline exceeded."
+        )
     if dep.ready_replicas == 0:
         return Observation.false(
             kind, Reason.DEPLOYMENT_PROGRESSING, f"0 of {dep.replicas} model server pods are ready."
         )
     return Observation.true(
-        kind, Reason.AS_EXPECTED, f"{dep.ready_replicas} of {dep.replicas} model server pods are ready."
+        kind,
+        Reason.AS_EXPECTED,
+        f"{dep.ready_replicas} of {dep.replicas} model server pods are ready.",
     )
 
 
@@ -393,13 +420,21 @@ def _traffic_ready(
 ) -> Observation:
     kind = ConditionType.TRAFFIC_READY
     if dep.ready_replicas == 0:
-        return Observation.false(kind, Reason.NO_READY_REPLICAS, "No model server pod is ready to take traffic.")
+        return Observation.false(
+            kind, Reason.NO_READY_REPLICAS, "No model server pod is ready to take traffic."
+        )
     if spec.traffic.provider == "none":
-        return Observation.true(kind, Reason.TRAFFIC_DISABLED, "The Service routes to ready pods; no route is managed.")
+        return Observation.true(
+            kind, Reason.TRAFFIC_DISABLED, "The Service routes to ready pods; no route is managed."
+        )
     if spec.traffic.provider == "istio":
-        return Observation.true(kind, Reason.AS_EXPECTED, "The VirtualService routes to ready pods.")
+        return Observation.true(
+            kind, Reason.AS_EXPECTED, "The VirtualService routes to ready pods."
+        )
     if observed.route_accepted:
-        return Observation.true(kind, Reason.AS_EXPECTED, "The HTTPRoute is accepted by its Gateway.")
+        return Observation.true(
+            kind, Reason.AS_EXPECTED, "The HTTPRoute is accepted by its Gateway."
+        )
     return Observation.false(
         kind,
         Reason.ROUTE_NOT_ACCEPTED,
@@ -419,6 +454,8 @@ def _metrics(spec: api.InferenceServiceSpec, view: MetricsApiView | None) -> Obs
         )
     if not view.available:
         return Observation.false(
-            kind, Reason.METRICS_API_UNAVAILABLE, f"APIService {needed} is unavailable: {view.message}"
+            kind,
+            Reason.METRICS_API_UNAVAILABLE,
+            f"APIService {needed} is unavailable: {view.message}",
         )
     return Observation.true(kind, Reason.AS_EXPECTED, f"APIService {needed} is available.")

@@ -122,7 +122,9 @@ def render_config(namespace: str, spec: api.LogPolicySpec) -> dict[str, Any]:
         }
     for out, (exporter, _) in zip(spec.outputs, exporters.items(), strict=True):
         pipelines[f"logs/out-{out.name}"] = {
-            "receivers": ["failover/outputs"], "processors": [], "exporters": [exporter],
+            "receivers": ["failover/outputs"],
+            "processors": [],
+            "exporters": [exporter],
         }
     return {
         "receivers": {
@@ -179,7 +181,10 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
                     "volumes": [
                         {"name": "config", "configMap": {"name": name}},
                         {"name": "pods", "hostPath": {"path": "/var/log/pods"}},
-                        {"name": "queue", "hostPath": {"path": "/var/lib/kubeinfer", "type": "DirectoryOrCreate"}},
+                        {
+                            "name": "queue",
+                            "hostPath": {"path": "/var/lib/kubeinfer", "type": "DirectoryOrCreate"},
+                        },
                     ],
                 },
             },
@@ -191,7 +196,9 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
         "The rendered collector configuration is not yet checked by the collector's own validate.",
     )
     if observed.agents_desired is None:
-        applied = Observation.unknown(ConditionType.APPLIED, Reason.AGENTS_ROLLING, "The agent DaemonSet is being created.")
+        applied = Observation.unknown(
+            ConditionType.APPLIED, Reason.AGENTS_ROLLING, "The agent DaemonSet is being created."
+        )
     elif observed.agents_updated < observed.agents_desired:
         applied = Observation.false(
             ConditionType.APPLIED,
@@ -202,6 +209,10 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
         applied = Observation.true(
             ConditionType.APPLIED, Reason.AS_EXPECTED, f"Every agent runs configuration {digest}."
         )
-    status = {"matchedTargets": observed.matched_pods, "outputs": len(spec.outputs), "configHash": digest}
+    status = {
+        "matchedTargets": observed.matched_pods,
+        "outputs": len(spec.outputs),
+        "configHash": digest,
+    }
     objs = (children.stamp_hash(config_map), children.stamp_hash(daemon_set))
     return Plan(objs, with_ready((config_valid, applied), GATES), status)

@@ -25,8 +25,12 @@ _PLANNERS: dict[str, tuple[Callable[..., Any], Any]] = {
     kinds.GPU_POOL.kind: (gpu_pool.plan, gpu_pool.Observed()),
     kinds.CHAOS_EXPERIMENT.kind: (
         chaos_experiment.plan,
-        chaos_experiment.Observed(pods=(chaos_experiment.PodView(name="target-0", ready=True),
-                                        chaos_experiment.PodView(name="target-1", ready=True))),
+        chaos_experiment.Observed(
+            pods=(
+                chaos_experiment.PodView(name="target-0", ready=True),
+                chaos_experiment.PodView(name="target-1", ready=True),
+            )
+        ),
     ),
     kinds.LOG_POLICY.kind: (log_policy.plan, log_policy.Observed()),
 }

@@ -49,11 +49,16 @@ def _common_env(launch: Launch) -> dict[str, str]:
 
 def _vllm_args(launch: Launch) -> list[str]:
     return [
-        "--model", "/models/current",
-        "--served-model-name", launch.model.name,
-        "--port", "8000",
-        "--tensor-parallel-size", str(max(launch.gpus, 1)),
-        "--max-num-seqs", str(launch.max_batch_size),
+        "--model",
+        "/models/current",
+        "--served-model-name",
+        launch.model.name,
+        "--port",
+        "8000",
+        "--tensor-parallel-size",
+        str(max(launch.gpus, 1)),
+        "--max-num-seqs",
+        str(launch.max_batch_size),
     ]
 
 

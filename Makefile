@@ -1,0 +1,49 @@
+# The verbs a person uses. Everything runs from a project-local virtualenv that `make setup`
+# creates, so nothing depends on what the machine happens to have installed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup dev run test unit e2e lint crds render bench clean
+
+setup: $(STAMP) ## create .venv and install kubeinfer with its test and lint tools
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,lint]'
+	touch $(STAMP)
+
+dev: setup ## build the control plane (cached), start it with GPU nodes, run the operator and the examples
+	$(PY) -m e2e.dev
+
+run: setup ## run the operator against the current KUBECONFIG
+	$(VENV)/bin/kubeinfer run --all-namespaces
+
+test: unit e2e ## every test: unit and integration, then end-to-end on the real control plane
+
+unit: setup ## unit and planning tests (no cluster)
+	$(PY) -m pytest tests
+
+e2e: setup ## end-to-end tests on a real control plane built from Go modules
+	$(PY) -m pytest e2e -m e2e
+
+lint: setup ## ruff, mypy --strict and the import-linter layer contracts
+	$(VENV)/bin/ruff check operator tests e2e
+	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+crds: setup ## regenerate crds/ from the API models
+	$(VENV)/bin/kubeinfer crds --output-dir crds
+
+render: setup ## print the children of every example manifest
+	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml
+
+bench: setup ## benchmarks, reported as figures and ratios against peers
+	$(PY) -m pytest tests -m benchmark --benchmark-enable --benchmark-only
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

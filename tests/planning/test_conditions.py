@@ -1,0 +1,95 @@
+"""Condition handling: Ready derived by priority, transition times kept when nothing moves,
+transitions listed for Events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kubeinfer.api.conditions import ConditionType as T
+from kubeinfer.api.conditions import Reason as R
+from kubeinfer.planning import conditions
+from kubeinfer.planning.conditions import Observation as O
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+GATES = (T.PLACED, T.MODEL_LOADED)
+
+
+@pytest.mark.parametrize(
+    ("observations", "expected"),
+    [
+        pytest.param(
+            [O.true(T.PLACED, R.AS_EXPECTED, ""), O.true(T.MODEL_LOADED, R.AS_EXPECTED, "")],
+            ("True", R.AS_EXPECTED),
+            id="every gate true gives Ready True",
+        ),
+        pytest.param(
+            [
+                O.false(T.PLACED, R.NO_NODE_FITS, "x"),
+                O.false(T.MODEL_LOADED, R.NO_READY_REPLICAS, "y"),
+            ],
+            ("False", R.NO_NODE_FITS),
+            id="the first failing gate by priority decides the reason",
+        ),
+        pytest.param(
+            [O.true(T.PLACED, R.AS_EXPECTED, ""), O.unknown(T.MODEL_LOADED, R.RECONCILING, "")],
+            ("Unknown", R.RECONCILING),
+            id="an unknown gate makes Ready unknown",
+        ),
+        pytest.param(
+            [O.true(T.PLACED, R.AS_EXPECTED, "")],
+            ("Unknown", R.RECONCILING),
+            id="a gate never observed makes Ready unknown",
+        ),
+        pytest.param(
+            [
+                O.true(T.PLACED, R.AS_EXPECTED, ""),
+                O.true(T.MODEL_LOADED, R.AS_EXPECTED, ""),
+                O.false(T.METRICS_AVAILABLE, R.METRICS_API_MISSING, ""),
+            ],
+            ("True", R.AS_EXPECTED),
+            id="a non-gate condition does not block Ready",
+        ),
+    ],
+)
+def test_ready_is_derived_by_priority(observations: list[O], expected: tuple[str, R]) -> None:
+    ready = conditions.derive_ready(observations, GATES)
+    assert (ready.status, ready.reason) == expected
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    first = conditions.merge([], [O.false(T.PLACED, R.NO_NODE_FITS, "a")], generation=1, now=NOW)
+    later = NOW + timedelta(minutes=5)
+    same = conditions.merge(
+        first, [O.false(T.PLACED, R.INSUFFICIENT_GPUS, "b")], generation=2, now=later
+    )
+    assert same[0].last_transition_time == first[0].last_transition_time
+    assert same[0].observed_generation == 2
+    moved = conditions.merge(same, [O.true(T.PLACED, R.AS_EXPECTED, "c")], generation=2, now=later)
+    assert moved[0].last_transition_time == "2026-01-01T00:05:00Z"
+
+
+def test_merging_the_same_observations_twice_is_identical() -> None:
+    obs = [
+        O.true(T.PLACED, R.AS_EXPECTED, "ok"),
+        O.false(T.MODEL_LOADED, R.NO_READY_REPLICAS, "no"),
+    ]
+    once = conditions.merge([], obs, generation=3, now=NOW)
+    twice = conditions.merge(once, obs, generation=3, now=NOW + timedelta(hours=1))
+    assert once == twice
+    assert conditions.transitions(once, twice) == []
+
+
+def test_transitions_report_reason_changes_too() -> None:
+    before = conditions.merge([], [O.false(T.PLACED, R.NO_NODE_FITS, "")], generation=1, now=NOW)
+    after = conditions.merge(
+        before, [O.false(T.PLACED, R.POOL_NOT_FOUND, "")], generation=1, now=NOW
+    )
+    assert [c.reason for c in conditions.transitions(before, after)] == ["PoolNotFound"]
+
+
+def test_every_reason_and_condition_type_is_documented() -> None:
+    for member in [*T, *R]:
+        assert member.doc and member.doc.endswith("."), member
+        assert member.value[0].isupper() and " " not in member.value

@@ -1,0 +1,145 @@
+"""Rendering children: every example renders, output is byte-for-byte deterministic and equal
+to the golden files, children are GitOps-clean, and invalid manifests name the field."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubeinfer.api import inference_service as isvc_api
+from kubeinfer.planning import children, inference_service, render
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _render(path: Path) -> str:
+    docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    return render.dump(render.render_documents(docs, source=path.name))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_renders_to_its_golden_file(example: Path) -> None:
+    text = _render(example)
+    golden = GOLDEN / example.name
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8"), "run `UPDATE_GOLDEN=1 make test` and review"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_rendering_twice_gives_identical_bytes(example: Path) -> None:
+    assert _render(example).encode() == _render(example).encode()
+
+
+def test_there_is_an_example_of_every_kind_with_children() -> None:
+    kinds_seen = set()
+    for example in EXAMPLES:
+        docs = list(yaml.safe_load_all(example.read_text(encoding="utf-8")))
+        for item in render.render_documents(docs):
+            if item.children:
+                kinds_seen.add(item.kind)
+    assert kinds_seen == {"InferenceService", "GPUPool", "ChaosExperiment", "LogPolicy"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_children_never_carry_argocd_tracking_and_are_owned(example: Path) -> None:
+    docs = list(yaml.safe_load_all(example.read_text(encoding="utf-8")))
+    for doc in docs:
+        doc.setdefault("metadata", {}).setdefault("labels", {})[children.ARGOCD_TRACKING_LABEL] = (
+            "app"
+        )
+        doc["metadata"].setdefault("annotations", {})[children.ARGOCD_TRACKING_ANNOTATION] = "x"
+    for item in render.render_documents(docs):
+        for child in item.children:
+            meta = child["metadata"]
+            assert children.ARGOCD_TRACKING_LABEL not in meta.get("labels", {})
+            assert children.ARGOCD_TRACKING_ANNOTATION not in meta.get("annotations", {})
+            assert meta["ownerReferences"][0]["controller"] is True
+            assert meta["annotations"][children.HASH_ANNOTATION]
+
+
+def test_deployment_leaves_replicas_to_the_autoscaler() -> None:
+    docs = list(
+        yaml.safe_load_all((ROOT / "manifests/examples/03-inferenceservice-gpu.yaml").read_text())
+    )
+    (item,) = render.render_documents(docs)
+    deployment = next(c for c in item.children if c["kind"] == "Deployment")
+    assert "replicas" not in deployment["spec"]
+    assert (
+        deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
+            "nvidia.com/gpu"
+        ]
+        == "2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tier", "engine", "metric"),
+    [
+        ("gold", "hpa", "kubeinfer_request_latency_p95_milliseconds"),
+        ("silver", "hpa", "kubeinfer_requests_per_second"),
+        ("bronze", "hpa", "cpu"),
+        ("gold", "keda", "prometheus"),
+        ("bronze", "keda", "cpu"),
+    ],
+)
+def test_each_tier_compiles_to_its_scaling_signal(tier: str, engine: str, metric: str) -> None:
+    spec = isvc_api.InferenceServiceSpec.model_validate(
+        {
+            "model": {"name": "m", "version": "v1", "uri": "hf://m"},
+            "resources": {"gpus": 0},
+            "sla": {"tier": tier, "latencyP95Ms": 300},
+            "autoscaling": {"engine": engine},
+            "traffic": {"provider": "none"},
+        }
+    )
+    owner = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "m", "ns", "u")
+    scaler = next(
+        c
+        for c in inference_service.render(owner, spec)
+        if c["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")
+    )
+    if engine == "hpa":
+        found = scaler["spec"]["metrics"][0]
+        name = (
+            found["resource"]["name"]
+            if found["type"] == "Resource"
+            else found["pods"]["metric"]["name"]
+        )
+    else:
+        name = scaler["spec"]["triggers"][0]["type"]
+    assert name == metric
+
+
+def test_invalid_manifest_names_the_field() -> None:
+    doc = {
+        "apiVersion": "kubeinfer.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "model": {"name": "m", "version": "v1", "uri": "hf://m"},
+            "resources": {"gpus": 99},
+        },
+    }
+    with pytest.raises(
+        render.RenderError, match=r"spec\.resources\.gpus: Input should be less than or equal to 16"
+    ):
+        render.render_documents([doc])
+
+
+def test_non_kubeinfer_documents_are_skipped() -> None:
+    assert render.render_documents([{"apiVersion": "v1", "kind": "ConfigMap"}, None]) == []
+
+
+def test_priority_classes_shipped_match_the_tiers() -> None:
+    from kubeinfer.planning import tiers
+
+    docs = list(yaml.safe_load_all((ROOT / "manifests/priority-classes.yaml").read_text()))
+    shipped = {d["metadata"]["name"]: d["value"] for d in docs}
+    assert shipped == tiers.PRIORITY_VALUES
+    assert {t.priority_class for t in tiers.TIERS.values()} == set(shipped)
