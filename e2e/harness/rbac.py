@@ -30,6 +30,8 @@ ACCESS_KINDS = frozenset(
         "RoleBinding",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        # Cluster-scoped prerequisites of the operator's children (the SLA tiers' priorities).
+        "PriorityClass",
     }
 )
 

@@ -1,0 +1,197 @@
+"""The operator against the real control plane, running as its ServiceAccount.
+
+Covers: an example reaching Ready (and `kubectl wait`), printer columns and `kubectl get
+kubeinfer`, a specific non-Ready reason with an Event, apply-time rejection by CEL rules,
+garbage collection of children, and that a reconcile of an unchanged object sends no write.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.harness import cluster as cluster_setup
+from e2e.harness import operator_process, versions
+
+pytestmark = pytest.mark.e2e
+EXAMPLES = versions.REPO_ROOT / "manifests" / "examples"
+
+
+def _example(name: str, namespace: str) -> str:
+    doc = yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
+    doc["metadata"]["namespace"] = namespace
+    return yaml.safe_dump(doc)
+
+
+def _eventually(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def _writes(op: operator_process.RunningOperator) -> dict[str, float]:
+    url = op.liveness_url.replace("/healthz", "/metrics")
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found: dict[str, float] = {}
+    pattern = (
+        r'^kubeinfer_api_requests_total\{code="[0-9]+",kind="([^"]+)",verb="([^"]+)"\} ([0-9.e+]+)$'
+    )
+    for kind, verb, value in re.findall(pattern, text, flags=re.MULTILINE):
+        if verb in {"apply", "patch_status", "delete"}:
+            found[f"{verb} {kind}"] = float(value)
+    return found
+
+
+def test_cpu_example_becomes_ready_and_kubectl_wait_works(
+    cluster: cluster_setup.Cluster, namespace: str, operator: operator_process.RunningOperator
+) -> None:
+    kubectl = cluster.kubectl
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=_example("02-inferenceservice-cpu.yaml", namespace),
+    )
+    kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "inferenceservice/tiny-embedder",
+        "--for=condition=Ready",
+        "--timeout=90s",
+        timeout=100,
+    )
+    table = kubectl("get", "infsvc", "-n", namespace).stdout
+    assert re.search(r"tiny-embedder\s+True\s+AsExpected\s+minilm\s+v1\s+0\s+bronze\s+1", table), (
+        table
+    )
+    everything = kubectl("get", "kubeinfer", "-n", namespace).stdout
+    assert "inferenceservice.kubeinfer.io/tiny-embedder" in everything
+    status = yaml.safe_load(
+        kubectl("get", "infsvc", "tiny-embedder", "-n", namespace, "-o", "yaml").stdout
+    )["status"]
+    assert status["observedGeneration"] == 1
+    assert {c["type"] for c in status["conditions"]} >= {
+        "Ready",
+        "Placed",
+        "ModelLoaded",
+        "TrafficReady",
+    }
+    metrics = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
+    assert metrics["status"] == "False" and metrics["reason"] == "MetricsAPIMissing"
+
+
+def test_unchanged_object_reconcile_sends_no_write(
+    cluster: cluster_setup.Cluster, namespace: str, operator: operator_process.RunningOperator
+) -> None:
+    kubectl = cluster.kubectl
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=_example("02-inferenceservice-cpu.yaml", namespace),
+    )
+    kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "infsvc/tiny-embedder",
+        "--for=condition=Ready",
+        "--timeout=90s",
+        timeout=100,
+    )
+    # Other tests' namespaces may still be terminating, which makes the operator write there;
+    # measure only once the cluster is otherwise quiet.
+    _eventually(
+        lambda: "Terminating" not in kubectl("get", "namespaces", "--no-headers").stdout,
+        timeout=120,
+        what="terminating namespaces to go",
+    )
+    time.sleep(3)  # let trailing child events settle
+    before = _writes(operator)
+    # An annotation change is a watch event that triggers a full reconcile but changes nothing
+    # desired (labels, unlike annotations, propagate to the children).
+    kubectl("annotate", "-n", namespace, "infsvc/tiny-embedder", "example.com/touched=yes")
+    time.sleep(5)
+    assert _writes(operator) == before
+
+
+def test_missing_pool_is_reported_with_a_reason_and_an_event(
+    cluster: cluster_setup.Cluster, namespace: str, operator: operator_process.RunningOperator
+) -> None:
+    kubectl = cluster.kubectl
+    doc = yaml.safe_load(_example("03-inferenceservice-gpu.yaml", namespace))
+    doc["spec"]["placement"]["gpuPool"] = "no-such-pool"
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(doc))
+
+    def reason() -> str:
+        out = kubectl(
+            "get",
+            "infsvc",
+            "llama",
+            "-n",
+            namespace,
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+        ).stdout
+        return out
+
+    _eventually(lambda: reason() == "PoolNotFound", what="Ready reason PoolNotFound")
+    events = kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=PoolNotFound"
+    ).stdout
+    assert "no-such-pool" in events or "PoolNotFound" in events
+
+
+def test_cel_rule_rejects_at_apply_time_naming_the_field(
+    cluster: cluster_setup.Cluster, namespace: str, kubeinfer_crds: tuple[str, ...]
+) -> None:
+    doc = yaml.safe_load(_example("03-inferenceservice-gpu.yaml", namespace))
+    del doc["spec"]["sla"]["latencyP95Ms"]
+    result = cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(doc), check=False
+    )
+    assert result.returncode != 0
+    assert "spec.sla.latencyP95Ms" in result.stderr
+    assert "required for the gold tier" in result.stderr
+
+
+def test_deleting_the_resource_garbage_collects_its_children(
+    cluster: cluster_setup.Cluster, namespace: str, operator: operator_process.RunningOperator
+) -> None:
+    kubectl = cluster.kubectl
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=_example("02-inferenceservice-cpu.yaml", namespace),
+    )
+    selector = "kubeinfer.io/inferenceservice=tiny-embedder"
+
+    def children() -> list[str]:
+        out = kubectl(
+            "get", "deploy,svc,hpa,pdb", "-n", namespace, "-l", selector, "-o", "name"
+        ).stdout
+        return out.split()
+
+    _eventually(lambda: len(children()) >= 5, what="children to be created")
+    kubectl("delete", "infsvc", "tiny-embedder", "-n", namespace, "--wait=true")
+    _eventually(lambda: children() == [], timeout=60, what="children to be garbage-collected")
