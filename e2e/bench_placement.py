@@ -189,6 +189,7 @@ def sweep(binary: Path, topos: dict[str, topology.NodeTopology]) -> None:
     print("## 2. Every free subset of the 8-GPU recordings, every k\n")
     total = worse_bw = better_bw = go_score_wins = 0
     wins: list[str] = []
+    go_short: list[str] = []
     for name, topo in topos.items():
         if len(topo.gpus) != 8:
             continue
@@ -199,6 +200,9 @@ def sweep(binary: Path, topos: dict[str, topology.NodeTopology]) -> None:
                 go_set, _ = go.allocate(free, k)
                 ki_set, _ = kubeinfer_choice(topo, free, k)
                 total += 1
+                if len(go_set) < k:
+                    go_short.append(f"{name} free={list(free)} k={k} -> {list(go_set)}")
+                    continue
                 if k < 2:
                     continue
                 go_bw = topology_score.bottleneck_gbps(topo, go_set) or 0.0
@@ -218,6 +222,11 @@ def sweep(binary: Path, topos: dict[str, topology.NodeTopology]) -> None:
         f"{total:,} decisions; kubeinfer bottleneck lower than go's: {worse_bw}; higher: "
         f"{better_bw}; go's choice higher on its own pair score: {go_score_wins}\n"
     )
+    if go_short:
+        print(
+            f"go-gpuallocator returned fewer than k GPUs (its padding set) in {len(go_short)} "
+            f"decisions, e.g. {'; '.join(go_short[:3])}\n"
+        )
     if wins:
         print(
             "| machine | free | k | go set, score @ bottleneck | kubeinfer set, score @ bottleneck |"
