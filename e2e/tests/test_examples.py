@@ -44,7 +44,9 @@ def test_example_gets_ready_condition_for_its_generation(
         observed: dict[str, Any] = {}
 
         def reported(ref: str = ref, name: str = name, observed: dict[str, Any] = observed) -> bool:
-            text = cluster.kubectl("get", ref, name, f"--namespace={namespace}", "-o", "json").stdout
+            text = cluster.kubectl(
+                "get", ref, name, f"--namespace={namespace}", "-o", "json"
+            ).stdout
             observed.update(json.loads(text))
             status = observed.get("status") or {}
             ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
