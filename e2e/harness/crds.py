@@ -93,7 +93,7 @@ def crd_names(files: Iterable[pathlib.Path]) -> list[str]:
 def install(
     runner: kubectl.Kubectl, files: Sequence[pathlib.Path], *, timeout_seconds: int = 60
 ) -> list[str]:
-    """Server-side apply ``files`` and wait until their CRDs are Established; return the names."""
+    """Server-side apply ``files``, wait until their CRDs are Established and served; names."""
     names = crd_names(files)
     if not names:
         return []
@@ -105,6 +105,9 @@ def install(
         *(f"customresourcedefinition/{name}" for name in names),
         timeout=timeout_seconds + 10,
     )
+    # Established is not yet served: a new resource's watch cache answers 429 "storage is
+    # (re)initializing" for a moment. kubectl honours Retry-After, so one list waits it out.
+    runner("get", ",".join(names), "--all-namespaces", "--output=name", timeout=timeout_seconds)
     log.info("Installed CRDs", extra={"count": len(names)})
     return names
 
