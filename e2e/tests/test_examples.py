@@ -7,6 +7,7 @@ generated CRDs, and for each example writes status the way GitOps tools read it:
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 from typing import Any
@@ -29,6 +30,21 @@ def _documents(path: pathlib.Path, namespace: str) -> list[dict[str, Any]]:
     return documents
 
 
+def _reports_ready(
+    cluster: cluster_setup.Cluster, ref: str, namespace: str, observed: dict[str, Any]
+) -> bool:
+    """Read ``ref`` into ``observed``; true once Ready is reported for the current generation."""
+    text = cluster.kubectl("get", ref, f"--namespace={namespace}", "-o", "json").stdout
+    observed.update(json.loads(text))
+    status = observed.get("status") or {}
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return bool(ready) and status.get("observedGeneration") == observed["metadata"]["generation"]
+
+
+def _status_text(observed: dict[str, Any]) -> str:
+    return json.dumps(observed.get("status"), indent=1)
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
 def test_example_gets_ready_condition_for_its_generation(
     cluster: cluster_setup.Cluster,
@@ -42,21 +58,10 @@ def test_example_gets_ready_condition_for_its_generation(
         ref = f"{document['kind'].lower()}.{document['apiVersion'].split('/')[0]}"
         name = document["metadata"]["name"]
         observed: dict[str, Any] = {}
-
-        def reported(ref: str = ref, name: str = name, observed: dict[str, Any] = observed) -> bool:
-            text = cluster.kubectl(
-                "get", ref, name, f"--namespace={namespace}", "-o", "json"
-            ).stdout
-            observed.update(json.loads(text))
-            status = observed.get("status") or {}
-            ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-            generation = observed["metadata"]["generation"]
-            return bool(ready) and status.get("observedGeneration") == generation
-
         waiting.until(
-            reported,
+            functools.partial(_reports_ready, cluster, f"{ref}/{name}", namespace, observed),
             what=f"{ref}/{name} to report Ready for its generation",
             timeout=60,
             interval=0.5,
-            on_timeout=lambda observed=observed: json.dumps(observed.get("status"), indent=1),
+            on_timeout=functools.partial(_status_text, observed),
         )
