@@ -10,6 +10,7 @@ the agent may patch only its own node.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import pathlib
 from typing import Any
@@ -232,6 +233,16 @@ def test_operator_token_is_refused_what_rbac_does_not_grant(
         assert refused.value.status == 403
 
 
+def _dry_run_refused(core: Any, node: str, patch: dict[str, Any]) -> bool:
+    try:
+        core.patch_node(node, patch, dry_run="All")
+    except kubernetes.client.ApiException as err:
+        if err.status == 403:
+            return True
+        raise
+    return False
+
+
 def test_agent_may_patch_only_the_node_its_pod_runs_on(
     cluster: cluster_setup.Cluster, api: Any
 ) -> None:
@@ -261,6 +272,12 @@ def test_agent_may_patch_only_the_node_its_pod_runs_on(
         patch = {"metadata": {"annotations": {"gpu.kubeinfer.io/agent-probe": "seen"}}}
         with contextlib.closing(cluster.api_client(config)) as as_agent:
             agent_core: Any = kubernetes.client.CoreV1Api(as_agent)
+            # The API server enforces a new admission policy once its informer has seen it.
+            waiting.until(
+                functools.partial(_dry_run_refused, agent_core, other, patch),
+                what="the own-node admission policy to be enforced",
+                timeout=30,
+            )
             agent_core.patch_node(own, patch)
             with pytest.raises(kubernetes.client.ApiException) as refused:
                 agent_core.patch_node(other, patch)
