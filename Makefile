@@ -27,8 +27,9 @@ test: unit e2e ## every test: unit and integration, then end-to-end on the real 
 unit: setup ## unit and planning tests (no cluster)
 	$(PY) -m pytest tests
 
-e2e: setup ## end-to-end tests on a real control plane built from Go modules
-	$(PY) -m pytest e2e -m e2e
+e2e: setup ## end-to-end tests on a real control plane built from Go modules (built first, cached)
+	$(PY) -m e2e.harness.toolchain build
+	$(PY) -m pytest e2e
 
 lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	$(VENV)/bin/ruff check operator tests e2e
@@ -42,8 +43,9 @@ crds: setup ## regenerate crds/ from the API models
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml
 
-bench: setup ## benchmarks, reported as figures and ratios against peers
-	$(PY) -m pytest tests -m benchmark --benchmark-enable --benchmark-only
+bench: setup ## benchmarks, reported as figures and ratios against peers measured in the same run
+	$(PY) -m pytest tests --benchmark-enable --benchmark-only
+	$(PY) e2e/bench_placement.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -129,7 +129,8 @@ def partitions(n: int, k: int) -> int:
     pad = -n % k
 
     def groups(m: int) -> int:
-        return math.factorial(m) // (math.factorial(k) ** (m // k) * math.factorial(m // k))
+        count: int = math.factorial(m) // (math.factorial(k) ** (m // k) * math.factorial(m // k))
+        return count
 
     return groups(n) if pad == 0 else math.comb(n, k - pad) * groups(n - (k - pad))
 
@@ -348,9 +349,14 @@ def replay(binary: Path, topos: dict[str, topology.NodeTopology], *, trials: int
             rng.shuffle(order)
             return g.allocate(tuple(order), k)[0]
 
+        def node_kubeinfer(
+            free: tuple[int, ...], k: int, t: topology.NodeTopology = topo
+        ) -> tuple[int, ...]:
+            return kubeinfer_choice(t, free, k)[0]
+
         for label, allocate in {
             "go-gpuallocator": node_go_shuffled,
-            "kubeinfer": lambda free, k, t=topo: kubeinfer_choice(t, free, k)[0],
+            "kubeinfer": node_kubeinfer,
             "HAMi-style": hami_style(topo),
         }.items():
             r = _run_trace(topo, allocate, mixed)
