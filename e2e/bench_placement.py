@@ -354,11 +354,12 @@ def replay(binary: Path, topos: dict[str, topology.NodeTopology], *, trials: int
         ) -> tuple[int, ...]:
             return kubeinfer_choice(t, free, k)[0]
 
-        for label, allocate in {
+        trace_policies: dict[str, Allocator] = {
             "go-gpuallocator": node_go_shuffled,
             "kubeinfer": node_kubeinfer,
             "HAMi-style": hami_style(topo),
-        }.items():
+        }
+        for label, allocate in trace_policies.items():
             r = _run_trace(topo, allocate, mixed)
             print(
                 f"| {name} | {label} | {100 * r['multi-GPU sets all-NVLink']:.0f}% "
