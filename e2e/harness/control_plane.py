@@ -245,6 +245,10 @@ class ControlPlane:
                 # node lifecycle, service accounts, endpoint slices, disruption, ...
                 "--controllers=*",
                 f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
+                # The default 20 QPS makes the controllers, not the operator, the bottleneck when
+                # a test creates hundreds of Deployments; production clusters raise it too.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
                 "--leader-elect=true",
             ],
         )

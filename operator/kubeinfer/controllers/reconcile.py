@@ -113,50 +113,46 @@ class Controller:
     async def _apply_children(
         self, owner: children.Owner, body: Body, wanted: Sequence[children.Manifest]
     ) -> list[Observation]:
-        ctx = context.current()
-        failures: list[Observation] = []
-        wanted_keys = set()
-        for child in wanted:
-            meta = child["metadata"]
-            wanted_keys.add((child["kind"], meta["name"]))
-            seen = ctx.store.get(child["kind"], meta.get("namespace", ""), meta["name"])
-            digest = meta["annotations"][children.HASH_ANNOTATION]
-            if (
-                seen is not None
-                and seen["metadata"].get("annotations", {}).get(children.HASH_ANNOTATION) == digest
-            ):
-                continue
-            try:
-                applied = await ctx.kube.apply(child)
-            except errors.NotServed:
-                kopf.warn(
-                    _event_target(body),
-                    reason="ChildAPINotServed",
-                    message=f"{child['apiVersion']} {child['kind']} is not served by this cluster; "
-                    f"{meta['name']} was not created.",
-                )
-                continue
-            except errors.KubeError as err:
-                failures.append(
-                    Observation.false(
-                        ConditionType.READY,
-                        Reason.APPLY_FAILED,
-                        f"{child['kind']} {meta['name']} was refused: {err.message}",
-                    )
-                )
-                continue
-            ctx.store.put(child["kind"], applied)
-            ctx.metrics.children_applied.labels(self.kind.kind, child["kind"]).inc()
-            log.info(
-                "Applied %s %s/%s for %s %s",
-                child["kind"],
-                owner.namespace,
-                meta["name"],
-                self.kind.kind,
-                owner.name,
-            )
+        wanted_keys = {(c["kind"], c["metadata"]["name"]) for c in wanted}
+        stale = [c for c in wanted if not _up_to_date(c)]
+        results = await asyncio.gather(*(self._apply_one(owner, body, c) for c in stale))
+        failures = [r for r in results if r is not None]
         await self._prune(owner, wanted_keys)
         return failures[:1]
+
+    async def _apply_one(
+        self, owner: children.Owner, body: Body, child: children.Manifest
+    ) -> Observation | None:
+        """Apply one child; return a failure observation when the server refused it."""
+        ctx = context.current()
+        meta = child["metadata"]
+        try:
+            applied = await ctx.kube.apply(child)
+        except errors.NotServed:
+            kopf.warn(
+                _event_target(body),
+                reason="ChildAPINotServed",
+                message=f"{child['apiVersion']} {child['kind']} is not served by this cluster; "
+                f"{meta['name']} was not created.",
+            )
+            return None
+        except errors.KubeError as err:
+            return Observation.false(
+                ConditionType.READY,
+                Reason.APPLY_FAILED,
+                f"{child['kind']} {meta['name']} was refused: {err.message}",
+            )
+        ctx.store.put(child["kind"], applied)
+        ctx.metrics.children_applied.labels(self.kind.kind, child["kind"]).inc()
+        log.info(
+            "Applied %s %s/%s for %s %s",
+            child["kind"],
+            owner.namespace,
+            meta["name"],
+            self.kind.kind,
+            owner.name,
+        )
+        return None
 
     async def _prune(self, owner: children.Owner, wanted: set[tuple[str, str]]) -> None:
         """Delete children this owner no longer wants (a removed version, a switched provider)."""
@@ -222,6 +218,17 @@ class Controller:
             ready.status,
             ready.reason,
         )
+
+
+def _up_to_date(child: children.Manifest) -> bool:
+    """Whether the watched copy of ``child`` already carries its desired content hash."""
+    meta = child["metadata"]
+    seen = context.current().store.get(child["kind"], meta.get("namespace", ""), meta["name"])
+    digest = meta["annotations"][children.HASH_ANNOTATION]
+    return (
+        seen is not None
+        and seen["metadata"].get("annotations", {}).get(children.HASH_ANNOTATION) == digest
+    )
 
 
 def _event_target(body: Body) -> kopf.Body:

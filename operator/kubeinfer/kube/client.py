@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import client as k8s
@@ -25,24 +26,38 @@ RequestObserver = Callable[[str, str, int], None]
 """Called with (verb, kind, HTTP status) after every request."""
 
 
+CONCURRENCY = 16
+"""Requests in flight at once: worker threads and pooled HTTPS connections."""
+
+
 def load_config() -> Any:
     """Return an API client configured in-cluster, or from KUBECONFIG / ~/.kube/config."""
+    configuration = k8s.Configuration()
     try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return k8s.ApiClient()
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = CONCURRENCY
+    return k8s.ApiClient(configuration)
 
 
 class Kube:
     """The operator's only door to the API server."""
 
-    def __init__(self, api: Any, *, observe: RequestObserver | None = None) -> None:
+    def __init__(
+        self,
+        api: Any,
+        *,
+        observe: RequestObserver | None = None,
+        field_manager: str = FIELD_MANAGER,
+    ) -> None:
         self._api = api
         self._observe = observe or (lambda verb, kind, status: None)
+        self._field_manager = field_manager
+        self._pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="kube")
 
     async def apply(self, manifest: Manifest) -> Manifest:
-        """Server-side apply ``manifest`` under kubeinfer's field manager, forcing conflicts.
+        """Server-side apply ``manifest`` under this client's field manager, forcing conflicts.
 
         Forcing is right for children: kubeinfer is their only intended writer, and a conflict
         with another manager would otherwise leave the child stale forever.
@@ -50,7 +65,7 @@ class Kube:
         res = resources.lookup(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
         path = res.path(meta.get("namespace"), meta["name"])
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        query = [("fieldManager", self._field_manager), ("force", "true")]
         # The apply content type is YAML, of which JSON is a subset: the client sends the body
         # serialised as JSON.
         body = manifest
@@ -140,7 +155,7 @@ class Kube:
             return decoded if isinstance(decoded, dict) else {}
 
         try:
-            result = await asyncio.to_thread(call)
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         except k8s.ApiException as err:
             self._observe(verb, kind, int(err.status or 0))
             raise _translate(err) from err

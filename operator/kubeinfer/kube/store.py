@@ -2,7 +2,8 @@
 
 The controllers feed it from kopf's watch streams (one per kind), so a reconcile reads its
 children and its pool from memory instead of issuing GETs. It holds plain bodies keyed by
-kind, namespace and name; it never talks to the API server itself.
+kind, namespace and name, indexed by owner uid so finding an object's children costs what the
+children number, not what the cluster holds. It never talks to the API server itself.
 """
 
 from __future__ import annotations
@@ -12,24 +13,50 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 Body = Mapping[str, Any]
-Key = tuple[str, str, str]
+Key = tuple[str, str]
+
+
+def _key(body: Body) -> Key:
+    meta = body.get("metadata", {})
+    return meta.get("namespace") or "", meta["name"]
+
+
+def _owners(body: Body) -> set[str]:
+    refs = body.get("metadata", {}).get("ownerReferences") or []
+    return {str(ref["uid"]) for ref in refs if ref.get("uid")}
 
 
 class Store:
     """Latest known body of each watched object."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, dict[tuple[str, str], Body]] = defaultdict(dict)
+        self._objects: dict[str, dict[Key, Body]] = defaultdict(dict)
+        self._by_owner: dict[tuple[str, str], set[Key]] = defaultdict(set)
 
     def put(self, kind: str, body: Body) -> None:
         """Record the latest body of an object (from an ADDED or MODIFIED event)."""
-        meta = body.get("metadata", {})
-        self._objects[kind][(meta.get("namespace", ""), meta["name"])] = body
+        key = _key(body)
+        old = self._objects[kind].get(key)
+        if old is not None:
+            self._unindex(kind, key, old)
+        self._objects[kind][key] = body
+        for uid in _owners(body):
+            self._by_owner[(kind, uid)].add(key)
 
     def remove(self, kind: str, body: Body) -> None:
         """Forget an object (from a DELETED event)."""
-        meta = body.get("metadata", {})
-        self._objects[kind].pop((meta.get("namespace", ""), meta["name"]), None)
+        key = _key(body)
+        old = self._objects[kind].pop(key, None)
+        if old is not None:
+            self._unindex(kind, key, old)
+
+    def _unindex(self, kind: str, key: Key, body: Body) -> None:
+        for uid in _owners(body):
+            keys = self._by_owner.get((kind, uid))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_owner[(kind, uid)]
 
     def get(self, kind: str, namespace: str, name: str) -> Body | None:
         """Return the latest body of one object, if it is known."""
@@ -40,12 +67,7 @@ class Store:
         return iter(list(self._objects[kind].values()))
 
     def owned_by(self, kind: str, namespace: str, uid: str) -> list[Body]:
-        """Return the objects of ``kind`` in ``namespace`` whose controller owner has ``uid``."""
-        return [
-            body
-            for (ns, _), body in list(self._objects[kind].items())
-            if ns == namespace
-            and any(
-                ref.get("uid") == uid for ref in body.get("metadata", {}).get("ownerReferences", [])
-            )
-        ]
+        """Return the objects of ``kind`` in ``namespace`` that have an owner with ``uid``."""
+        keys = sorted(self._by_owner.get((kind, uid), ()))
+        objects = self._objects[kind]
+        return [objects[k] for k in keys if k[0] == namespace and k in objects]
