@@ -31,6 +31,13 @@ Tier = Literal["gold", "silver", "bronze"]
 Strategy = Literal["canary", "shadow", "blueGreen"]
 TrafficProvider = Literal["gateway-api", "istio", "none"]
 
+RUNTIME_SCHEMES: dict[str, tuple[str, ...]] = {
+    "vllm": ("hf", "s3", "gs", "pvc", "oci", "file"),
+    "triton": ("s3", "gs", "pvc", "oci", "file"),
+    "generic": ("hf", "s3", "gs", "pvc", "oci", "file", "http", "https"),
+}
+"""URI schemes each runtime loads from (see ``planning.runtimes`` for how)."""
+
 
 class Model(ApiModel):
     """The model to serve and the server that serves it."""
@@ -263,6 +270,16 @@ class InferenceServiceSpec(ApiModel):
                 "message": "rollout.steps weights must be below 100 (promotion to 100 follows the last step)",
                 "fieldPath": ".rollout.steps",
             },
+            *[
+                {
+                    "rule": f"self.model.runtime != '{runtime}' || "
+                    + " || ".join(f"self.model.uri.startsWith('{s}://')" for s in schemes),
+                    "message": f"model.uri for runtime {runtime} must use one of: "
+                    + ", ".join(f"{s}://" for s in schemes),
+                    "fieldPath": ".model.uri",
+                }
+                for runtime, schemes in RUNTIME_SCHEMES.items()
+            ],
             {
                 "rule": "self.traffic.provider != 'gateway-api' || size(self.traffic.parentRefs) > 0",
                 "message": "traffic.parentRefs needs at least one Gateway when traffic.provider is gateway-api",

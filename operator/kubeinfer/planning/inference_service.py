@@ -90,8 +90,10 @@ def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
     """
     runtime = runtimes.RUNTIMES[spec.model.runtime]
     tier = tiers.TIERS[spec.sla.tier]
+    source = runtimes.model_source(spec.model.uri)
     launch = runtimes.Launch(
         model=spec.model,
+        source=source,
         gpus=spec.resources.gpus,
         max_batch_size=spec.batching.max_batch_size or tier.max_batch_size,
         max_batch_latency_ms=(
@@ -135,8 +137,11 @@ def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
             "failureThreshold": 6,
         },
         "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
-        "volumeMounts": [{"name": "dshm", "mountPath": SHM_PATH}],
+        "volumeMounts": [{"name": "dshm", "mountPath": SHM_PATH}, *source.mounts],
     }
+    hook = runtime.post_start(launch)
+    if hook is not None:
+        container["lifecycle"]["postStart"] = {"exec": {"command": hook}}
     pod_spec: children.Manifest = {
         "priorityClassName": tier.priority_class,
         "terminationGracePeriodSeconds": 60,
@@ -145,7 +150,8 @@ def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
             {
                 "name": "dshm",
                 "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory},
-            }
+            },
+            *source.volumes,
         ],
     }
     if spec.placement.node_selector:

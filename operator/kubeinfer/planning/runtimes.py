@@ -1,15 +1,71 @@
 """Model runtimes: how vLLM, Triton and a generic server are started, probed and configured.
 
 Each runtime maps the API's model, batching and GPU settings to a container: image, args,
-environment, ports and probe paths. Adding a runtime is adding one entry.
+environment, ports, probe paths and lifecycle hooks. Model weights are reached the way each
+runtime does natively:
+
+- ``pvc://claim/path`` mounts the PersistentVolumeClaim read-only at ``/models``;
+- ``oci://image`` mounts the image as a volume (Kubernetes image volumes);
+- ``hf://``, ``s3://``, ``gs://`` are handed to the runtime, which fetches them itself
+  (vLLM from the Hub or through its object-storage loader, Triton from its S3/GCS repository);
+- ``http(s)://`` and ``file://`` go to the generic runtime's environment contract.
+
+Which runtime accepts which scheme is a CEL rule on the API, so a mismatch is refused at apply
+time. Batching: vLLM batches continuously and takes ``--max-num-seqs``; Triton takes dynamic
+batching through its model-control API (a ``load`` with a configuration override, run by the
+container's postStart hook); the generic runtime reads ``KUBEINFER_MAX_BATCH_*``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from kubeinfer.api import inference_service as api
+
+MODELS_DIR = "/models"
+
+SCHEMES = api.RUNTIME_SCHEMES
+"""URI schemes each runtime can load from (the API's CEL rule is generated from the same table)."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the runtime finds the weights, and the volumes that put them there."""
+
+    location: str
+    """What to hand the runtime: a Hub id, an object-store URI or a path in the container."""
+    volumes: tuple[dict[str, Any], ...] = ()
+    mounts: tuple[dict[str, Any], ...] = ()
+
+
+def model_source(uri: str) -> ModelSource:
+    """Resolve a model URI into what the container sees."""
+    scheme, _, rest = uri.partition("://")
+    if scheme == "hf":
+        return ModelSource(location=rest)
+    if scheme == "pvc":
+        claim, _, path = rest.partition("/")
+        return ModelSource(
+            location=f"{MODELS_DIR}/{path}".rstrip("/"),
+            volumes=(
+                {"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
+            ),
+            mounts=({"name": "model", "mountPath": MODELS_DIR, "readOnly": True},),
+        )
+    if scheme == "oci":
+        return ModelSource(
+            location=MODELS_DIR,
+            volumes=(
+                {"name": "model", "image": {"reference": rest, "pullPolicy": "IfNotPresent"}},
+            ),
+            mounts=({"name": "model", "mountPath": MODELS_DIR, "readOnly": True},),
+        )
+    if scheme == "file":
+        return ModelSource(location=rest if rest.startswith("/") else f"/{rest}")
+    return ModelSource(location=uri)
 
 
 @dataclass(frozen=True)
@@ -20,6 +76,7 @@ class Launch:
     gpus: int
     max_batch_size: int
     max_batch_latency_ms: int
+    source: ModelSource = field(default_factory=lambda: ModelSource(location=""))
 
 
 @dataclass(frozen=True)
@@ -35,6 +92,7 @@ class Runtime:
     ready_path: str
     args: Callable[[Launch], list[str]]
     env: Callable[[Launch], dict[str, str]]
+    post_start: Callable[[Launch], list[str] | None] = lambda launch: None
 
 
 def _common_env(launch: Launch) -> dict[str, str]:
@@ -42,15 +100,16 @@ def _common_env(launch: Launch) -> dict[str, str]:
         "KUBEINFER_MODEL_NAME": launch.model.name,
         "KUBEINFER_MODEL_VERSION": launch.model.version,
         "KUBEINFER_MODEL_URI": launch.model.uri,
+        "KUBEINFER_MODEL_LOCATION": launch.source.location,
         "KUBEINFER_MAX_BATCH_SIZE": str(launch.max_batch_size),
         "KUBEINFER_MAX_BATCH_LATENCY_MS": str(launch.max_batch_latency_ms),
     }
 
 
 def _vllm_args(launch: Launch) -> list[str]:
-    return [
+    args = [
         "--model",
-        "/models/current",
+        launch.source.location,
         "--served-model-name",
         launch.model.name,
         "--port",
@@ -60,28 +119,41 @@ def _vllm_args(launch: Launch) -> list[str]:
         "--max-num-seqs",
         str(launch.max_batch_size),
     ]
+    if launch.model.uri.startswith(("s3://", "gs://")):
+        args += ["--load-format", "runai_streamer"]
+    return args
 
 
 def _triton_args(launch: Launch) -> list[str]:
     return [
         "tritonserver",
-        "--model-repository=/models",
+        f"--model-repository={launch.source.location}",
         "--model-control-mode=explicit",
-        f"--load-model={launch.model.name}",
         "--http-port=8000",
         "--metrics-port=8002",
         "--strict-readiness=true",
     ]
 
 
-def _triton_env(launch: Launch) -> dict[str, str]:
-    # Triton reads dynamic batching from the model's config.pbtxt; the init container that
-    # fetches the model writes these values into it.
-    delay_us = launch.max_batch_latency_ms * 1000
-    return {**_common_env(launch), "KUBEINFER_TRITON_MAX_QUEUE_DELAY_US": str(delay_us)}
+def _triton_load(launch: Launch) -> list[str]:
+    """postStart: load the model with the batching configuration once the server listens."""
+    config = {
+        "max_batch_size": launch.max_batch_size,
+        "dynamic_batching": {"max_queue_delay_microseconds": launch.max_batch_latency_ms * 1000},
+    }
+    body = json.dumps(
+        {"parameters": {"config": json.dumps(config, sort_keys=True)}}, sort_keys=True
+    )
+    url = f"http://127.0.0.1:8000/v2/repository/models/{launch.model.name}/load"
+    script = (
+        "for i in $(seq 1 600); do "
+        f"curl -sf -X POST -H 'Content-Type: application/json' -d '{body}' {url} && exit 0; "
+        "sleep 1; done; exit 1"
+    )
+    return ["sh", "-c", script]
 
 
-def _generic_args(launch: Launch) -> list[str]:
+def _no_args(launch: Launch) -> list[str]:
     del launch
     return []
 
@@ -107,7 +179,8 @@ RUNTIMES: dict[str, Runtime] = {
         health_path="/v2/health/live",
         ready_path="/v2/health/ready",
         args=_triton_args,
-        env=_triton_env,
+        env=_common_env,
+        post_start=_triton_load,
     ),
     "generic": Runtime(
         name="generic",
@@ -117,7 +190,7 @@ RUNTIMES: dict[str, Runtime] = {
         metrics_path="/metrics",
         health_path="/healthz",
         ready_path="/readyz",
-        args=_generic_args,
+        args=_no_args,
         env=_common_env,
     ),
 }
