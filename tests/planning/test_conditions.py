@@ -93,3 +93,19 @@ def test_every_reason_and_condition_type_is_documented() -> None:
     for member in [*T, *R]:
         assert member.doc and member.doc.endswith("."), member
         assert member.value[0].isupper() and " " not in member.value
+
+
+@pytest.mark.parametrize(
+    ("type_", "status", "abnormal"),
+    [
+        (T.READY, "False", True),
+        (T.METRICS_AVAILABLE, "False", True),
+        (T.PLACED, "True", False),
+        (T.ROLLED_BACK, "True", True),
+        (T.OOM_RISK, "False", False),
+        (T.MODEL_LOADED, "Unknown", False),
+    ],
+)
+def test_problems_are_warnings_whatever_the_polarity(type_: T, status: str, abnormal: bool) -> None:
+    (cond,) = conditions.merge([], [O(type_, status, R.AS_EXPECTED, "")], generation=1, now=NOW)  # type: ignore[arg-type]
+    assert conditions.is_abnormal(cond) is abnormal

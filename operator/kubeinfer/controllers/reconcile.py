@@ -136,6 +136,9 @@ class Controller:
                 f"{meta['name']} was not created.",
             )
             return None
+        except errors.NamespaceTerminating:
+            # The namespace is going away with everything in it; recreating children is moot.
+            return None
         except errors.KubeError as err:
             return Observation.false(
                 ConditionType.READY,
@@ -205,7 +208,7 @@ class Controller:
         ctx.metrics.status_writes.labels(self.kind.kind).inc()
         for cond in conditions.transitions(previous, merged):
             message = f"{cond.type} is {cond.status}: {cond.message}"
-            if cond.status == "False" and cond.type == ConditionType.READY:
+            if conditions.is_abnormal(cond):
                 kopf.warn(_event_target(body), reason=cond.reason, message=message)
             else:
                 kopf.info(_event_target(body), reason=cond.reason, message=message)

@@ -175,8 +175,15 @@ def _translate(err: k8s.ApiException) -> errors.KubeError:
         if details.get("name"):
             return errors.NotFound(status, message)
         return errors.NotServed(status, message)
+    if status == 403 and _has_cause(payload, "NamespaceTerminating"):
+        return errors.NamespaceTerminating(status, message)
     if status == 409:
         return errors.Conflict(status, message)
     if status == 422:
         return errors.Invalid(status, message)
     return errors.KubeError(status, message)
+
+
+def _has_cause(payload: dict[str, Any], reason: str) -> bool:
+    causes = (payload.get("details") or {}).get("causes") or []
+    return any(c.get("reason") == reason for c in causes)

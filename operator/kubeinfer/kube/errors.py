@@ -33,3 +33,7 @@ class Conflict(KubeError):
 
 class Invalid(KubeError):
     """The API server rejected the object as invalid."""
+
+
+class NamespaceTerminating(KubeError):
+    """The namespace is being deleted, so nothing new may be created in it."""

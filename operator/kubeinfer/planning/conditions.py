@@ -92,6 +92,17 @@ def merge(
     return merged
 
 
+ABNORMAL_WHEN_TRUE = frozenset({ConditionType.ROLLED_BACK, ConditionType.OOM_RISK})
+"""Conditions whose True is the bad state (the rest are good when True)."""
+
+
+def is_abnormal(condition: Condition) -> bool:
+    """Whether a condition reports a problem: its Event is a Warning, not Normal."""
+    if condition.type in ABNORMAL_WHEN_TRUE:
+        return condition.status == "True"
+    return condition.status == "False"
+
+
 def transitions(previous: Sequence[Condition], merged: Sequence[Condition]) -> list[Condition]:
     """Return the conditions whose status or reason changed: each deserves an Event."""
     before = {c.type: (c.status, c.reason) for c in previous}
