@@ -30,8 +30,10 @@ ACCESS_KINDS = frozenset(
         "RoleBinding",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
-        # Cluster-scoped prerequisites of the operator's children (the SLA tiers' priorities).
+        # Cluster-scoped prerequisites of the operator's children (the SLA tiers' priorities,
+        # the DRA DeviceClass of kubeinfer's GPUs).
         "PriorityClass",
+        "DeviceClass",
     }
 )
 

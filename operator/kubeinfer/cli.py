@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import yaml
 
 import kubeinfer
+from kubeinfer.agent import command as agent_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     render = sub.add_parser("render", help="print the child objects a manifest would get")
     render.add_argument("files", nargs="+", type=Path, help="manifest files (multi-document YAML)")
 
+    agent = sub.add_parser("agent", help="run the GPU node agent for this node")
+    agent_command.add_arguments(agent)
+
     sub.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return _crds(args.output_dir)
     if args.command == "render":
         return _render(args.files)
+    if args.command == "agent":
+        return agent_command.run(args)
     return _run(args)
 
 

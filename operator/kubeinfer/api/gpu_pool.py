@@ -99,6 +99,10 @@ class GpuStatus(ApiModel):
     """Product name."""
     memory_mib: int = 0
     """Total memory in MiB."""
+    memory_used_mib: float | None = None
+    """Memory in use at the node agent's latest sample, in MiB."""
+    mig: bool | None = None
+    """MIG mode (empty when the GPU cannot do MIG)."""
     numa_node: int | None = None
     """NUMA node the GPU hangs off."""
     pci_bus_id: str = ""
@@ -110,7 +114,9 @@ class GpuStatus(ApiModel):
     health_reason: str = ""
     """Why it is not healthy."""
     allocated_to: list[str] = Field(default_factory=list)
-    """namespace/name of the InferenceService replicas holding the GPU."""
+    """namespace/name of the InferenceServices holding (ResourceClaim) or placed on the GPU."""
+    schedulable: bool = True
+    """Whether placement may choose it (healthy, present, not in MIG mode)."""
     oom_risk: RiskLevel = "None"
     """Predicted out-of-memory risk."""
     seconds_to_exhaustion: float | None = None
@@ -126,6 +132,10 @@ class NodeStatus(ApiModel):
     """GPUs of the node."""
     inventory_time: str = ""
     """When the node agent last published (RFC 3339)."""
+    inventory_problem: str = ""
+    """Why the node's inventory is not used (missing, stale, malformed); empty when it is."""
+    allocated_unattributed: int = 0
+    """GPUs bound pods hold through the device plugin (count only: the plugin picks them)."""
 
 
 class GPUPoolStatus(ApiModel):
@@ -146,4 +156,6 @@ class GPUPoolStatus(ApiModel):
     free: int = 0
     """Slots free."""
     fragmentation: float = 0
-    """0 when free GPUs sit together on NVLink; towards 1 when scattered and stranded."""
+    """1 - (free GPUs that can still join a full-speed set) / (free GPUs); see docs/gpu.md."""
+    oom_at_risk: int = 0
+    """GPUs whose predicted memory exhaustion is High or Critical."""

@@ -1,80 +1,82 @@
-"""GPUPool handlers: observe the pool's nodes and the GPUs bound pods hold.
+"""GPUPool handlers: observe the pool's nodes, their agents' inventories and who holds each GPU.
 
-Reads come from the watch store; the plan is :mod:`kubeinfer.planning.gpu_pool`.
+Reads come from the watch store (``controllers.gpu_nodes``); the plan is
+:mod:`kubeinfer.planning.gpu_pool`. A GPU is held when an allocated ResourceClaim of driver
+``gpu.kubeinfer.io`` names it or an InferenceService of the pool's namespace recorded it in
+``status.placement``; GPUs that other pods take through the device plugin are counted per node.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from kubeinfer.api import gpu_pool as api
 from kubeinfer.api import kinds
-from kubeinfer.controllers import context
+from kubeinfer.controllers import context, gpu_nodes
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import children
 from kubeinfer.planning import gpu_pool as planner
 
-INVENTORY_ANNOTATION = "gpu.kubeinfer.io/inventory"
-"""Per-GPU inventory the node agent publishes on its Node (JSON list of GPU status objects)."""
-INVENTORY_TIME_ANNOTATION = "gpu.kubeinfer.io/inventory-time"
 log = logging.getLogger(__name__)
+HOLDER_LABEL = gpu_nodes.HOLDER_LABEL
 
 
 async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Observed:
-    """Gather the pool's nodes and their GPU allocation from the store."""
-    del owner
+    """Gather the pool's nodes, inventories and GPU holders from the store."""
     store = context.current().store
-    nodes = [
-        n
-        for n in store.all("Node")
-        if _gpus(n) > 0 and spec.node_selector.matches(n["metadata"].get("labels") or {})
-    ]
-    allocated: dict[str, int] = {}
-    for pod in store.all("Pod"):
+    services = gpu_nodes.pool_services(store, owner.namespace, owner.name)
+    holders = gpu_nodes.claimed(store)
+    for node_name, gpus in gpu_nodes.placed(services).items():
+        for index, names in gpus.items():
+            holders[node_name][index].extend(names)
+    requests = {
+        f"{s['metadata']['namespace']}/{s['metadata']['name']}": gpu_nodes.requested_mib(s)
+        for s in services
+    }
+    device_plugin = _device_plugin_gpus(store.all("Pod"))
+    views = []
+    for node in gpu_nodes.pool_nodes(store, spec):
+        name = node["metadata"]["name"]
+        parsed, error = gpu_nodes.inventory(node)
+        if error:
+            log.warning("Ignored malformed GPU inventory on node %s: %s", name, error)
+        held = {i: tuple(sorted(set(h))) for i, h in holders.get(name, {}).items()}
+        views.append(
+            planner.NodeView(
+                name=name,
+                allocatable_gpus=gpu_nodes.kubelet_gpus(node),
+                inventory=parsed,
+                inventory_error=error,
+                holders=held,
+                requested_mib={
+                    i: mib
+                    for i, names in held.items()
+                    for mib in [max((requests.get(n) or 0) for n in names)]
+                    if mib
+                },
+                unattributed=device_plugin.get(name, 0),
+            )
+        )
+    return planner.Observed(nodes=tuple(views), now=datetime.now(UTC))
+
+
+def _device_plugin_gpus(pods: Any) -> Mapping[str, int]:
+    """Per node: ``nvidia.com/gpu`` held by running pods that kubeinfer did not place."""
+    out: dict[str, int] = {}
+    for pod in pods:
         node = pod.get("spec", {}).get("nodeName")
-        if node and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
-            allocated[node] = allocated.get(node, 0) + _pod_gpus(pod)
-    return planner.Observed(
-        nodes=tuple(_node_view(n, allocated.get(n["metadata"]["name"], 0)) for n in nodes)
-    )
-
-
-def _gpus(node: Any) -> int:
-    return int((node.get("status") or {}).get("allocatable", {}).get(planner.GPU_RESOURCE, 0))
-
-
-def _pod_gpus(pod: Any) -> int:
-    total = 0
-    for container in pod.get("spec", {}).get("containers") or []:
-        limits = (container.get("resources") or {}).get("limits") or {}
-        total += int(limits.get(planner.GPU_RESOURCE, 0))
-    return total
-
-
-def _node_view(node: Any, allocated: int) -> planner.NodeView:
-    meta = node["metadata"]
-    labels = meta.get("labels") or {}
-    annotations = meta.get("annotations") or {}
-    inventory: tuple[api.GpuStatus, ...] | None = None
-    raw = annotations.get(INVENTORY_ANNOTATION)
-    if raw:
-        try:
-            inventory = tuple(api.GpuStatus.model_validate(g) for g in json.loads(raw))
-        except (ValueError, ValidationError) as err:
-            log.warning("Ignored malformed GPU inventory on node %s: %s", meta["name"], err)
-    return planner.NodeView(
-        name=meta["name"],
-        allocatable_gpus=_gpus(node),
-        allocated_gpus=allocated,
-        product=labels.get("nvidia.com/gpu.product", ""),
-        memory_mib=int(labels.get("nvidia.com/gpu.memory", "0") or 0),
-        inventory=inventory,
-        inventory_time=annotations.get(INVENTORY_TIME_ANNOTATION, ""),
-    )
+        labels = pod.get("metadata", {}).get("labels") or {}
+        if not node or HOLDER_LABEL in labels:
+            continue
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for container in pod.get("spec", {}).get("containers") or []:
+            limits = (container.get("resources") or {}).get("limits") or {}
+            out[node] = out.get(node, 0) + int(limits.get(gpu_nodes.GPU_RESOURCE, 0))
+    return out
 
 
 CONTROLLER = Controller(kinds.GPU_POOL, observe, planner.plan)

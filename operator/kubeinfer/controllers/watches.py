@@ -51,6 +51,11 @@ def _register_custom(kind: kinds.Kind) -> None:
             CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule_all(
                 lambda b: (b.get("spec", {}).get("placement") or {}).get("gpuPool") == pool
             )
+        if kind is kinds.INFERENCE_SERVICE:
+            # its recorded placement holds GPUs of its pool
+            used = (body.get("spec", {}).get("placement") or {}).get("gpuPool")
+            if used:
+                CONTROLLERS[kinds.GPU_POOL.kind].schedule(body.metadata["namespace"], used)
 
 
 def _register_child(res: resources.Resource) -> None:
@@ -106,6 +111,27 @@ def _register_cluster_inputs() -> None:
             kinds.LOG_POLICY.kind,
             predicate=lambda b: b["metadata"]["namespace"] == namespace,
         )
+
+    @kopf.on.event("resource.k8s.io", "v1", "resourceclaims")
+    async def on_claim(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        # allocated claims say which GPUs are held (GPUPool) and taken (placement)
+        slim = {
+            "metadata": {k: body.metadata.get(k) for k in ("name", "namespace", "labels")},
+            "status": {"allocation": (body.get("status") or {}).get("allocation")},
+        }
+        _mirror("ResourceClaim", event, slim)
+        wake(kinds.GPU_POOL.kind)
+
+    @kopf.on.event("resource.k8s.io", "v1", "resourceslices")
+    async def on_slice(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        # a node publishing kubeinfer's devices makes DRA enforcement possible there
+        spec = body.get("spec") or {}
+        slim = {
+            "metadata": {"name": body.metadata["name"]},
+            "spec": {k: spec.get(k) for k in ("driver", "nodeName", "pool", "devices")},
+        }
+        _mirror("ResourceSlice", event, slim)
+        wake(kinds.INFERENCE_SERVICE.kind)
 
     @kopf.on.event("apiregistration.k8s.io", "v1", "apiservices")
     async def on_apiservice(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:

@@ -7,8 +7,9 @@ ctypes CPU-affinity arrays, ``nvmlFriendlyObject`` processes and events) and the
 NOT_SUPPORTED for features a product lacks, INVALID_ARGUMENT for links past the last,
 GPU_IS_LOST for a GPU that fell off the bus, TIMEOUT from an empty event wait).
 
-Runtime faults can be injected (:meth:`FakeNvml.inject_event`, :meth:`FakeNvml.lose_gpu`) so
-the event watch and health checks see a machine change under them.
+Runtime faults can be injected (:meth:`FakeNvml.inject_event`, :meth:`FakeNvml.lose_gpu`,
+:meth:`FakeNvml.set_memory_used`) so the event watch, health checks and memory sampling see a
+machine change under them.
 
 Must not do: load libnvidia-ml, read files, or decide anything.
 """
@@ -67,6 +68,10 @@ class FakeNvml:
         """The GPU falls off the bus: XID 79, then every query answers GPU_IS_LOST."""
         self.inject_event(recorded.RecordedEvent(index, pynvml.nvmlEventTypeXidCriticalError, 79))
         self._lost.add(index)
+
+    def set_memory_used(self, index: int, used_bytes: int) -> None:
+        """A workload on GPU ``index`` now holds ``used_bytes`` (what memory-info reports next)."""
+        self.machine = recorded.with_gpu(self.machine, index, memory_used_bytes=used_bytes)
 
     def _deliver(self) -> None:
         keep: deque[recorded.RecordedEvent] = deque()

@@ -1,0 +1,132 @@
+"""What the store says about GPU nodes: published inventories and who holds which GPU.
+
+Owns the reads that the GPUPool and InferenceService controllers share:
+
+- :func:`inventory` — a Node's ``gpu.kubeinfer.io/inventory`` annotation parsed (memoised on the
+  annotation text, so an unchanged node costs nothing and yields the same topology object);
+- :func:`pool_nodes` — the Nodes a pool's selector picks (kubelet GPUs or an agent inventory);
+- :func:`claimed` — GPU indices per node held by allocated ResourceClaims of driver
+  ``gpu.kubeinfer.io``, with the holder's ``namespace/name``;
+- :func:`placed` — GPU indices per node recorded in InferenceServices' ``status.placement``.
+
+Must not: write anything, decide anything.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubeinfer.api import base, kinds
+from kubeinfer.api import gpu_pool as pool_api
+from kubeinfer.api import node_inventory as inv
+from kubeinfer.kube import store as kube_store
+from kubeinfer.planning import gpu_inventory, topology
+
+GPU_RESOURCE = "nvidia.com/gpu"
+HOLDER_LABEL = "kubeinfer.io/inferenceservice"
+"""Label the operator puts on claims generated for an InferenceService's pods."""
+Body = Mapping[str, Any]
+Holders = dict[str, dict[int, list[str]]]
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse(text: str) -> tuple[inv.NodeInventory | None, str]:
+    try:
+        return inv.parse(text), ""
+    except inv.InventoryError as err:
+        return None, str(err)
+
+
+@functools.lru_cache(maxsize=2048)
+def _topology(text: str, node: str) -> topology.NodeTopology | None:
+    parsed, _ = _parse(text)
+    if parsed is None:
+        return None
+    try:
+        return gpu_inventory.topology_of(parsed, name=node)
+    except ValueError:
+        return None
+
+
+def inventory(node: Body) -> tuple[inv.NodeInventory | None, str]:
+    """The node's parsed inventory, or None and why."""
+    text = (node["metadata"].get("annotations") or {}).get(inv.ANNOTATION)
+    if not text:
+        return None, ""
+    return _parse(text)
+
+
+def topology_of(node: Body) -> topology.NodeTopology | None:
+    """The node's topology from its inventory (one shared object per distinct annotation)."""
+    text = (node["metadata"].get("annotations") or {}).get(inv.ANNOTATION)
+    return _topology(text, node["metadata"]["name"]) if text else None
+
+
+def kubelet_gpus(node: Body) -> int:
+    """``nvidia.com/gpu`` allocatable (the device plugin's count)."""
+    return int((node.get("status") or {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
+
+
+def pool_nodes(store: kube_store.Store, spec: pool_api.GPUPoolSpec) -> list[Body]:
+    """Nodes of the pool: selected by its selector and carrying GPUs (kubelet or agent)."""
+    return [
+        n
+        for n in store.all("Node")
+        if (kubelet_gpus(n) > 0 or inv.ANNOTATION in (n["metadata"].get("annotations") or {}))
+        and spec.node_selector.matches(n["metadata"].get("labels") or {})
+    ]
+
+
+def _holder(claim: Body) -> str:
+    meta = claim["metadata"]
+    owner = (meta.get("labels") or {}).get(HOLDER_LABEL)
+    return f"{meta['namespace']}/{owner or meta['name']}"
+
+
+def claimed(store: kube_store.Store) -> Holders:
+    """node -> GPU index -> holders, from allocated ResourceClaims of kubeinfer's driver."""
+    out: Holders = defaultdict(lambda: defaultdict(list))
+    for claim in store.all("ResourceClaim"):
+        allocation = (claim.get("status") or {}).get("allocation") or {}
+        for result in (allocation.get("devices") or {}).get("results") or []:
+            device = str(result.get("device", ""))
+            if result.get("driver") == inv.DRIVER and device.startswith("gpu-"):
+                out[str(result.get("pool"))][int(device[4:])].append(_holder(claim))
+    return out
+
+
+def placed(services: Iterable[Body]) -> Holders:
+    """node -> GPU index -> holders, from InferenceServices' recorded placements."""
+    out: Holders = defaultdict(lambda: defaultdict(list))
+    for body in services:
+        meta = body["metadata"]
+        for replica in (body.get("status") or {}).get("placement") or []:
+            for index in replica.get("gpus") or []:
+                out[str(replica.get("node"))][int(index)].append(
+                    f"{meta['namespace']}/{meta['name']}"
+                )
+    return out
+
+
+def pool_services(store: kube_store.Store, namespace: str, pool: str) -> list[Body]:
+    """InferenceServices in ``namespace`` that take GPUs from ``pool``."""
+    return [
+        b
+        for b in store.all(kinds.INFERENCE_SERVICE.kind)
+        if b["metadata"]["namespace"] == namespace
+        and ((b.get("spec") or {}).get("placement") or {}).get("gpuPool") == pool
+    ]
+
+
+def requested_mib(service: Body) -> float | None:
+    """The InferenceService's ``resources.gpuMemory`` in MiB, if it set one."""
+    quantity = ((service.get("spec") or {}).get("resources") or {}).get("gpuMemory")
+    if not quantity:
+        return None
+    try:
+        return base.quantity_value(str(quantity)) / 2**20
+    except ValueError:
+        return None
