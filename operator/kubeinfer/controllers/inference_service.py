@@ -9,7 +9,7 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import kinds
-from kubeinfer.controllers import context
+from kubeinfer.controllers import context, gpu_placement
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import autoscaling, children
 from kubeinfer.planning import inference_service as planner
@@ -21,7 +21,8 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     pool: planner.PoolView | None = None
     if spec.placement.gpu_pool:
         body = store.get(kinds.GPU_POOL.kind, owner.namespace, spec.placement.gpu_pool)
-        pool = _pool_view(body)
+        pool = gpu_placement.pool_state(store, owner, body)
+    own = store.get(kinds.INFERENCE_SERVICE.kind, owner.namespace, owner.name)
     deployments = {
         d["metadata"]["labels"].get(planner.VERSION_LABEL, ""): _deployment_view(d)
         for d in store.owned_by("Deployment", owner.namespace, owner.uid)
@@ -32,25 +33,11 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     apisvc = store.get("APIService", "", api_name)
     return planner.Observed(
         pool=pool,
+        previous_placement=gpu_placement.previous_placement(own),
         deployments=deployments,
         route_accepted=accepted,
         route_message=message,
         metrics_api=_metrics_view(api_name, apisvc),
-    )
-
-
-def _pool_view(body: Any) -> planner.PoolView:
-    if body is None:
-        return planner.PoolView(exists=False)
-    status = body.get("status") or {}
-    nodes = status.get("nodes") or []
-    inventory = bool(nodes) and all(n.get("gpus") for n in nodes)
-    largest = max((len(n.get("gpus") or []) for n in nodes), default=0)
-    return planner.PoolView(
-        exists=True,
-        inventory=inventory,
-        free_gpus=int(status.get("free", 0)),
-        largest_node_gpus=largest,
     )
 
 

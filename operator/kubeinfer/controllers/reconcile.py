@@ -106,6 +106,9 @@ class Controller:
             plan_obs = (*failures, *plan.observations) if failures else plan.observations
             status = plan.status
             result = "ok"
+            # decisions a planner reports once (a replica's new GPU placement)
+            for reason, message in getattr(plan, "events", ()):
+                kopf.info(_event_target(body), reason=reason, message=message)
         await self._write_status(owner, body, plan_obs, status)
         ctx.metrics.reconciles.labels(self.kind.kind, result).inc()
         ctx.metrics.reconcile_seconds.labels(self.kind.kind).observe(time.perf_counter() - started)

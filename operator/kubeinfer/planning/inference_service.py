@@ -14,7 +14,7 @@ from typing import Any
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import autoscaling, children, runtimes, tiers
+from kubeinfer.planning import autoscaling, children, replica_placement, runtimes, tiers
 from kubeinfer.planning.conditions import Observation, with_ready
 
 GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
@@ -26,14 +26,8 @@ HTTP_PORT = 8080
 SHM_PATH = "/dev/shm"  # noqa: S108 - the in-memory volume NCCL and PyTorch workers expect
 
 
-@dataclass(frozen=True)
-class PoolView:
-    """What the planner needs to know of the GPU pool."""
-
-    exists: bool
-    inventory: bool = False
-    free_gpus: int = 0
-    largest_node_gpus: int = 0
+PoolView = replica_placement.PoolState
+"""What the planner needs to know of the GPU pool (its nodes as placement sees them)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +56,8 @@ class Observed:
     """Everything the controller read from the cluster for one InferenceService."""
 
     pool: PoolView | None
+    previous_placement: tuple[api.ReplicaPlacement, ...] = ()
+    """``status.placement`` as last written (placements are kept while still valid)."""
     deployments: dict[str, DeploymentView] = field(default_factory=dict)
     route_accepted: bool | None = None
     route_message: str = ""
@@ -75,6 +71,8 @@ class Plan:
     children: tuple[children.Manifest, ...]
     observations: tuple[Observation, ...]
     status: dict[str, Any]
+    events: tuple[tuple[str, str], ...] = ()
+    """(reason, message) of decisions worth an Event (new replica placements)."""
 
 
 def version_name(owner: children.Owner, version: str) -> str:
@@ -82,7 +80,12 @@ def version_name(owner: children.Owner, version: str) -> str:
     return children.dns_name(owner.name, version)
 
 
-def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
+def build_deployment(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    gpus: replica_placement.Enforcement | None = None,
+    claim_template: str | None = None,
+) -> children.Manifest:
     """Return the Deployment of the spec's model version.
 
     ``replicas`` is left out on purpose: the autoscaler owns it, so neither Git nor a
@@ -160,6 +163,8 @@ def build_deployment(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
         pod_spec["tolerations"] = [
             t.model_dump(by_alias=True, exclude_none=True) for t in spec.placement.tolerations
         ]
+    if gpus is not None:
+        replica_placement.constrain_pod(pod_spec, container, gpus, claim_template=claim_template)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -300,12 +305,29 @@ def _version_service(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
     return svc
 
 
-def render(owner: children.Owner, spec: api.InferenceServiceSpec) -> tuple[children.Manifest, ...]:
-    """Return every child of the InferenceService, each stamped with its content hash."""
+def render(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    gpus: replica_placement.Enforcement | None = None,
+) -> tuple[children.Manifest, ...]:
+    """Return every child of the InferenceService, each stamped with its content hash.
+
+    ``gpus`` (the placement's enforcement) pins the pods to their planned nodes and, in DRA
+    mode, adds the ResourceClaimTemplate naming their GPUs.
+    """
     runtime = runtimes.RUNTIMES[spec.model.runtime]
-    deployment = build_deployment(owner, spec)
+    name = version_name(owner, spec.model.version)
+    claims = (
+        replica_placement.build_claim_template(owner, name, gpus)
+        if gpus is not None and gpus.mode == "dra"
+        else None
+    )
+    deployment = build_deployment(
+        owner, spec, gpus, claims["metadata"]["name"] if claims is not None else None
+    )
     stable = deployment["metadata"]["name"]
     objs: list[children.Manifest | None] = [
+        claims,
         deployment,
         _version_service(owner, spec),
         build_service(
@@ -330,9 +352,16 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
     """Return the children and status of an InferenceService."""
     stable = spec.model.version
     dep = observed.deployments.get(stable, DeploymentView())
+    outcome = (
+        replica_placement.decide(
+            spec, observed.pool, previous=observed.previous_placement, current_pods=dep.replicas
+        )
+        if spec.resources.gpus and observed.pool is not None and observed.pool.nodes
+        else None
+    )
     observations = (
-        _placed(spec, observed.pool),
-        _capacity(spec, observed.pool),
+        replica_placement.placed(spec, observed.pool, outcome),
+        replica_placement.capacity(spec, observed.pool, outcome),
         _model_loaded(dep),
         _traffic_ready(spec, dep, observed),
         _metrics(spec, observed.metrics_api),
@@ -348,60 +377,15 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             "readyReplicas": dep.ready_replicas,
         },
         "traffic": {"stableWeight": 100, "candidateWeight": 0, "mirrorPercent": 0},
+        "placement": replica_placement.status(outcome),
     }
-    return Plan(render(owner, spec), with_ready(observations, GATES), status)
-
-
-def _placed(spec: api.InferenceServiceSpec, pool: PoolView | None) -> Observation:
-    kind = ConditionType.PLACED
-    if spec.resources.gpus == 0:
-        return Observation.true(
-            kind, Reason.AS_EXPECTED, "No GPUs requested; the scheduler places the replicas."
-        )
-    if pool is None or not pool.exists:
-        return Observation.false(
-            kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist."
-        )
-    if not pool.inventory:
-        return Observation.false(
-            kind,
-            Reason.PLACEMENT_PENDING,
-            f"GPUPool {spec.placement.gpu_pool!r} has no GPU inventory from node agents yet.",
-        )
-    if pool.largest_node_gpus < spec.resources.gpus:
-        return Observation.false(
-            kind,
-            Reason.NO_NODE_FITS,
-            f"A replica needs {spec.resources.gpus} GPUs; the largest node in "
-            f"{spec.placement.gpu_pool!r} has {pool.largest_node_gpus}.",
-        )
-    return Observation.unknown(
-        kind,
-        Reason.NOT_IMPLEMENTED,
-        "Topology-aware GPU placement is not built yet; the scheduler places replicas by GPU count.",
+    gpus = outcome.enforcement if outcome is not None else None
+    return Plan(
+        render(owner, spec, gpus),
+        with_ready(observations, GATES),
+        status,
+        replica_placement.events(outcome),
     )
-
-
-def _capacity(spec: api.InferenceServiceSpec, pool: PoolView | None) -> Observation:
-    kind = ConditionType.CAPACITY_AVAILABLE
-    need = spec.resources.gpus * spec.replicas.min
-    if spec.resources.gpus == 0:
-        return Observation.true(kind, Reason.AS_EXPECTED, "No GPUs requested.")
-    if pool is None or not pool.exists:
-        return Observation.false(
-            kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist."
-        )
-    if not pool.inventory:
-        return Observation.unknown(
-            kind, Reason.POOL_NOT_READY, "The GPU pool has no inventory yet."
-        )
-    if pool.free_gpus < need:
-        return Observation.false(
-            kind,
-            Reason.INSUFFICIENT_GPUS,
-            f"{need} GPUs needed for {spec.replicas.min} replicas; the pool has {pool.free_gpus} free.",
-        )
-    return Observation.true(kind, Reason.AS_EXPECTED, f"{pool.free_gpus} GPUs free; {need} needed.")
 
 
 def _model_loaded(dep: DeploymentView) -> Observation:

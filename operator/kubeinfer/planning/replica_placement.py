@@ -1,0 +1,405 @@
+"""Per-replica GPU placement of an InferenceService and how it is enforced.
+
+Owns :func:`decide` (which node and GPU set each replica gets, from the pool's nodes as the
+controller saw them), the ``Placed`` / ``CapacityAvailable`` observations it implies, the
+decision Events, and the enforcement rendered into the model server's pod template:
+
+- **DRA** when every planned node publishes kubeinfer's ResourceSlice (driver
+  ``gpu.kubeinfer.io``): a ResourceClaimTemplate whose one request lists each planned GPU set as
+  a ``firstAvailable`` subrequest (a CEL selector naming the set's GPU UUIDs, ``count: k``), so
+  the scheduler allocates each pod exactly one planned set; at most 8 subrequests exist
+  (``FirstAvailableDeviceRequestMaxSize``), so from the 8th replica on the last subrequest admits
+  any k GPUs among the remaining planned sets. The pod asks no ``nvidia.com/gpu``.
+- **Node pinning** otherwise: required node affinity to the planned nodes plus the
+  ``nvidia.com/gpu`` count; the device plugin then picks the GPUs on the node (the status says
+  so rather than claiming the set).
+
+Decisions are sticky: a replica keeps its recorded placement while that set is still
+schedulable, free of other holders and allowed by the spec; only the rest are placed anew, by
+:func:`kubeinfer.planning.placement.place`. Replicas planned: ``max(replicas.min,
+replicas.desired, current pods, 1)``.
+
+Must not: I/O, clocks, read cluster objects (the controller builds :class:`PoolNode`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubeinfer.api import inference_service as api
+from kubeinfer.api import node_inventory as inv
+from kubeinfer.api.conditions import ConditionType, Reason
+from kubeinfer.planning import children, placement, topology, topology_score
+from kubeinfer.planning.conditions import Observation
+
+MAX_SUBREQUESTS = 8
+REQUEST_NAME = "gpus"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class PoolNode:
+    """One node of the pool, as placement needs it."""
+
+    name: str
+    topology: topology.NodeTopology
+    uuids: Mapping[int, str] = field(hash=False)
+    """GPU index -> UUID."""
+    schedulable: frozenset[int]
+    """Healthy (or degraded), present, whole GPUs (the pool's verdict)."""
+    taken: frozenset[int] = frozenset()
+    """GPUs held or placed by anyone but this InferenceService."""
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    dra: bool = False
+    """The node publishes kubeinfer's devices in a ResourceSlice."""
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """The pool as this InferenceService sees it."""
+
+    exists: bool
+    nodes: tuple[PoolNode, ...] = ()
+    nodes_without_inventory: int = 0
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """How the pod template pins replicas to their placements."""
+
+    mode: Literal["dra", "node-pinning"]
+    nodes: tuple[str, ...]
+    gpu_sets: tuple[tuple[str, ...], ...]
+    """GPU UUIDs per replica, in replica order."""
+    gpus: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The decision for every planned replica."""
+
+    wanted: int
+    placements: tuple[api.ReplicaPlacement, ...]
+    no_fit: placement.NoFit | None
+    enforcement: Enforcement | None
+    new: tuple[int, ...]
+    """Replicas placed anew in this decision (the others kept their recorded placement)."""
+
+
+def wanted_replicas(spec: api.InferenceServiceSpec, current: int) -> int:
+    """How many replicas to place."""
+    return max(spec.replicas.min, spec.replicas.desired or 0, current, 1)
+
+
+def _request(spec: api.InferenceServiceSpec, replicas: int) -> placement.Request:
+    return placement.Request(
+        gpus=spec.resources.gpus,
+        replicas=replicas,
+        policy=spec.placement.topology,
+        packing=spec.placement.packing,
+        node_selector=dict(spec.placement.node_selector),
+    )
+
+
+def _still_valid(
+    spec: api.InferenceServiceSpec, prior: api.ReplicaPlacement, node: PoolNode | None
+) -> bool:
+    gpus = frozenset(prior.gpus)
+    if node is None or len(gpus) != spec.resources.gpus or len(prior.gpus) != len(gpus):
+        return False
+    if not gpus <= node.schedulable or gpus & node.taken:
+        return False
+    if any(node.labels.get(k) != v for k, v in spec.placement.node_selector.items()):
+        return False
+    topo = node.topology
+    if spec.placement.topology == "nvlink-required":
+        return all(topo.link(a, b).nvlinks > 0 for a in gpus for b in gpus if a < b)
+    if spec.placement.topology == "same-numa":
+        return topology_score.numa_span(topo, gpus) <= 1
+    return True
+
+
+def _explained(p: placement.Placement) -> api.ReplicaPlacement:
+    bottleneck = p.bottleneck_gbps
+    head = (
+        f"bottleneck {bottleneck:g} GB/s, pair score {p.pair_score}"
+        if bottleneck is not None
+        else f"single GPU, future value left {p.explanation.future_value:g}"
+    )
+    return api.ReplicaPlacement(
+        replica=p.replica,
+        node=p.node,
+        gpus=list(p.gpus),
+        numa_nodes=list(p.numa_nodes),
+        bottleneck_gbps=bottleneck or 0.0,
+        explanation=f"{head}; {p.explanation.summary()}",
+    )
+
+
+def decide(
+    spec: api.InferenceServiceSpec,
+    pool: PoolState,
+    *,
+    previous: Sequence[api.ReplicaPlacement],
+    current_pods: int,
+) -> Outcome:
+    """Place every wanted replica, keeping valid recorded placements."""
+    wanted = wanted_replicas(spec, current_pods)
+    by_name = {n.name: n for n in pool.nodes}
+    kept: list[api.ReplicaPlacement] = []
+    used: dict[str, set[int]] = {}
+    for prior in sorted(previous, key=lambda p: p.replica)[:wanted]:
+        node = by_name.get(prior.node)
+        overlap = used.get(prior.node, set()) & set(prior.gpus)
+        if not overlap and _still_valid(spec, prior, node):
+            kept.append(prior)
+            used.setdefault(prior.node, set()).update(prior.gpus)
+    states = [
+        placement.NodeState(
+            name=n.name,
+            topology=n.topology,
+            free=n.schedulable - n.taken - frozenset(used.get(n.name, ())),
+            labels=n.labels,
+        )
+        for n in pool.nodes
+    ]
+    result = placement.place(_request(spec, wanted - len(kept)), states)
+    taken_ordinals = {p.replica for p in kept}
+    free_ordinals = [i for i in range(wanted) if i not in taken_ordinals]
+    fresh = [
+        _explained(dataclasses.replace(p, replica=free_ordinals[i]))
+        for i, p in enumerate(result.placements)
+    ]
+    placements = tuple(sorted([*kept, *fresh], key=lambda p: p.replica))
+    no_fit = result.no_fit
+    if no_fit is not None:
+        no_fit = dataclasses.replace(no_fit, replica=free_ordinals[len(fresh)])
+    return Outcome(
+        wanted=wanted,
+        placements=placements,
+        no_fit=no_fit,
+        enforcement=_enforcement(spec, placements, by_name),
+        new=tuple(p.replica for p in fresh),
+    )
+
+
+def _enforcement(
+    spec: api.InferenceServiceSpec,
+    placements: Sequence[api.ReplicaPlacement],
+    nodes: Mapping[str, PoolNode],
+) -> Enforcement | None:
+    if not placements:
+        return None
+    names = tuple(sorted({p.node for p in placements}))
+    dra = all(nodes[n].dra for n in names)
+    return Enforcement(
+        mode="dra" if dra else "node-pinning",
+        nodes=names,
+        gpu_sets=tuple(tuple(nodes[p.node].uuids[g] for g in p.gpus) for p in placements),
+        gpus=spec.resources.gpus,
+    )
+
+
+def _selector(uuids: Sequence[str]) -> dict[str, Any]:
+    listed = ", ".join(json.dumps(u) for u in uuids)
+    return {"cel": {"expression": f'device.attributes["{inv.DRIVER}"].uuid in [{listed}]'}}
+
+
+def build_claim_template(
+    owner: children.Owner, base_name: str, enforcement: Enforcement
+) -> children.Manifest:
+    """The ResourceClaimTemplate naming each planned GPU set (DRA mode).
+
+    Its name carries a digest of the sets: templates are immutable, so a new decision makes a
+    new template (and a rollout onto it); the old one is pruned.
+    """
+    sets = list(enforcement.gpu_sets)
+    exact = sets if len(sets) <= MAX_SUBREQUESTS else sets[: MAX_SUBREQUESTS - 1]
+    rest = [] if len(sets) <= MAX_SUBREQUESTS else sets[MAX_SUBREQUESTS - 1 :]
+    subrequests = [
+        {
+            "name": f"set-{i}",
+            "deviceClassName": inv.DEVICE_CLASS,
+            "selectors": [_selector(s)],
+            "allocationMode": "ExactCount",
+            "count": enforcement.gpus,
+        }
+        for i, s in enumerate(exact)
+    ]
+    if rest:
+        subrequests.append(
+            {
+                "name": "rest",
+                "deviceClassName": inv.DEVICE_CLASS,
+                "selectors": [_selector(sorted({u for s in rest for u in s}))],
+                "allocationMode": "ExactCount",
+                "count": enforcement.gpus,
+            }
+        )
+    digest = children.content_hash(sets)[:10]
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": children.metadata(owner, children.dns_name(base_name, "gpus", digest)),
+        "spec": {
+            "metadata": {"labels": {owner.label_key: owner.name}},
+            "spec": {
+                "devices": {"requests": [{"name": REQUEST_NAME, "firstAvailable": subrequests}]}
+            },
+        },
+    }
+
+
+def constrain_pod(
+    pod_spec: children.Manifest,
+    container: children.Manifest,
+    enforcement: Enforcement,
+    *,
+    claim_template: str | None,
+) -> None:
+    """Pin the pod template to the planned nodes (and GPUs, with DRA); edits in place."""
+    pod_spec["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "kubernetes.io/hostname",
+                                "operator": "In",
+                                "values": list(enforcement.nodes),
+                            }
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    if enforcement.mode != "dra" or claim_template is None:
+        return
+    pod_spec["resourceClaims"] = [
+        {"name": REQUEST_NAME, "resourceClaimTemplateName": claim_template}
+    ]
+    resources = container["resources"]
+    for key in ("requests", "limits"):
+        resources[key].pop(GPU_RESOURCE, None)
+    resources["claims"] = [{"name": REQUEST_NAME}]
+
+
+def status(outcome: Outcome | None) -> list[dict[str, Any]]:
+    """``status.placement``."""
+    if outcome is None:
+        return []
+    return [p.model_dump(by_alias=True, exclude_none=True) for p in outcome.placements]
+
+
+def _where(outcome: Outcome) -> str:
+    shown = "; ".join(
+        f"{p.replica}: {p.node} {p.gpus} ({p.bottleneck_gbps:g} GB/s)"
+        for p in outcome.placements[:4]
+    )
+    more = len(outcome.placements) - 4
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _how(outcome: Outcome) -> str:
+    enforcement = outcome.enforcement
+    if enforcement is None:
+        return ""
+    if enforcement.mode == "dra":
+        return "enforced by a DRA ResourceClaimTemplate naming each set's GPUs"
+    return (
+        "enforced by node affinity only: the nodes publish no kubeinfer ResourceSlice, so the "
+        "device plugin picks the GPUs on each node"
+    )
+
+
+def _pool_gate(
+    spec: api.InferenceServiceSpec, pool: PoolState | None, kind: ConditionType
+) -> Observation | None:
+    if spec.resources.gpus == 0:
+        return Observation.true(
+            kind, Reason.AS_EXPECTED, "No GPUs requested; the scheduler places the replicas."
+        )
+    if pool is None or not pool.exists:
+        return Observation.false(
+            kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist."
+        )
+    if not pool.nodes:
+        return Observation.false(
+            kind,
+            Reason.PLACEMENT_PENDING,
+            f"GPUPool {spec.placement.gpu_pool!r} has no GPU inventory from node agents yet "
+            f"({pool.nodes_without_inventory} nodes without one).",
+        )
+    return None
+
+
+def placed(
+    spec: api.InferenceServiceSpec, pool: PoolState | None, outcome: Outcome | None
+) -> Observation:
+    """The ``Placed`` observation."""
+    kind = ConditionType.PLACED
+    gate = _pool_gate(spec, pool, kind)
+    if gate is not None or outcome is None:
+        return gate or Observation.unknown(kind, Reason.PLACEMENT_PENDING, "Not placed yet.")
+    if outcome.no_fit is not None:
+        done = len(outcome.placements)
+        return Observation.false(
+            kind,
+            outcome.no_fit.reason,
+            f"{done} of {outcome.wanted} replicas placed; {outcome.no_fit.message}.",
+        )
+    return Observation.true(
+        kind,
+        Reason.AS_EXPECTED,
+        f"{outcome.wanted} replicas placed, {_how(outcome)}: {_where(outcome)}.",
+    )
+
+
+def capacity(
+    spec: api.InferenceServiceSpec, pool: PoolState | None, outcome: Outcome | None
+) -> Observation:
+    """The ``CapacityAvailable`` observation: can the pool hold ``replicas.min`` replicas?"""
+    kind = ConditionType.CAPACITY_AVAILABLE
+    gate = _pool_gate(spec, pool, kind)
+    if gate is not None or outcome is None:
+        if gate is not None and gate.reason == Reason.PLACEMENT_PENDING:
+            return Observation.unknown(kind, Reason.POOL_NOT_READY, gate.message)
+        return gate or Observation.unknown(kind, Reason.POOL_NOT_READY, "Not placed yet.")
+    need = spec.replicas.min
+    if len(outcome.placements) >= need:
+        return Observation.true(
+            kind,
+            Reason.AS_EXPECTED,
+            f"The pool holds {len(outcome.placements)} replicas of {spec.resources.gpus} GPUs "
+            f"({need} needed).",
+        )
+    no_fit = outcome.no_fit
+    reason = no_fit.reason if no_fit is not None else Reason.INSUFFICIENT_GPUS
+    return Observation.false(
+        kind,
+        reason,
+        f"{need} replicas of {spec.resources.gpus} GPUs needed, {len(outcome.placements)} fit"
+        + (f": {no_fit.message}" if no_fit is not None else "."),
+    )
+
+
+def events(outcome: Outcome | None) -> tuple[tuple[str, str], ...]:
+    """One ``(reason, message)`` Event per replica placed anew in this decision."""
+    if outcome is None:
+        return ()
+    by_replica = {p.replica: p for p in outcome.placements}
+    how = "DRA" if outcome.enforcement and outcome.enforcement.mode == "dra" else "node pinning"
+    return tuple(
+        (
+            "ReplicaPlaced",
+            f"Placed replica {r} on {by_replica[r].node} GPUs {by_replica[r].gpus} ({how}): "
+            f"{by_replica[r].explanation}",
+        )
+        for r in outcome.new
+    )
