@@ -91,6 +91,10 @@ def test_cpu_example_becomes_ready_and_kubectl_wait_works(
         "ModelLoaded",
         "TrafficReady",
     }
+    events = kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=ChildrenApplied"
+    ).stdout
+    assert "Applied Deployment tiny-embedder-v1" in events
     metrics = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
     assert metrics["status"] == "False" and metrics["reason"] == "MetricsAPIMissing"
 

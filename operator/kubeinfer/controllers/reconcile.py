@@ -108,7 +108,7 @@ class Controller:
             result = "ok"
             # decisions a planner reports once (a replica's new GPU placement)
             for reason, message in getattr(plan, "events", ()):
-                kopf.info(_event_target(body), reason=reason, message=message)
+                _post(body, warning=False, reason=reason, message=message)
         await self._write_status(owner, body, plan_obs, status)
         ctx.metrics.reconciles.labels(self.kind.kind, result).inc()
         ctx.metrics.reconcile_seconds.labels(self.kind.kind).observe(time.perf_counter() - started)
@@ -119,29 +119,49 @@ class Controller:
         wanted_keys = {(c["kind"], c["metadata"]["name"]) for c in wanted}
         stale = [c for c in wanted if not _up_to_date(c)]
         results = await asyncio.gather(*(self._apply_one(owner, body, c) for c in stale))
-        failures = [r for r in results if r is not None]
-        await self._prune(owner, wanted_keys)
+        failures = [r for r in results if isinstance(r, Observation)]
+        applied = [
+            f"{c['kind']} {c['metadata']['name']}"
+            for c, r in zip(stale, results, strict=True)
+            if r is True
+        ]
+        deleted = await self._prune(owner, wanted_keys)
+        if applied:
+            _post(
+                body,
+                warning=False,
+                reason="ChildrenApplied",
+                message="Applied " + ", ".join(applied) + ".",
+            )
+        if deleted:
+            _post(
+                body,
+                warning=False,
+                reason="ChildrenDeleted",
+                message="Deleted " + ", ".join(deleted) + ".",
+            )
         return failures[:1]
 
     async def _apply_one(
         self, owner: children.Owner, body: Body, child: children.Manifest
-    ) -> Observation | None:
-        """Apply one child; return a failure observation when the server refused it."""
+    ) -> Observation | bool:
+        """Apply one child: True when applied, False when skipped, an observation when refused."""
         ctx = context.current()
         meta = child["metadata"]
         try:
             applied = await ctx.kube.apply(child)
         except errors.NotServed:
-            kopf.warn(
-                _event_target(body),
+            _post(
+                body,
+                warning=True,
                 reason="ChildAPINotServed",
                 message=f"{child['apiVersion']} {child['kind']} is not served by this cluster; "
                 f"{meta['name']} was not created.",
             )
-            return None
+            return False
         except errors.NamespaceTerminating:
             # The namespace is going away with everything in it; recreating children is moot.
-            return None
+            return False
         except errors.KubeError as err:
             return Observation.false(
                 ConditionType.READY,
@@ -158,17 +178,19 @@ class Controller:
             self.kind.kind,
             owner.name,
         )
-        return None
+        return True
 
-    async def _prune(self, owner: children.Owner, wanted: set[tuple[str, str]]) -> None:
+    async def _prune(self, owner: children.Owner, wanted: set[tuple[str, str]]) -> list[str]:
         """Delete children this owner no longer wants (a removed version, a switched provider)."""
         ctx = context.current()
+        deleted: list[str] = []
         for res in resources.CHILD_KINDS:
             for child in ctx.store.owned_by(res.kind, owner.namespace, owner.uid):
                 name = child["metadata"]["name"]
                 if (res.kind, name) not in wanted:
                     await ctx.kube.delete(res.api_version, res.kind, owner.namespace, name)
                     ctx.store.remove(res.kind, child)
+                    deleted.append(f"{res.kind} {name}")
                     log.info(
                         "Deleted %s %s/%s no longer wanted by %s",
                         res.kind,
@@ -176,6 +198,7 @@ class Controller:
                         name,
                         owner.name,
                     )
+        return deleted
 
     async def _write_status(
         self,
@@ -211,10 +234,7 @@ class Controller:
         ctx.metrics.status_writes.labels(self.kind.kind).inc()
         for cond in conditions.transitions(previous, merged):
             message = f"{cond.type} is {cond.status}: {cond.message}"
-            if conditions.is_abnormal(cond):
-                kopf.warn(_event_target(body), reason=cond.reason, message=message)
-            else:
-                kopf.info(_event_target(body), reason=cond.reason, message=message)
+            _post(body, warning=conditions.is_abnormal(cond), reason=cond.reason, message=message)
         ready = next(c for c in merged if c.type == ConditionType.READY)
         log.info(
             "Updated %s %s/%s status: Ready=%s (%s)",
@@ -237,9 +257,11 @@ def _up_to_date(child: children.Manifest) -> bool:
     )
 
 
-def _event_target(body: Body) -> kopf.Body:
-    """Wrap a stored body for kopf's event poster, which reads only the identity fields."""
-    return kopf.Body(dict(body))  # type: ignore[arg-type]
+def _post(body: Body, *, warning: bool, reason: str, message: str) -> None:
+    """Post an Event on the object (kopf.event: unlike kopf.info it ignores the log level that
+    filters which log lines become Events)."""
+    target = kopf.Body(dict(body))  # type: ignore[arg-type]
+    kopf.event(target, type="Warning" if warning else "Normal", reason=reason, message=message)
 
 
 def _dedupe(observations: Sequence[Observation]) -> list[Observation]:
