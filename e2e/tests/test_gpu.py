@@ -1,0 +1,218 @@
+"""GPU node agents, the GPUPool reconciler and topology-aware placement on KWOK GPU nodes.
+
+Covers, against the real control plane with the operator and one ``kubeinfer agent`` per node
+(each as the agent ServiceAccount bound to its node, replaying a recorded 8 x A100 PCIe machine
+with NVLink pairs through the fake NVML):
+
+- the agents publish GFD labels, the versioned inventory annotation and DRA ResourceSlices, and
+  the GPUPool aggregates both nodes (GPUs, NUMA, NVLink peers, capacity, fragmentation);
+- an XID injected into one agent's fake NVML reaches the GPUPool's status (the GPU Unhealthy and
+  unschedulable, ``Healthy=False``) in under 5 seconds (the measured latency is printed);
+- an InferenceService needing 2 NVLink-connected GPUs per replica is placed around the unhealthy
+  GPU, ``Placed=True`` with the sets in ``status.placement``, and its pods land on the planned
+  nodes holding exactly the planned GPUs (ResourceClaims allocated by the scheduler through the
+  DRA claim template).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from e2e.harness import cluster as cluster_setup
+from e2e.harness import gpu_agents, gpu_nodes, operator_process, processes
+
+pytestmark = pytest.mark.e2e
+RECORDING = gpu_agents.RECORDINGS / "pcie-a100x8-nvlink-pairs-2socket.txt"
+NVLINK_PAIRS = {frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}), frozenset({6, 7})}
+XID_BUDGET_S = 5.0
+
+
+def _eventually(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def gpu_fleet(
+    cluster: cluster_setup.Cluster,
+    api: Any,
+    namespace: str,
+    tmp_path: Any,
+) -> Iterator[list[gpu_agents.RunningAgent]]:
+    """Two fresh KWOK A100 nodes labelled for this test, each with its agent running."""
+    suffix = secrets.token_hex(3)
+    specs = gpu_nodes.fleet(
+        2,
+        prefix=f"a100-{suffix}",
+        product="NVIDIA-A100-80GB-PCIe",
+        gpu_memory_mib=81920,
+        gpu_family="ampere",
+        labels={"kubeinfer.io/e2e-pool": namespace},
+    )
+    names = gpu_nodes.create(api, specs)
+    core: Any = kubernetes.client.CoreV1Api(api)
+    try:
+        with processes.Supervisor() as supervisor:
+            agents = gpu_agents.start(
+                supervisor,
+                cluster.kubectl,
+                api,
+                nodes=names,
+                recording=RECORDING,
+                work_dir=tmp_path / "agents",
+                extra_args=["--sample-interval=1", "--window=60", "--resync=20"],
+            )
+            try:
+                yield agents
+            finally:
+                for agent in agents:
+                    print(f"--- agent log {agent.node} ---\n{agent.process.tail(15)}")
+    finally:
+        gpu_agents.delete_identities(api, names)
+        for name in names:
+            with contextlib.suppress(kubernetes.client.ApiException):
+                core.delete_node(name)
+
+
+def _get(cluster: cluster_setup.Cluster, ref: str, namespace: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", ref, "-n", namespace, "-o", "json").stdout
+    return dict(json.loads(out))
+
+
+def _condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
+
+
+def _pool(namespace: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kubeinfer.io/v1alpha1",
+            "kind": "GPUPool",
+            "metadata": {"name": "a100", "namespace": namespace},
+            "spec": {"nodeSelector": {"matchLabels": {"kubeinfer.io/e2e-pool": namespace}}},
+        }
+    )
+
+
+def _service(namespace: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kubeinfer.io/v1alpha1",
+            "kind": "InferenceService",
+            "metadata": {"name": "tp2", "namespace": namespace},
+            "spec": {
+                "model": {"name": "llm", "version": "v1", "uri": "hf://org/llm"},
+                "resources": {"gpus": 2, "gpuMemory": "40Gi", "cpu": "1", "memory": "1Gi"},
+                "placement": {"gpuPool": "a100", "topology": "nvlink-required"},
+                "replicas": {"min": 2, "max": 2},
+                "sla": {"tier": "bronze"},
+                "traffic": {"provider": "none"},
+            },
+        }
+    )
+
+
+def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
+    cluster: cluster_setup.Cluster,
+    api: Any,
+    namespace: str,
+    operator: operator_process.RunningOperator,
+    gpu_fleet: list[gpu_agents.RunningAgent],
+) -> None:
+    kubectl = cluster.kubectl
+    nodes = [a.node for a in gpu_fleet]
+    kubectl("apply", "-f", "-", stdin=_pool(namespace))
+
+    def discovered() -> dict[str, Any] | None:
+        pool = _get(cluster, "gpupool/a100", namespace)
+        ready = _condition(pool, "Discovered").get("status") == "True"
+        return pool if ready and pool["status"].get("capacity") == 16 else None
+
+    pool = _eventually(discovered, what="the pool to discover 2 x 8 GPUs")
+    first = pool["status"]["nodes"][0]
+    assert [g["nvlinkPeers"] for g in first["gpus"]][:2] == [[1], [0]]
+    assert {g["numaNode"] for g in first["gpus"]} == {0, 1}
+    assert pool["status"]["fragmentation"] == 0
+    labels = _get(cluster, f"node/{nodes[0]}", "default")["metadata"]["labels"]
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-80GB-PCIe"
+    assert labels["gpu.kubeinfer.io/nvlink"] == "true"
+    slices = json.loads(kubectl("get", "resourceslices", "-o", "json").stdout)["items"]
+    published = {s["spec"]["nodeName"]: len(s["spec"]["devices"]) for s in slices}
+    assert all(published.get(n) == 8 for n in nodes), published
+
+    # An XID 79 on GPU 3 of the first node, through the fake NVML's event set.
+    sick = nodes[0]
+    started = time.monotonic()
+    gpu_fleet[0].inject("xid 3 79")
+
+    def unhealthy() -> bool:
+        pool = _get(cluster, "gpupool/a100", namespace)
+        entry = next(n for n in pool["status"]["nodes"] if n["name"] == sick)
+        gpu = entry["gpus"][3]
+        return gpu["health"] == "Unhealthy" and gpu["schedulable"] is False
+
+    _eventually(unhealthy, timeout=30, what="XID 79 to reach the GPUPool status")
+    latency = time.monotonic() - started
+    print(f"XID-to-GPUPool-status latency: {latency:.2f} s")
+    assert latency < XID_BUDGET_S
+    pool = _get(cluster, "gpupool/a100", namespace)
+    healthy = _condition(pool, "Healthy")
+    assert healthy["status"] == "False" and healthy["reason"] == "UnhealthyGPUs"
+    assert f"{sick}/3 (CriticalXid)" in healthy["message"]
+
+    # Two replicas of 2 NVLink-connected GPUs: placed, enforced through DRA, honoured.
+    kubectl("apply", "-f", "-", stdin=_service(namespace))
+
+    def placed() -> dict[str, Any] | None:
+        svc = _get(cluster, "inferenceservice/tp2", namespace)
+        ok = _condition(svc, "Placed").get("status") == "True"
+        return svc if ok and len(svc["status"].get("placement") or []) == 2 else None
+
+    svc = _eventually(placed, what="Placed=True with two placements")
+    planned = {(p["node"], frozenset(p["gpus"])) for p in svc["status"]["placement"]}
+    for node, gpus in planned:
+        assert gpus in NVLINK_PAIRS, planned
+        assert node in nodes
+        assert not (node == sick and 3 in gpus), planned
+    assert "DRA" in _condition(svc, "Placed")["message"]
+    events = kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=ReplicaPlaced"
+    ).stdout
+    assert "Placed replica" in events
+
+    def held() -> set[tuple[str, frozenset[int]]] | None:
+        claims = json.loads(kubectl("get", "resourceclaims", "-n", namespace, "-o", "json").stdout)
+        sets = set()
+        for claim in claims["items"]:
+            results = ((claim.get("status") or {}).get("allocation") or {}).get("devices", {})
+            devices = results.get("results") or []
+            if devices:
+                sets.add((devices[0]["pool"], frozenset(int(d["device"][4:]) for d in devices)))
+        return sets if len(sets) == 2 else None
+
+    actual = _eventually(held, timeout=90, what="two allocated ResourceClaims")
+    assert actual == planned
+    pods = json.loads(
+        kubectl(
+            "get", "pods", "-n", namespace, "-l", "kubeinfer.io/inferenceservice=tp2", "-o", "json"
+        ).stdout
+    )["items"]
+    assert {p["spec"]["nodeName"] for p in pods} == {n for n, _ in planned}
