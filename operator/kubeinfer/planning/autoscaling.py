@@ -18,6 +18,14 @@ LATENCY_METRIC = "kubeinfer_request_latency_p95_milliseconds"
 """Pods metric served by prometheus-adapter: p95 request latency per pod over 1 minute."""
 RPS_METRIC = "kubeinfer_requests_per_second"
 """Pods metric served by prometheus-adapter: request rate per pod over 1 minute."""
+LATENCY_SERIES = "kubeinfer_request_duration_seconds_bucket"
+"""Histogram buckets the model servers export; the source of LATENCY_METRIC."""
+RPS_SERIES = "kubeinfer_requests_total"
+"""Request counter the model servers export; the source of RPS_METRIC."""
+RATE_WINDOW = "1m"
+"""Range of every ``rate()`` over those series, in the adapter rules and KEDA's PromQL alike."""
+LATENCY_QUANTILE = 0.95
+"""The quantile LATENCY_METRIC reports (p95), in the adapter rules and KEDA's PromQL alike."""
 
 METRICS_API = {
     "hpa-custom": "v1beta1.custom.metrics.k8s.io",
@@ -155,12 +163,12 @@ def promql(signal: tiers.Signal, *, namespace: str, name: str) -> str:
     match = f'namespace="{namespace}",{SERIES_LABEL}="{name}"'
     if signal == "latency-p95":
         return (
-            "histogram_quantile(0.95, sum by (le) (rate("
-            f"kubeinfer_request_duration_seconds_bucket{{{match}}}[1m]))) * 1000"
+            f"histogram_quantile({LATENCY_QUANTILE}, sum by (le) (rate("
+            f"{LATENCY_SERIES}{{{match}}}[{RATE_WINDOW}]))) * 1000"
         )
     if signal == "requests-per-second":
-        return f"sum(rate(kubeinfer_requests_total{{{match}}}[1m]))"
-    return f'sum(rate(container_cpu_usage_seconds_total{{{match},container!=""}}[1m]))'
+        return f"sum(rate({RPS_SERIES}{{{match}}}[{RATE_WINDOW}]))"
+    return f'sum(rate(container_cpu_usage_seconds_total{{{match},container!=""}}[{RATE_WINDOW}]))'
 
 
 def build_scaled_object(
