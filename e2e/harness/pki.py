@@ -199,3 +199,26 @@ def generate(directory: pathlib.Path) -> Pki:
         service_account_public_key=sa_public,
         clients=clients,
     )
+
+
+def serving_pair(directory: pathlib.Path, stem: str, *, dns_names: tuple[str, ...]) -> KeyPair:
+    """A serving certificate for ``dns_names`` and 127.0.0.1 from a CA of its own.
+
+    Writes ``<stem>-ca.crt`` (what a client such as an APIService's ``caBundle`` trusts) and
+    ``<stem>.crt``/``<stem>.key``; returns the serving pair.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    _, issuer = _issue(
+        directory, f"{stem}-ca", subject=_name(f"kubeinfer-e2e-{stem}-ca"), issuer=None
+    )
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+    pair, _ = _issue(
+        directory,
+        stem,
+        subject=_name(dns_names[0]),
+        issuer=issuer,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=sans,
+    )
+    return pair

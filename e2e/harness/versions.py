@@ -33,6 +33,7 @@ class Versions:
     gateway_api: str
     prometheus_operator: str
     keda: str
+    prometheus_adapter: str
 
     @property
     def kubernetes_minor(self) -> tuple[int, int]:
