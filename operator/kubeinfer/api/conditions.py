@@ -98,6 +98,18 @@ class Reason(_Documented):
         "The APIService serving the metrics API reports itself unavailable.",
     )
     METRICS_NOT_NEEDED = "MetricsNotNeeded", "The tier scales on resource metrics only."
+    MEMORY_EXHAUSTION_PREDICTED = (
+        "MemoryExhaustionPredicted",
+        "A replica's GPU memory use is predicted to reach its budget soon (risk High/Critical).",
+    )
+    MEMORY_WITHIN_BUDGET = (
+        "MemoryWithinBudget",
+        "No replica's GPU memory use is predicted to reach its budget soon.",
+    )
+    NO_MEMORY_SAMPLES = (
+        "NoMemorySamples",
+        "No node agent memory samples cover the replicas' GPUs (yet, or prediction is off).",
+    )
     # GPUPool
     NO_NODES = "NoNodes", "No node matches the pool's node selector."
     NO_INVENTORY = "NoInventory", "Matching nodes have not published a GPU inventory yet."

@@ -70,6 +70,11 @@ def pool_state(
                 taken=frozenset(taken.get(name, {})),
                 labels=dict(body["metadata"].get("labels") or {}) if body is not None else {},
                 dra=name in dra,
+                oom={
+                    int(g["index"]): (str(g.get("oomRisk", "None")), g.get("secondsToExhaustion"))
+                    for g in gpus
+                    if "memoryUsedMib" in g
+                },
             )
         )
     return replica_placement.PoolState(

@@ -79,4 +79,22 @@ def _device_plugin_gpus(pods: Any) -> Mapping[str, int]:
     return out
 
 
-CONTROLLER = Controller(kinds.GPU_POOL, observe, planner.plan)
+def plan(owner: children.Owner, spec: api.GPUPoolSpec, observed: planner.Observed) -> planner.Plan:
+    """Plan the pool and publish its per-GPU OOM risk and memory as Prometheus series."""
+    result = planner.plan(owner, spec, observed)
+    rows = [
+        (
+            str(node["name"]),
+            int(gpu["index"]),
+            str(gpu.get("oomRisk", "None")),
+            gpu.get("secondsToExhaustion"),
+            gpu.get("memoryUsedMib"),
+        )
+        for node in result.status["nodes"]
+        for gpu in node["gpus"]
+    ]
+    context.current().metrics.record_gpu_pool(owner.namespace, owner.name, rows)
+    return result
+
+
+CONTROLLER = Controller(kinds.GPU_POOL, observe, plan)

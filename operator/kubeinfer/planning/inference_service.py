@@ -14,7 +14,7 @@ from typing import Any
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import autoscaling, children, replica_placement, runtimes, tiers
+from kubeinfer.planning import autoscaling, children, oom, replica_placement, runtimes, tiers
 from kubeinfer.planning.conditions import Observation, with_ready
 
 GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
@@ -362,6 +362,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
     observations = (
         replica_placement.placed(spec, observed.pool, outcome),
         replica_placement.capacity(spec, observed.pool, outcome),
+        oom.observation(spec, observed.pool, outcome.placements if outcome else ()),
         _model_loaded(dep),
         _traffic_ready(spec, dep, observed),
         _metrics(spec, observed.metrics_api),

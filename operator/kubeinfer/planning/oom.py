@@ -16,6 +16,9 @@ The model, in order:
    over short windows).
 4. Seconds to exhaustion = headroom / slope; the level follows :data:`LEVELS`.
 
+:func:`observation` turns the pool's per-GPU verdicts into an InferenceService's ``OOMRisk``
+condition over the GPUs its replicas were placed on.
+
 Must not: I/O, clocks (sample times are passed in), or know where samples come from.
 """
 
@@ -26,7 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubeinfer.api import gpu_pool as pool_api
+from kubeinfer.api import inference_service as is_api
 from kubeinfer.api import node_inventory as inv
+from kubeinfer.api.conditions import ConditionType, Reason
+from kubeinfer.planning import replica_placement
+from kubeinfer.planning.conditions import Observation
 
 MIN_SAMPLES = 6
 MIN_WINDOW_S = 60.0
@@ -121,3 +128,36 @@ def predict(trend: inv.MemoryTrend, *, budget: float, threshold: float) -> Predi
         f"MiB/min: {threshold:.0%} limit in {seconds / 60:.1f} min"
     )
     return Prediction(level, round(seconds, 1), budget, used, message)
+
+
+def observation(
+    spec: is_api.InferenceServiceSpec,
+    pool: replica_placement.PoolState | None,
+    placements: Sequence[is_api.ReplicaPlacement],
+) -> Observation:
+    """The InferenceService's ``OOMRisk`` condition from its placed GPUs' risk in the pool.
+
+    True (a problem) when any placed GPU's risk is High or Critical; the message names the
+    worst GPU and its time to exhaustion.
+    """
+    kind = ConditionType.OOM_RISK
+    nodes = {n.name: n for n in pool.nodes} if pool is not None else {}
+    seen: list[tuple[str, int, str, float | None]] = [
+        (p.node, g, *nodes[p.node].oom[g])
+        for p in placements
+        if p.node in nodes
+        for g in p.gpus
+        if g in nodes[p.node].oom
+    ]
+    if spec.resources.gpus == 0 or not seen:
+        return Observation.unknown(
+            kind, Reason.NO_MEMORY_SAMPLES, "No GPU memory samples cover this service's replicas."
+        )
+    order: dict[str, int] = {level: rank for rank, (_, level) in enumerate(LEVELS)}
+    worst = min(seen, key=lambda s: (order.get(s[2], len(order)), s[3] or math.inf))
+    node, index, risk, seconds = worst
+    when = "now" if seconds == 0 else f"in {seconds / 60:.1f} min" if seconds else "not soon"
+    text = f"worst: {node} GPU {index} risk {risk}, budget reached {when} ({len(seen)} GPUs)."
+    if risk in ALARM_LEVELS:
+        return Observation.true(kind, Reason.MEMORY_EXHAUSTION_PREDICTED, text)
+    return Observation.false(kind, Reason.MEMORY_WITHIN_BUDGET, text)

@@ -56,6 +56,8 @@ class PoolNode:
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     dra: bool = False
     """The node publishes kubeinfer's devices in a ResourceSlice."""
+    oom: Mapping[int, tuple[str, float | None]] = field(default_factory=dict, hash=False)
+    """GPU index -> (OOM risk level, seconds to exhaustion) from the pool's status."""
 
 
 @dataclass(frozen=True)
