@@ -1,0 +1,108 @@
+"""ServiceMonitor -> Prometheus targets, the way prometheus-operator labels them, without a cluster.
+
+Covers: a target per (Service with the endpoint's port, pod in its EndpointSlices) carrying
+``namespace``, ``service``, ``pod``, ``container``, ``endpoint``, ``job``, the sanitised
+``podTargetLabels`` and the endpoint's path and interval, aimed at the pod's simulator; pods
+without a simulator, Services without the port and Services the selector misses get none;
+``matchExpressions`` select like the API server's selectors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from e2e.harness import scrape_targets
+from kubeinfer.planning import autoscaling
+
+NS = "serving"
+MONITOR: dict[str, Any] = {
+    "metadata": {"name": "chat", "namespace": NS},
+    "spec": {
+        "selector": {"matchLabels": {"kubeinfer.io/inferenceservice": "chat"}},
+        "podTargetLabels": ["kubeinfer.io/inferenceservice", "kubeinfer.io/model-version"],
+        "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+    },
+}
+POD_LABELS = {"kubeinfer.io/inferenceservice": "chat", "kubeinfer.io/model-version": "v1"}
+
+
+def _service(name: str, port: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {"ports": [{"name": port, "port": 8002}]},
+    }
+
+
+def _slice(service: str, pods: list[str]) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {scrape_targets.SERVICE_NAME_LABEL: service}},
+        "endpoints": [{"targetRef": {"kind": "Pod", "name": p}} for p in pods],
+    }
+
+
+def _pod(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": POD_LABELS},
+        "spec": {"containers": [{"name": "server", "ports": [{"name": "metrics"}]}]},
+    }
+
+
+def test_each_pod_behind_a_selected_service_is_a_target_with_operator_labels() -> None:
+    groups = scrape_targets.target_groups(
+        MONITOR,
+        services=[
+            _service("chat-v1", "metrics", POD_LABELS),
+            _service("chat", "http", {"kubeinfer.io/inferenceservice": "chat"}),  # no such port
+            _service("other", "metrics", {"app": "other"}),  # not selected
+        ],
+        slices=[_slice("chat-v1", ["a", "b"]), _slice("chat", ["a", "b"]), _slice("other", ["z"])],
+        pods=[_pod("a"), _pod("b"), _pod("z")],
+        addresses={"a": "127.0.0.2:1000", "z": "127.0.0.9:1000"},  # b has no simulator yet
+    )
+    assert groups == [
+        {
+            "targets": ["127.0.0.2:1000"],
+            "labels": {
+                "__metrics_path__": "/metrics",
+                "__scrape_interval__": "15s",
+                "__scrape_timeout__": "15s",
+                "namespace": NS,
+                "service": "chat-v1",
+                "pod": "a",
+                "container": "server",
+                "endpoint": "metrics",
+                "job": "chat-v1",
+                autoscaling.SERIES_LABEL: "chat",
+                "kubeinfer_io_model_version": "v1",
+            },
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "selected"),
+    [
+        ({"key": "kubeinfer.io/model-version", "operator": "Exists"}, True),
+        ({"key": "kubeinfer.io/model-version", "operator": "DoesNotExist"}, False),
+        ({"key": "kubeinfer.io/model-version", "operator": "In", "values": ["v1"]}, True),
+        ({"key": "kubeinfer.io/model-version", "operator": "NotIn", "values": ["v1"]}, False),
+    ],
+    ids=["Exists", "DoesNotExist", "In", "NotIn"],
+)
+def test_match_expressions_select_like_label_selectors(
+    expression: dict[str, Any], selected: bool
+) -> None:
+    monitor = {
+        **MONITOR,
+        "spec": {**MONITOR["spec"], "selector": {"matchExpressions": [expression]}},
+    }
+    groups = scrape_targets.target_groups(
+        monitor,
+        services=[_service("chat-v1", "metrics", POD_LABELS)],
+        slices=[_slice("chat-v1", ["a"])],
+        pods=[_pod("a")],
+        addresses={"a": "127.0.0.2:1000"},
+    )
+    assert bool(groups) is selected
