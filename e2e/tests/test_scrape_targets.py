@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from e2e.harness import scrape_targets
-from kubeinfer.planning import autoscaling
+from kubeinfer.api import inference_service as api
+from kubeinfer.planning import autoscaling, children, inference_service
 
 NS = "serving"
 MONITOR: dict[str, Any] = {
@@ -106,3 +107,58 @@ def test_match_expressions_select_like_label_selectors(
         addresses={"a": "127.0.0.2:1000"},
     )
     assert bool(groups) is selected
+
+
+DOUBLE_SCRAPE = pytest.mark.xfail(
+    strict=True,
+    reason="the ServiceMonitor's selector also matches the front Service, which has the `http` "
+    "port too, so prometheus-operator scrapes each pod twice and per-pod rates double "
+    "(reported to the lead)",
+)
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        pytest.param("vllm", marks=DOUBLE_SCRAPE),
+        pytest.param("generic", marks=DOUBLE_SCRAPE),
+        "triton",  # its metrics port exists on the version Service only
+    ],
+)
+def test_the_operators_service_monitor_scrapes_each_pod_once(runtime: str) -> None:
+    spec = api.InferenceServiceSpec.model_validate(
+        {
+            "model": {"name": "chat", "version": "v1", "uri": "s3://m/chat", "runtime": runtime},
+            "resources": {"gpus": 0},
+            "sla": {"tier": "gold"},
+            "traffic": {"provider": "none"},
+        }
+    )
+    owner = children.Owner(
+        api_version="kubeinfer.io/v1alpha1",
+        kind="InferenceService",
+        name="chat",
+        namespace=NS,
+        uid="0",
+        generation=1,
+        labels={},
+    )
+    rendered = inference_service.render(owner, spec)
+    services = [c for c in rendered if c["kind"] == "Service"]
+    (monitor,) = [c for c in rendered if c["kind"] == "ServiceMonitor"]
+    (deployment,) = [c for c in rendered if c["kind"] == "Deployment"]
+    pod = {"metadata": {"name": "a", **deployment["spec"]["template"]["metadata"]}}
+    pod["spec"] = deployment["spec"]["template"]["spec"]
+    groups = scrape_targets.target_groups(
+        monitor,
+        services=services,
+        # Every Service whose selector matches the pod lists it, as the EndpointSlice controller does.
+        slices=[
+            _slice(s["metadata"]["name"], ["a"])
+            for s in services
+            if s["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+        ],
+        pods=[pod],
+        addresses={"a": "127.0.0.2:1000"},
+    )
+    assert len(groups) == 1, [g["labels"]["service"] for g in groups]
