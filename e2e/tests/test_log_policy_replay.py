@@ -1,0 +1,299 @@
+"""LogPolicy semantics proven by the real log agent (the collector built from
+``e2e/otelcol/builder-config.yaml``) replaying generated container logs on loopback.
+
+Covers: the rendered configuration passes the collector's own ``validate`` and an RE2-invalid
+rule fails it; over 100,000 replayed lines the kept fraction per level is within 99% binomial
+bounds, decisions are consistent by trace id (same on two agents, same for every record of a
+trace, nested across levels), always-keep lines survive a level sampled to 0, every kept record
+carries its weight, every canary secret is redacted and keyed hashing is exact; a token-bucket
+rate limit overshoots by at most 1% over 10 s; with the primary output down every record reaches
+the secondary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pathlib
+import random
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.harness import log_replay, otelcol, processes
+from kubeinfer.api import log_policy as api
+from kubeinfer.planning import log_agent
+
+RATES = {"ERROR": 1.0, "WARN": 0.1, "INFO": 0.01, "DEBUG": 0.0}
+TRACES = 20_000
+LEVELS_PER_TRACE = ("DEBUG", "INFO", "INFO", "WARN", "ERROR")
+Z_99 = 2.5758  # two-sided 99% normal quantile
+HASH_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+CANARIES = {
+    "email": "alice.canary@example.com",
+    "creditCard": "4111 1111 1111 1111",
+    "creditCard-dashed": "5500-0000-0000-0004",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJlY2FuYXJ5",
+    "bearerToken": "Bearer abcDEF123canaryTOKEN456",
+    "apiKey": "api_key=canaryKEY0123456789",
+    "apiKey-openai": "sk-canary0123456789abcdefghijk",
+    "password": "password: hunter2canarySECRET",
+    "ipAddress": "10.1.2.3",
+    "ipv6": "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+    "phone": "+1 415 555 0100",
+}
+
+
+@pytest.fixture(scope="module")
+def collector() -> pathlib.Path:
+    """The log agent binary (built on first use, then cached)."""
+    return otelcol.ensure_collector()
+
+
+@pytest.fixture
+def supervisor() -> Iterator[processes.Supervisor]:
+    """Processes of one test, stopped afterwards."""
+    with processes.Supervisor() as running:
+        yield running
+
+
+def _spec(outputs: list[dict[str, Any]], **extra: Any) -> api.LogPolicySpec:
+    return api.LogPolicySpec.model_validate(
+        {
+            "inferenceService": "llama",
+            "sampling": {"rates": RATES},
+            "redaction": {
+                "presets": list(log_agent.PRESET_ORDER),
+                "rules": [{"name": "user-id", "pattern": "user_id=[0-9]+", "action": "hash"}],
+            },
+            "outputs": outputs,
+            **extra,
+        }
+    )
+
+
+def _http(name: str, sink: log_replay.Sink, retry: str = "5m") -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "http",
+        "endpoint": sink.endpoint,
+        "compression": "gzip",
+        "maxRetryTime": retry,
+    }
+
+
+def _start(
+    supervisor: processes.Supervisor,
+    collector: pathlib.Path,
+    spec: api.LogPolicySpec,
+    workdir: pathlib.Path,
+    logs: pathlib.Path,
+) -> log_replay.Agent:
+    port = processes.free_port()
+    config = log_agent.render_config(
+        spec, include=[f"{logs}/*/*/*.log"], state_dir=str(workdir / "state"), metrics_port=port
+    )
+    return log_replay.start_agent(
+        supervisor,
+        binary=collector,
+        config=config,
+        workdir=workdir,
+        metrics_port=port,
+        env={log_agent.HASH_KEY_ENV: HASH_KEY, "PATH": "/usr/bin:/bin"},
+    )
+
+
+def _validate(collector: pathlib.Path, spec: api.LogPolicySpec, tmp: pathlib.Path) -> str:
+    config = log_agent.render_config(spec, include=["/var/log/pods/*/*/*.log"], state_dir=str(tmp))
+    path = tmp / "collector.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = subprocess.run(
+        [str(collector), "validate", f"--config={path}"],
+        capture_output=True,
+        text=True,
+        env={log_agent.HASH_KEY_ENV: HASH_KEY},
+        check=False,
+    )
+    return "" if result.returncode == 0 else result.stderr
+
+
+def test_rendered_configuration_passes_the_collectors_validate(
+    collector: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    sink = log_replay.Sink()
+    try:
+        spec = _spec(
+            [_http("primary", sink), _http("secondary", sink)],
+            rateLimits=[{"level": "INFO", "perSecond": 100, "burst": 50}],
+        )
+        assert _validate(collector, spec, tmp_path) == ""
+    finally:
+        sink.close()
+
+
+def test_a_pattern_re2_cannot_compile_fails_validate_naming_it(
+    collector: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    spec = _spec([{"name": "out", "type": "stdout"}])
+    spec.redaction.rules.append(api.RedactionRule(name="lookahead", pattern="token(?=[0-9])"))
+    error = _validate(collector, spec, tmp_path)
+    assert "token(?=[0-9])" in error and "invalid or unsupported Perl syntax" in error
+
+
+def _binomial_bounds(n: int, p: float) -> tuple[float, float]:
+    half = Z_99 * math.sqrt(p * (1 - p) / n) + 0.5 / n
+    return p - half, p + half
+
+
+def _replay_lines(rng: random.Random) -> tuple[list[str], set[str], list[str]]:
+    """Lines in arrival order, the always-keep markers and the canary lines."""
+    lines: list[str] = []
+    for index in range(TRACES):
+        trace = f"{rng.getrandbits(128):032x}"
+        lines += [
+            log_replay.json_line(lvl, trace, f"step {index} {lvl}") for lvl in LEVELS_PER_TRACE
+        ]
+    keep = {f"keep-{i}" for i in range(500)}
+    for i, marker in enumerate(sorted(keep)):
+        trace = f"{rng.getrandbits(128):032x}"
+        text = "Xid 79: GPU has fallen off the bus" if i % 2 else "CUDA out of memory"
+        lvl = "DEBUG" if i % 2 else "INFO"
+        lines.insert(
+            rng.randrange(len(lines)), log_replay.json_line(lvl, trace, f"{text} {marker}")
+        )
+    canaries = [
+        f"ERROR request failed for {value} user_id=4242 ({name})"
+        for name, value in CANARIES.items()
+    ]
+    lines += canaries
+    return lines, keep, canaries
+
+
+def test_replay_samples_per_level_consistently_keeps_always_keep_and_redacts(
+    collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
+) -> None:
+    logs = tmp_path / "pods"
+    sinks = [log_replay.Sink(), log_replay.Sink()]
+    try:
+        agents = [
+            _start(supervisor, collector, _spec([_http("out", s)]), tmp_path / f"agent{i}", logs)
+            for i, s in enumerate(sinks)
+        ]
+        lines, keep, canaries = _replay_lines(random.Random(7))
+        assert len(lines) >= 100_000
+        started = time.monotonic()
+        written = log_replay.write_lines(log_replay.container_log(logs), lines)
+        for agent in agents:
+            log_replay.wait_settled(supervisor, agent, sinks, lines=written)
+        elapsed = time.monotonic() - started
+    finally:
+        for sink in sinks:
+            sink.close()
+    print(f"replayed {written} lines through 2 agents in {elapsed:.1f} s")
+
+    decisions = []
+    for sink in sinks:
+        kept: dict[str, set[str]] = defaultdict(set)  # level -> trace ids
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for record in sink.records:
+            level = str(record.attributes.get("level", ""))
+            body = record.body
+            if "keep-" in body or "user_id" in body or "redacted" in body:
+                continue
+            kept[level].add(record.trace_id)
+            counts[(level, record.trace_id)] += 1
+            weight = record.attributes[log_agent.WEIGHT_ATTRIBUTE]
+            assert weight == pytest.approx(1 / RATES[level]), (level, weight)
+        decisions.append({lvl: frozenset(ids) for lvl, ids in kept.items()})
+
+        assert len(kept["ERROR"]) == TRACES
+        assert not kept["DEBUG"]
+        for level in ("INFO", "WARN"):
+            low, high = _binomial_bounds(TRACES, RATES[level])
+            fraction = len(kept[level]) / TRACES
+            print(f"{level}: kept {fraction:.5f} of traces, 99% bounds [{low:.5f}, {high:.5f}]")
+            assert low <= fraction <= high, (level, fraction)
+        assert kept["INFO"] <= kept["WARN"], "a trace kept at INFO must be kept at WARN"
+        assert all(counts[("INFO", t)] == 2 for t in kept["INFO"]), "a trace is kept whole"
+
+        bodies = [r.body for r in sink.records]
+        assert {m for b in bodies for m in keep if b.endswith(m)} == keep
+        for record in sink.records:
+            if "keep-" in record.body:
+                assert record.attributes[log_agent.WEIGHT_ATTRIBUTE] == 1.0
+        redacted = [b for b in bodies if "user_id" in b or "request failed" in b]
+        assert len(redacted) == len(canaries)
+        for body in redacted:
+            for name, value in CANARIES.items():
+                assert value not in body, (name, body)
+        digest = hashlib.sha256(f"{HASH_KEY}user_id=4242".encode()).hexdigest()
+        assert all(f"<user-id:{digest}>" in b for b in redacted)
+
+    assert decisions[0] == decisions[1], "two agents decide alike for every trace id"
+
+
+def test_rate_limit_overshoots_by_at_most_one_percent_over_ten_seconds(
+    collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
+) -> None:
+    per_second, burst, seconds = 100, 50, 10.0
+    sink = log_replay.Sink()
+    try:
+        spec = _spec(
+            [_http("out", sink)],
+            sampling={"rates": {"INFO": 1.0}, "alwaysKeep": []},
+            rateLimits=[{"level": "INFO", "perSecond": per_second, "burst": burst}],
+        )
+        agent = _start(supervisor, collector, spec, tmp_path / "agent", tmp_path / "pods")
+        path = log_replay.container_log(tmp_path / "pods")
+        written, started = 0, time.monotonic()
+        while (elapsed := time.monotonic() - started) < seconds:  # 5x the limit, in 50 ms ticks
+            due = int(elapsed * per_second * 5) - written
+            written += log_replay.write_lines(
+                path, (f"INFO line {written + i}" for i in range(max(due, 0)))
+            )
+            time.sleep(0.05)
+        window = time.monotonic() - started
+        log_replay.wait_settled(supervisor, agent, [sink], lines=written)
+        limited = agent.metric("kubeinfer_log_records_rate_limited_total")
+    finally:
+        sink.close()
+    allowed = burst + per_second * window
+    print(
+        f"wrote {written} INFO lines in {window:.1f} s; kept {sink.count()}, allowed {allowed:.0f}"
+    )
+    assert sink.count() <= allowed * 1.01
+    assert sink.count() >= 0.9 * per_second * seconds, "the limiter must not starve the pod"
+    assert limited == written - sink.count()
+
+
+def test_primary_output_down_sends_every_record_to_the_secondary(
+    collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
+) -> None:
+    primary, secondary = log_replay.Sink(), log_replay.Sink()
+    primary.down = True
+    try:
+        spec = _spec(
+            [_http("primary", primary, retry="2s"), _http("secondary", secondary)],
+            sampling={"rates": {}, "alwaysKeep": []},
+        )
+        agent = _start(supervisor, collector, spec, tmp_path / "agent", tmp_path / "pods")
+        lines = [f"INFO order {i}" for i in range(5_000)]
+        written = log_replay.write_lines(log_replay.container_log(tmp_path / "pods"), lines)
+        log_replay.wait_settled(supervisor, agent, [primary, secondary], lines=written)
+        assert primary.refused > 0, "the primary was tried first"
+        assert not primary.records
+        assert sorted(r.body for r in secondary.records) == sorted(lines), "no record lost"
+        primary.down = False
+        more = log_replay.write_lines(
+            log_replay.container_log(tmp_path / "pods"), [f"INFO after {i}" for i in range(100)]
+        )
+        log_replay.wait_settled(supervisor, agent, [primary, secondary], lines=written + more)
+        assert len(primary.records) == more, "the primary takes over again once it is back"
+    finally:
+        primary.close()
+        secondary.close()

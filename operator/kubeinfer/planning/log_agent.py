@@ -1,0 +1,313 @@
+"""Render a LogPolicy into the log agent's configuration: an OpenTelemetry Collector config.
+
+Owns: the collector pipeline and every OTTL statement in it. Must not: do I/O, read a clock, or
+decide status (``planning.log_policy`` does); the agent binary and its component list are
+``e2e/otelcol/builder-config.yaml``.
+
+One logs pipeline, stage by stage::
+
+    filelog (container logs; JSON or plain-text lines -> severity, trace id)
+    -> transform/classify   always-keep mark, per-level sampling priority and weight
+    -> filter/levels-off    levels whose rate is 0 (never an always-keep record)
+    -> probabilistic_sampler (hash_seed mode, one seed for the cluster: a trace id gets the same
+                              decision on every agent; per-record priority = level rate, so a
+                              trace kept at a low rate is kept at every higher rate)
+    -> kubeinfer_ratelimit  token bucket per pod and level (kubeinfer's own processor)
+    -> transform/redact     presets and custom rules on the body; helper attributes removed
+    -> batch -> kubeinfer_failover (kubeinfer's own connector) -> one pipeline per output
+
+Every kept record carries ``kubeinfer.sampling.weight`` (1 / rate of its level, 1 when always
+kept) next to the sampler's own ``sampling.threshold``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeinfer.api import base
+from kubeinfer.api import log_policy as api
+
+#: One seed for every agent in the cluster, so decisions agree across nodes and policies.
+HASH_SEED = 1_000_003
+#: Severity-number bands of the OpenTelemetry log data model; 0 (unspecified) counts as INFO.
+SEVERITY_BANDS: dict[api.Level, tuple[int, int]] = {
+    "TRACE": (1, 4),
+    "DEBUG": (5, 8),
+    "INFO": (9, 12),
+    "WARN": (13, 16),
+    "ERROR": (17, 20),
+    "FATAL": (21, 24),
+}
+LEVELS: tuple[api.Level, ...] = tuple(SEVERITY_BANDS)
+WEIGHT_ATTRIBUTE = "kubeinfer.sampling.weight"
+KEEP_ATTRIBUTE = "kubeinfer.always_keep"
+PRIORITY_ATTRIBUTE = "kubeinfer.sampling.priority"
+SAMPLE_KEY_ATTRIBUTE = "kubeinfer.sample_key"
+HASH_KEY_ENV = "KUBEINFER_REDACTION_KEY"
+QUEUE_STORAGE = "file_storage/queue"
+METRICS_PORT = 8888
+
+#: RE2 patterns, applied in this order (broad ones last, after narrower ones masked their part).
+#: ``${1}`` keeps a captured prefix (``Bearer ``, ``api_key=``) and masks the rest.
+PRESET_PATTERNS: dict[api.RedactionPreset, tuple[str, str]] = {
+    "jwt": (r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", ""),
+    "bearerToken": (r"(?i)(bearer\s+)[A-Za-z0-9._~+/-]+=*", "${1}"),
+    "apiKey": (
+        r"(?i)((?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password|token)"
+        r"[\"']?\s*[=:]\s*[\"']?)[A-Za-z0-9._~+/-]{8,}"
+        r"|\b(?:sk-[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,})\b",
+        "${1}",
+    ),
+    "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", ""),
+    "creditCard": (r"\b[0-9](?:[ -]?[0-9]){12,18}\b", ""),
+    "ipAddress": (
+        r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+        r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b"
+        r"|\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b",
+        "",
+    ),
+    "phone": (r"\+[0-9]{1,3}[ .-]?\(?[0-9]{1,4}\)?(?:[ .-]?[0-9]{2,4}){2,4}", ""),
+}
+PRESET_ORDER: tuple[api.RedactionPreset, ...] = tuple(PRESET_PATTERNS)
+
+
+def ottl_string(text: str) -> str:
+    """``text`` as an OTTL string literal inside collector YAML (``$`` escaped for confmap)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def level_condition(level: api.Level) -> str:
+    """OTTL condition true for records of ``level`` (unspecified severity counts as INFO)."""
+    low, high = SEVERITY_BANDS[level]
+    band = f"severity_number >= {low} and severity_number <= {high}"
+    return f"(({band}) or severity_number == 0)" if level == "INFO" else f"({band})"
+
+
+def _not_kept() -> str:
+    return f'attributes["{KEEP_ATTRIBUTE}"] == nil'
+
+
+def _rates(spec: api.LogPolicySpec) -> dict[api.Level, float]:
+    return {level: spec.sampling.rates.get(level, 1.0) for level in LEVELS}
+
+
+def _classify(spec: api.LogPolicySpec) -> list[str]:
+    statements = [
+        f'set(attributes["{SAMPLE_KEY_ATTRIBUTE}"], body) where IsString(body)',
+        f'set(attributes["{WEIGHT_ATTRIBUTE}"], 1.0)',
+    ]
+    if spec.sampling.always_keep:
+        pattern = "|".join(f"(?:{p})" for p in spec.sampling.always_keep)
+        statements.append(
+            f'set(attributes["{KEEP_ATTRIBUTE}"], true) where IsString(body) and '
+            f"IsMatch(body, {ottl_string(pattern)})"
+        )
+    for level, rate in _rates(spec).items():
+        if 0 < rate < 1:
+            where = f"{level_condition(level)} and {_not_kept()}"
+            statements.append(
+                f'set(attributes["{PRIORITY_ATTRIBUTE}"], {rate * 100!r}) where {where}'
+            )
+            statements.append(f'set(attributes["{WEIGHT_ATTRIBUTE}"], {1 / rate!r}) where {where}')
+    return statements
+
+
+def _redact(spec: api.LogPolicySpec) -> list[str]:
+    statements: list[str] = []
+    for preset in PRESET_ORDER:
+        if preset in spec.redaction.presets:
+            pattern, keep = PRESET_PATTERNS[preset]
+            replacement = ottl_string(f"{keep}<redacted:{preset}>")
+            statements.append(
+                f"replace_pattern(body, {ottl_string(pattern)}, {replacement}) where IsString(body)"
+            )
+    for rule in spec.redaction.rules:
+        if rule.action == "mask":
+            tail = ottl_string(f"<redacted:{rule.name}>")
+        else:  # keyed hash: SHA-256 of the key followed by the match, so equal values stay joinable
+            key = "${env:" + HASH_KEY_ENV + "}"
+            tail = f'"{key}$${{0}}", SHA256, {ottl_string(f"<{rule.name}:%s>")}'
+        statements.append(
+            f"replace_pattern(body, {ottl_string(rule.pattern)}, {tail}) where IsString(body)"
+        )
+    for helper in (SAMPLE_KEY_ATTRIBUTE, KEEP_ATTRIBUTE, PRIORITY_ATTRIBUTE):
+        statements.append(f'delete_key(attributes, "{helper}")')
+    return statements
+
+
+def _rate_limits(spec: api.LogPolicySpec) -> dict[str, Any]:
+    limits = []
+    for index, limit in enumerate(spec.rate_limits):
+        low, high = (1, 24) if limit.level is None else SEVERITY_BANDS[limit.level]
+        limits.append(
+            {
+                "name": f"{index}-{limit.level or 'ALL'}",
+                "min_severity": 0 if limit.level in (None, "INFO") else low,
+                "max_severity": high,
+                "per_second": limit.per_second,
+                "burst": limit.burst,
+            }
+        )
+    keys = {
+        "pod": ["k8s.namespace.name", "k8s.pod.name"],
+        "container": ["k8s.namespace.name", "k8s.pod.name", "k8s.container.name"],
+        "namespace": ["k8s.namespace.name"],
+    }
+    key = spec.rate_limits[0].key if spec.rate_limits else "pod"
+    return {"key_attributes": keys[key], "limits": limits}
+
+
+def _exporter(output: api.Output, *, last: bool) -> tuple[str, dict[str, Any]]:
+    """Exporter of one output. Only the last output queues (on disk): the others must fail fast
+    back to the failover connector after their bounded retry."""
+    if output.type == "stdout":
+        return f"debug/{output.name}", {"verbosity": "detailed"}
+    budget = base.duration_seconds(output.max_retry_time)
+    retry = {
+        "enabled": True,
+        "initial_interval": f"{min(1.0, budget):g}s",
+        "max_interval": f"{min(10.0, budget):g}s",
+        "max_elapsed_time": output.max_retry_time,
+    }
+    # The persistent queue is counted in batches; a batch is capped at 1 MiB below.
+    queue_batches = max(1, int(base.quantity_value(output.queue_size) // (1 << 20)))
+    queue: dict[str, Any] = (
+        {"enabled": True, "storage": QUEUE_STORAGE, "queue_size": queue_batches}
+        if last
+        else {"enabled": False}
+    )
+    body: dict[str, Any] = {
+        "endpoint": output.endpoint,
+        "compression": output.compression,
+        "retry_on_failure": retry,
+        "sending_queue": queue,
+    }
+    if output.type == "otlp":
+        return f"otlp/{output.name}", body
+    return f"otlphttp/{output.name}", {**body, "encoding": "json"}
+
+
+def render_config(
+    spec: api.LogPolicySpec,
+    *,
+    include: list[str],
+    state_dir: str,
+    metrics_port: int = METRICS_PORT,
+) -> dict[str, Any]:
+    """The collector configuration of ``spec`` reading ``include`` globs, keeping state in
+    ``state_dir`` (file offsets and the output queue survive restarts) and serving its own
+    metrics (records seen, sampled, rate-limited, sent per output) on loopback."""
+    outputs = [o for o in spec.outputs if o.type != "file"]
+    exporters = dict(_exporter(o, last=i == len(outputs) - 1) for i, o in enumerate(outputs))
+    off = [
+        f"{level_condition(level)} and {_not_kept()}"
+        for level, rate in _rates(spec).items()
+        if rate == 0
+    ]
+    processors: dict[str, Any] = {
+        "transform/classify": {
+            "error_mode": "ignore",
+            "log_statements": [{"context": "log", "statements": _classify(spec)}],
+        },
+        "probabilistic_sampler": {
+            "mode": "hash_seed",
+            "hash_seed": HASH_SEED,
+            "sampling_percentage": 100,
+            "attribute_source": "traceID",
+            "from_attribute": SAMPLE_KEY_ATTRIBUTE,
+            "sampling_priority": PRIORITY_ATTRIBUTE,
+            "fail_closed": False,
+        },
+        "transform/redact": {
+            "error_mode": "ignore",
+            "log_statements": [{"context": "log", "statements": _redact(spec)}],
+        },
+        "batch": {"send_batch_size": 2048, "send_batch_max_size": 4096, "timeout": "1s"},
+    }
+    chain = ["transform/classify"]
+    if off:
+        processors["filter/levels-off"] = {
+            "error_mode": "ignore",
+            "logs": {"log_record": off},
+        }
+        chain.append("filter/levels-off")
+    chain.append("probabilistic_sampler")
+    if spec.rate_limits:
+        processors["kubeinfer_ratelimit"] = _rate_limits(spec)
+        chain.append("kubeinfer_ratelimit")
+    chain += ["transform/redact", "batch"]
+    out_pipelines = [f"logs/out-{o.name}" for o in outputs]
+    pipelines: dict[str, Any] = {
+        "logs": {
+            "receivers": ["filelog"],
+            "processors": chain,
+            "exporters": ["kubeinfer_failover"],
+        },
+    }
+    for name, exporter in zip(out_pipelines, exporters, strict=True):
+        pipelines[name] = {"receivers": ["kubeinfer_failover"], "exporters": [exporter]}
+    return {
+        "receivers": {"filelog": _filelog(include)},
+        "extensions": {
+            QUEUE_STORAGE: {"directory": state_dir, "create_directory": True},
+        },
+        "processors": processors,
+        "connectors": {"kubeinfer_failover": {"priority": out_pipelines}},
+        "exporters": exporters,
+        "service": {
+            "extensions": [QUEUE_STORAGE],
+            "pipelines": pipelines,
+            "telemetry": {
+                "metrics": {
+                    "level": "normal",
+                    "readers": [
+                        {
+                            "pull": {
+                                "exporter": {
+                                    "prometheus": {"host": "127.0.0.1", "port": metrics_port}
+                                }
+                            }
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def _filelog(include: list[str]) -> dict[str, Any]:
+    """Container log files: CRI/docker framing, then a JSON or ``LEVEL message`` line."""
+    json_line = 'body matches "^\\\\s*\\\\{"'
+    return {
+        "include": include,
+        "include_file_path": True,
+        "start_at": "end",
+        "storage": QUEUE_STORAGE,
+        "operators": [
+            {"type": "container", "id": "container"},
+            {
+                "type": "json_parser",
+                "if": json_line,
+                "parse_from": "body",
+                "parse_to": "attributes",
+                "severity": {"parse_from": "attributes.level", "preserve_to": "attributes.level"},
+                "trace": {"trace_id": {"parse_from": "attributes.trace_id"}},
+            },
+            {
+                "type": "move",
+                "if": "attributes.msg != nil",
+                "from": "attributes.msg",
+                "to": "body",
+            },
+            {
+                "type": "regex_parser",
+                "if": f"not ({json_line})",
+                "regex": "^(?P<level>TRACE|DEBUG|INFO|WARN(?:ING)?|ERROR|FATAL|CRITICAL)\\b",
+                "parse_from": "body",
+                "parse_to": "attributes",
+                "on_error": "send_quiet",
+                "severity": {"parse_from": "attributes.level"},
+            },
+        ],
+    }
