@@ -7,7 +7,7 @@ round-trips what the agent builds through what the controllers parse.
 
 What it carries, per GPU: identity, memory, PCI bus id, NUMA node, link rates, MIG devices,
 raw health counters (judged by the operator against each pool's ``healthPolicy``, not by the
-agent) and a memory trend fitted over the agent's sample window; per pair: the PCIe common
+agent) and a memory trend fitted over the agent's sample window (``planning.oom.fit``); per pair: the PCIe common
 ancestor and NVLinks (``"0-1": "NV12/NODE"``, ``NVS`` when through an NVSwitch), as
 ``nvidia-smi topo -m`` prints them. Documented in ``docs/gpu.md``.
 
@@ -71,9 +71,11 @@ class MemoryTrend(ApiModel):
     peak_mib: float
     """Highest sample in the window."""
     slope_mib_per_s: float
-    """Least-squares slope over the window."""
+    """Theil-Sen slope over the window (median of pairwise slopes)."""
     residual_mib: float
-    """Standard deviation of the samples around the fitted line (burstiness)."""
+    """Robust spread of the samples around the line (1.4826 x median absolute deviation)."""
+    floor_rise_mib: float = 0.0
+    """Lowest sample of the window's last third minus the lowest of its first third."""
     samples: int
     window_s: float
     """Seconds between the first and last sample."""

@@ -159,7 +159,12 @@ def _gpu_status(
             mig_slice_mib=min((m.memory_mib for m in gpu.mig_devices), default=None),
             sharers=slots_per_gpu(spec),
         )
-        prediction = oom.predict(gpu.memory, budget=budget, threshold=spec.oom_prediction.threshold)
+        prediction = oom.predict(
+            gpu.memory,
+            budget=budget,
+            threshold=spec.oom_prediction.threshold,
+            window_s=base.duration_seconds(spec.oom_prediction.window),
+        )
         risk, seconds = prediction.risk, prediction.seconds_to_exhaustion
     return api.GpuStatus(
         index=gpu.index,

@@ -1,19 +1,24 @@
 """GPU-memory out-of-memory risk: a trend fitted over sampled memory use, judged against a budget.
 
-Owns :func:`fit` (least-squares line over ``(seconds, MiB)`` samples; the node agent runs it
-over its sample window and publishes the result), :func:`budget_mib` (what one workload may
+Owns :func:`fit` (a robust Theil-Sen line over ``(seconds, MiB)`` samples; the node agent runs
+it over its sample window and publishes the result), :func:`budget_mib` (what one workload may
 use: the InferenceService's ``resources.gpuMemory``, else the MIG slice, else the card divided
 among ``replicasPerGpu`` sharers) and :func:`predict` (time to exhaustion and a risk level).
 
 The model, in order:
 
 1. The limit is ``threshold x budget`` (the pool's ``oomPrediction.threshold``).
-2. Headroom is taken from the *burst envelope*: latest use plus twice the residual spread of the
-   samples around the trend, so a workload that spikes near its limit is at risk even when flat.
-3. A slope counts only when the window is long enough (``MIN_SAMPLES`` samples over at least
-   ``MIN_WINDOW_S``) and the rise it predicts over the window exceeds the residual spread;
-   otherwise noise would raise alarms (bursts and sawtooth garbage collection look like slopes
-   over short windows).
+2. Headroom is measured from the window's *peak*, not its latest sample: a workload whose bursts
+   already reached the limit is Critical even when its average is flat, and one whose bursts
+   stay below it is not alarmed by them.
+3. A slope counts only when the window is full (``MIN_SAMPLES`` samples spanning at least
+   ``FULL_WINDOW`` of the pool's ``oomPrediction.window``; a young workload's ramp-up is not a
+   leak) and it is significant: its t-statistic (slope over its standard error,
+   from the residual spread around the fitted line) is at least ``MIN_T``, and it is
+   *sustained*: the floor (lowest sample) of the window's last third rose over the first third's
+   by at least ``FLOOR_SHARE`` of what the slope predicts. A leak raises the floor; noise, bursts
+   and allocator sawtooth shorter than a third of the window do not. A ramp longer than the
+   window is indistinguishable from a leak and is treated as one.
 4. Seconds to exhaustion = headroom / slope; the level follows :data:`LEVELS`.
 
 :func:`observation` turns the pool's per-GPU verdicts into an InferenceService's ``OOMRisk``
@@ -36,8 +41,10 @@ from kubeinfer.planning import replica_placement
 from kubeinfer.planning.conditions import Observation
 
 MIN_SAMPLES = 6
-MIN_WINDOW_S = 60.0
-BURST_SIGMAS = 2.0
+FULL_WINDOW = 0.9
+"""A trend counts once its samples span this share of the configured window."""
+MIN_T = 4.0
+FLOOR_SHARE = 0.5
 
 #: Risk by predicted seconds to exhaustion (first bound not exceeded wins).
 LEVELS: tuple[tuple[float, pool_api.RiskLevel], ...] = (
@@ -62,25 +69,45 @@ class Prediction:
     message: str
 
 
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def fit(samples: Sequence[tuple[float, float]]) -> inv.MemoryTrend | None:
-    """Least-squares trend of ``(time s, used MiB)`` samples; None for fewer than two."""
+    """Robust trend of ``(time s, used MiB)`` samples; None for fewer than two.
+
+    Theil-Sen: the slope is the median of the pairwise slopes, the spread 1.4826 x the median
+    absolute deviation around the fitted line, so bursts covering less than half the window
+    neither tilt the line nor widen the spread (least squares turns a burst at the window's end
+    into a "significant" slope).
+    """
     n = len(samples)
     if n < 2:
         return None
-    ts = [t for t, _ in samples]
+    slopes = [
+        (y2 - y1) / (t2 - t1)
+        for i, (t1, y1) in enumerate(samples)
+        for t2, y2 in samples[i + 1 :]
+        if t2 != t1
+    ]
+    slope = _median(slopes) if slopes else 0.0
+    intercept = _median([y - slope * t for t, y in samples])
+    spread = 1.4826 * _median([abs(y - intercept - slope * t) for t, y in samples])
     ys = [y for _, y in samples]
-    mean_t, mean_y = sum(ts) / n, sum(ys) / n
-    var_t = sum((t - mean_t) ** 2 for t in ts)
-    slope = 0.0 if var_t == 0 else sum((t - mean_t) * (y - mean_y) for t, y in samples) / var_t
-    residuals = [y - (mean_y + slope * (t - mean_t)) for t, y in samples]
-    spread = math.sqrt(sum(r * r for r in residuals) / n)
+    start, end = samples[0][0], samples[-1][0]
+    third = (end - start) / 3
+    first = [y for t, y in samples if t <= start + third]
+    last = [y for t, y in samples if t >= end - third]
     return inv.MemoryTrend(
         used_mib=round(ys[-1], 1),
         peak_mib=round(max(ys), 1),
         slope_mib_per_s=round(slope, 4),
         residual_mib=round(spread, 1),
+        floor_rise_mib=round(min(last) - min(first), 1),
         samples=n,
-        window_s=round(ts[-1] - ts[0], 1),
+        window_s=round(samples[-1][0] - samples[0][0], 1),
     )
 
 
@@ -106,19 +133,31 @@ def _level(seconds: float) -> pool_api.RiskLevel:
     return "None"
 
 
-def predict(trend: inv.MemoryTrend, *, budget: float, threshold: float) -> Prediction:
+def _significant(trend: inv.MemoryTrend, window_s: float) -> bool:
+    """A sustained rising slope over a full window, at least ``MIN_T`` standard errors above 0."""
+    full = trend.window_s >= FULL_WINDOW * window_s
+    if trend.samples < MIN_SAMPLES or not full or trend.slope_mib_per_s <= 0:
+        return False
+    if trend.residual_mib == 0:
+        return trend.floor_rise_mib > 0
+    # evenly spaced samples: sum((t - mean t)^2) = n * window^2 / 12 (large n)
+    standard_error = trend.residual_mib * math.sqrt(12 / trend.samples) / trend.window_s
+    sustained = trend.floor_rise_mib >= FLOOR_SHARE * trend.slope_mib_per_s * trend.window_s * 2 / 3
+    return sustained and trend.slope_mib_per_s / standard_error >= MIN_T
+
+
+def predict(
+    trend: inv.MemoryTrend, *, budget: float, threshold: float, window_s: float
+) -> Prediction:
     """Time to exhaustion of ``threshold x budget`` MiB and the risk level it implies."""
     limit = budget * threshold
-    envelope = trend.used_mib + BURST_SIGMAS * trend.residual_mib
-    headroom = limit - envelope
     used = trend.used_mib
+    headroom = limit - max(used, trend.peak_mib)
     if headroom <= 0:
-        why = "in use" if used >= limit else "in bursts"
+        why = "in use" if used >= limit else "at its peak"
         message = f"{used:.0f} MiB of a {budget:.0f} MiB budget; at the {threshold:.0%} limit {why}"
         return Prediction("Critical", 0.0, budget, used, message)
-    long_enough = trend.samples >= MIN_SAMPLES and trend.window_s >= MIN_WINDOW_S
-    rise = trend.slope_mib_per_s * trend.window_s
-    if not long_enough or trend.slope_mib_per_s <= 0 or rise <= trend.residual_mib:
+    if not _significant(trend, window_s):
         message = f"{used:.0f} MiB of a {budget:.0f} MiB budget; not rising beyond noise"
         return Prediction("None", None, budget, used, message)
     seconds = headroom / trend.slope_mib_per_s
