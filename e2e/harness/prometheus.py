@@ -17,6 +17,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from e2e.harness import processes
+from e2e.harness import logfmt, processes
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +162,18 @@ def start(supervisor: processes.Supervisor, run_dir: pathlib.Path) -> Prometheus
     )
     log.info("Prometheus ready", extra={"url": url, "targets": str(targets_dir)})
     return Prometheus(url=url, targets_dir=targets_dir, process=process)
+
+
+def main() -> int:
+    """``python -m e2e.harness.prometheus``: install Debian's package if missing; print the path."""
+    logfmt.setup()
+    try:
+        print(binary())
+    except PrometheusError as err:
+        log.error("Prometheus is not available", extra={"error": str(err)})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,12 +21,14 @@ Must not: pick the rules (``manifests/monitoring`` ships them) or listen beyond 
 
 from __future__ import annotations
 
+import argparse
 import base64
 import dataclasses
 import hashlib
 import json
 import logging
 import pathlib
+import sys
 import time
 from typing import Any
 
@@ -35,6 +37,7 @@ import yaml
 from e2e.harness import (
     gomodules,
     kubectl,
+    logfmt,
     pki,
     processes,
     rbac,
@@ -109,12 +112,14 @@ def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _module_objects(pinned: versions.Versions) -> list[dict[str, Any]]:
+def module_objects(pinned: versions.Versions) -> list[dict[str, Any]]:
+    """The adapter's ServiceAccount and RBAC, read from its own module's ``deploy/manifests``."""
     manifests = gomodules.module_dir(MODULE, pinned.prometheus_adapter) / "deploy" / "manifests"
     return [yaml.safe_load((manifests / name).read_text(encoding="utf-8")) for name in RBAC_FILES]
 
 
-def _registration(ca_bundle: bytes, port: int) -> list[dict[str, Any]]:
+def registration(ca_bundle: bytes, port: int) -> list[dict[str, Any]]:
+    """The ExternalName Service on localhost and the APIService trusting ``ca_bundle``."""
     return [
         {
             "apiVersion": "v1",
@@ -174,7 +179,7 @@ def start(
         text=yaml.safe_dump_all(
             [
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-                *_module_objects(pinned),
+                *module_objects(pinned),
             ]
         )
     )
@@ -206,7 +211,7 @@ def start(
     )
     if register:
         ca = (run_dir / "pki" / f"{NAME}-ca.crt").read_bytes()
-        admin.apply(text=yaml.safe_dump_all(_registration(ca, port)))
+        admin.apply(text=yaml.safe_dump_all(registration(ca, port)))
         supervisor.wait_until(
             lambda: available(admin),
             what=f"APIService {API_SERVICE} Available",
@@ -224,3 +229,24 @@ def unregister(admin: kubectl.Kubectl) -> None:
     """Remove the APIService (the API server stops proxying) and its Service."""
     admin("delete", "apiservice", API_SERVICE, "--ignore-not-found", "--wait=false")
     admin("delete", "service", NAME, f"--namespace={NAMESPACE}", "--ignore-not-found")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m e2e.harness.prometheus_adapter [build|check]``: prebuild or check the pin."""
+    parser = argparse.ArgumentParser(prog="python -m e2e.harness.prometheus_adapter")
+    parser.add_argument("command", nargs="?", default="build", choices=("build", "check"))
+    args = parser.parse_args(argv)
+    logfmt.setup()
+    try:
+        if args.command == "check":
+            check_wrapper()
+        else:
+            print(ensure_binary())
+    except (AdapterError, toolchain.ToolchainError, gomodules.GoToolError) as err:
+        log.error("prometheus-adapter step failed", extra={"error": str(err)})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
