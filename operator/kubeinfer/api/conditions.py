@@ -128,6 +128,15 @@ class Reason(_Documented):
     NO_TARGETS = "NoTargets", "The policy selects no pod."
     INVALID_REGEX = "InvalidRegex", "A redaction rule's pattern does not compile."
     AGENTS_ROLLING = "AgentsRolling", "Log agents are restarting onto the current configuration."
+    CONFIG_REJECTED = (
+        "ConfigRejected",
+        "The log agent's own validate refused the rendered configuration; the message quotes it.",
+    )
+    VALIDATOR_UNAVAILABLE = (
+        "ValidatorUnavailable",
+        "The operator has no log agent binary to validate the rendered configuration with.",
+    )
+    OUTPUT_UNSUPPORTED = "OutputUnsupported", "An output type the log agent build cannot write."
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -84,6 +84,15 @@ class RedactionRule(ApiModel):
 class Redaction(ApiModel):
     """What is scrubbed from records before they leave the node."""
 
+    model_config = with_rules(
+        [
+            {
+                "rule": "!self.rules.exists(r, r.action == 'hash') || has(self.hashKeySecret)",
+                "message": "hash rules need hashKeySecret (a Secret with the hashing key in 'key')",
+            },
+        ]
+    )
+
     presets: list[RedactionPreset] = Field(
         default_factory=lambda: list(DEFAULT_PRESETS), max_length=16
     )
@@ -91,7 +100,7 @@ class Redaction(ApiModel):
     rules: list[RedactionRule] = Field(default_factory=list, max_length=64)
     """Custom rules."""
     hash_key_secret: str | None = Field(default=None, max_length=253)
-    """Secret holding the key for hash actions."""
+    """Secret (same namespace, data key 'key', letters and digits) keying hash actions."""
 
 
 class Output(ApiModel):
@@ -109,7 +118,7 @@ class Output(ApiModel):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     """Output name."""
     type: Literal["stdout", "file", "otlp", "http"]
-    """Kind of destination."""
+    """Kind of destination (file is refused with OutputUnsupported: see docs/logging.md)."""
     endpoint: str | None = Field(default=None, max_length=2048)
     """URL for otlp and http."""
     path: str | None = Field(default=None, max_length=1024)

@@ -1,20 +1,22 @@
-"""LogPolicy handlers: observe the pods a policy covers and the agent DaemonSet's rollout.
+"""LogPolicy handlers: observe the pods a policy covers, the agent DaemonSet's rollout and the
+collector's ``validate`` verdict on the rendered configuration.
 
-Reads come from the watch store; the plan is :mod:`kubeinfer.planning.log_policy`.
+Reads come from the watch store; validation is :mod:`kubeinfer.controllers.log_validation`; the
+plan is :mod:`kubeinfer.planning.log_policy`.
 """
 
 from __future__ import annotations
 
 from kubeinfer.api import base, kinds
 from kubeinfer.api import log_policy as api
-from kubeinfer.controllers import context
+from kubeinfer.controllers import context, log_validation
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
 
 
 async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Observed:
-    """Count the covered pods and read the agents' rollout from the store."""
+    """Count the covered pods, read the agents' rollout and validate the configuration."""
     store = context.current().store
     if spec.inference_service is not None:
         selector = base.LabelSelector(
@@ -30,12 +32,15 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     )
     agents = store.get("DaemonSet", owner.namespace, children.dns_name(owner.name, "log-agent"))
     status = (agents or {}).get("status") or {}
+    text = planner.config_text(owner, spec)
+    validation = await log_validation.validate(text, children.content_hash(text))
     return planner.Observed(
         matched_pods=matched,
         agents_desired=int(status["desiredNumberScheduled"])
         if "desiredNumberScheduled" in status
         else None,
         agents_updated=int(status.get("updatedNumberScheduled", 0)),
+        validation=validation,
     )
 
 

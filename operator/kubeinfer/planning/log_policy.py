@@ -1,52 +1,60 @@
-"""Plan a LogPolicy: render it into OpenTelemetry Collector configuration and agent objects.
+"""Plan a LogPolicy: the log agent's ConfigMap and DaemonSet, and the policy's status.
 
-The collector pipeline, stage by stage:
-``filelog`` (the selected pods' container logs) → ``routing`` connector by severity →
-one ``probabilistic_sampler`` per level (hash of the consistent key, so a trace is kept or dropped
-whole) → ``transform`` redaction → ``failover`` connector over the outputs in order → exporters.
-Rendering is deterministic; the configuration hash goes into status and into the agent pods'
-annotations so a change rolls the agents. Validation by the collector's own ``validate`` and
-rate limiting arrive with the log-agent work; until then ConfigValid says so.
+Owns: which pods' log files the agent reads, the agent objects, the checks that decide
+``ConfigValid`` (patterns RE2 accepts, outputs this agent can write, the collector's own
+``validate`` verdict that the controller observed for this exact configuration) and ``Applied``.
+Must not: run the collector (the controller does, through ``controllers.log_validation``) or
+render collector configuration itself (``planning.log_agent`` does).
+Rendering is deterministic; the configuration hash goes into status and the agent pods'
+annotation, so a changed policy rolls the agents.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from kubeinfer.api import log_policy as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children
+from kubeinfer.planning import children, log_agent
 from kubeinfer.planning.conditions import Observation, with_ready
 
 GATES = (ConditionType.CONFIG_VALID, ConditionType.APPLIED)
-COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.139.0"
+COLLECTOR_IMAGE = "ghcr.io/kubeinfer/otelcol-kubeinfer:0.149.0"
 CONFIG_HASH_ANNOTATION = "kubeinfer.io/log-config-hash"
-LEVELS: tuple[api.Level, ...] = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-
-PRESET_PATTERNS: dict[str, str] = {
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    "phone": r"\+?[0-9][0-9 ().-]{7,}[0-9]",
-    "creditCard": r"\b(?:[0-9][ -]?){13,19}\b",
-    "ipAddress": r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
-    "jwt": r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
-    "bearerToken": r"(?i)bearer\s+[A-Za-z0-9._~+/-]+=*",
-    "apiKey": r"(?i)(api[_-]?key|token|secret)[=:]\s*[A-Za-z0-9._-]{8,}",
-}
+CONFIG_KEY = "collector.yaml"
+CONFIG_DIR = "/etc/kubeinfer"
+POD_LOGS = "/var/log/pods"
+STATE_ROOT = "/var/lib/kubeinfer/log-agent"
+HASHING_DATA_ITEM = "key"  # which data item of the hashing Secret holds the key
+#: Python-only regular-expression syntax RE2 (the collector's engine) rejects.
+_NOT_RE2 = re.compile(r"\(\?[=!]|\(\?<[=!]|\(\?>|\\[1-9]|[*+?}][+]|\(\?P=")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """The collector's ``validate`` verdict on one rendered configuration."""
+
+    config_hash: str
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Observed:
-    """What the controller read: matched pods and the agent DaemonSet's rollout."""
+    """What the controller read: matched pods, the agents' rollout and the validate verdict."""
 
     matched_pods: int = 0
     agents_desired: int | None = None
     agents_updated: int = 0
+    validation: Validation | None = None
+    """None when no collector binary is available to the operator."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """Desired children and status."""
 
@@ -55,104 +63,142 @@ class Plan:
     status: dict[str, Any]
 
 
-def _exporter(output: api.Output) -> tuple[str, dict[str, Any]]:
-    name = f"{'debug' if output.type == 'stdout' else output.type.replace('http', 'otlphttp')}/{output.name}"
-    retry = {"enabled": True, "max_elapsed_time": output.max_retry_time}
-    if output.type == "stdout":
-        return name, {"verbosity": "basic"}
-    if output.type == "file":
-        return name, {
-            "path": f"{output.path}/logs.jsonl",
-            "compression": "zstd" if output.compression == "zstd" else "",
-        }
-    compression = "none" if output.compression == "none" else output.compression
-    body = {"endpoint": output.endpoint, "compression": compression, "retry_on_failure": retry}
-    return name, {**body, "sending_queue": {"enabled": True, "storage": "file_storage/queue"}}
+def include_globs(namespace: str, spec: api.LogPolicySpec) -> list[str]:
+    """Container log files the agent reads (kubelet names pod directories ns_pod_uid)."""
+    pods = f"{spec.inference_service}-*" if spec.inference_service else "*"
+    return [f"{POD_LOGS}/{namespace}_{pods}/*/*.log"]
 
 
-def render_config(namespace: str, spec: api.LogPolicySpec) -> dict[str, Any]:
-    """Return the collector configuration of a LogPolicy."""
-    rates = {lvl: spec.sampling.rates.get(lvl, 1.0) for lvl in LEVELS}
-    redact: list[str] = [
-        f'replace_pattern(log.body, "{PRESET_PATTERNS[p]}", "****")'.replace("\\", "\\\\")
-        for p in spec.redaction.presets
-    ]
-    for rule in spec.redaction.rules:
-        # hash: the whole match ($0, written $$0 to escape config expansion) becomes its SHA-256.
-        replacement = '"****"' if rule.action == "mask" else '"$$0", SHA256, "sha256:%s"'
-        pattern = rule.pattern.replace("\\", "\\\\").replace('"', '\\"')
-        redact.append(f'replace_pattern(log.body, "{pattern}", {replacement})')
-    exporters = dict(_exporter(o) for o in spec.outputs)
-    processors: dict[str, Any] = {
-        "batch": {},
-        "transform/redact": {"log_statements": [{"context": "log", "statements": redact}]},
+def config_text(owner: children.Owner, spec: api.LogPolicySpec) -> str:
+    """The agent configuration file of a LogPolicy, byte for byte as the ConfigMap holds it."""
+    config = log_agent.render_config(
+        spec,
+        include=include_globs(owner.namespace, spec),
+        state_dir=f"{STATE_ROOT}/{owner.namespace}-{owner.name}",
+    )
+    return yaml.safe_dump(config, sort_keys=True, width=120)
+
+
+# --- named checks: (reason, message, failed) ---------------------------------------------------
+
+Check = Callable[[api.LogPolicySpec], tuple[Reason, str, bool]]
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not an RE2 expression the collector can compile, or None."""
+    if _NOT_RE2.search(pattern):
+        return "uses lookaround, backreferences or possessive syntax, which RE2 does not support"
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        return str(err)
+    return None
+
+
+def check_patterns(spec: api.LogPolicySpec) -> tuple[Reason, str, bool]:
+    """Every redaction rule, always-keep and audit pattern compiles."""
+    named = [(f"redaction rule {r.name!r}", r.pattern) for r in spec.redaction.rules]
+    named += [(f"sampling.alwaysKeep[{i}]", p) for i, p in enumerate(spec.sampling.always_keep)]
+    named += [(f"audit.match[{i}]", p) for i, p in enumerate(spec.audit.match)]
+    problems = [f"{what}: {why}" for what, p in named if (why := regex_problem(p))]
+    if problems:
+        return Reason.INVALID_REGEX, "Pattern rejected: " + "; ".join(problems) + ".", True
+    return Reason.AS_EXPECTED, "Every pattern compiles.", False
+
+
+def check_outputs(spec: api.LogPolicySpec) -> tuple[Reason, str, bool]:
+    """Every output is one this agent build can write."""
+    files = [o.name for o in spec.outputs if o.type == "file"]
+    if files:
+        message = (
+            f"Output(s) {', '.join(files)} are of type file; the agent's component set has no "
+            "file exporter (see docs/logging.md), so file outputs cannot be honoured."
+        )
+        return Reason.OUTPUT_UNSUPPORTED, message, True
+    return Reason.AS_EXPECTED, "Every output is supported.", False
+
+
+CHECKS: tuple[Check, ...] = (check_patterns, check_outputs)
+
+
+def _config_valid(digest: str, validation: Validation | None) -> Observation:
+    if validation is None:
+        return Observation.unknown(
+            ConditionType.CONFIG_VALID,
+            Reason.VALIDATOR_UNAVAILABLE,
+            "No collector binary is configured for the operator (KUBEINFER_COLLECTOR), so "
+            "the rendered configuration was not run through the collector's validate.",
+        )
+    if validation.config_hash != digest:
+        return Observation.unknown(
+            ConditionType.CONFIG_VALID, Reason.RECONCILING, f"Validating configuration {digest}."
+        )
+    if validation.error is not None:
+        return Observation.false(
+            ConditionType.CONFIG_VALID,
+            Reason.CONFIG_REJECTED,
+            f"The collector's validate refused configuration {digest}: {validation.error}",
+        )
+    return Observation.true(
+        ConditionType.CONFIG_VALID,
+        Reason.AS_EXPECTED,
+        f"Configuration {digest} passed the collector's validate.",
+    )
+
+
+def _applied(digest: str, observed: Observed) -> Observation:
+    if observed.agents_desired is None:
+        return Observation.unknown(
+            ConditionType.APPLIED, Reason.AGENTS_ROLLING, "The agent DaemonSet is being created."
+        )
+    if observed.agents_updated < observed.agents_desired:
+        return Observation.false(
+            ConditionType.APPLIED,
+            Reason.AGENTS_ROLLING,
+            f"{observed.agents_updated} of {observed.agents_desired} agents run "
+            f"configuration {digest}.",
+        )
+    return Observation.true(
+        ConditionType.APPLIED, Reason.AS_EXPECTED, f"Every agent runs configuration {digest}."
+    )
+
+
+def _agent_container(spec: api.LogPolicySpec) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "collector",
+        "image": COLLECTOR_IMAGE,
+        "args": [f"--config={CONFIG_DIR}/{CONFIG_KEY}"],
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "pods", "mountPath": POD_LOGS, "readOnly": True},
+            {"name": "state", "mountPath": STATE_ROOT},
+        ],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
     }
-    connectors: dict[str, Any] = {
-        "routing/level": {
-            "default_pipelines": ["logs/INFO"],
-            "table": [
-                {
-                    "context": "log",
-                    "condition": f'severity_text == "{lvl}"',
-                    "pipelines": [f"logs/{lvl}"],
-                }
-                for lvl in LEVELS
-            ],
-        },
-        "failover/outputs": {
-            "priority_levels": [[f"logs/out-{o.name}"] for o in spec.outputs],
-            "retry_interval": "30s",
-        },
-    }
-    pipelines: dict[str, Any] = {
-        "logs/in": {"receivers": ["filelog"], "processors": [], "exporters": ["routing/level"]},
-    }
-    for lvl in LEVELS:
-        sampler = f"probabilistic_sampler/{lvl}"
-        processors[sampler] = {
-            "sampling_percentage": round(rates[lvl] * 100, 6),
-            "attribute_source": "record",
-            "from_attribute": spec.sampling.consistent_key,
-            "mode": "hash_seed",
-        }
-        pipelines[f"logs/{lvl}"] = {
-            "receivers": ["routing/level"],
-            "processors": [sampler, "transform/redact", "batch"],
-            "exporters": ["failover/outputs"],
-        }
-    for out, (exporter, _) in zip(spec.outputs, exporters.items(), strict=True):
-        pipelines[f"logs/out-{out.name}"] = {
-            "receivers": ["failover/outputs"],
-            "processors": [],
-            "exporters": [exporter],
-        }
-    return {
-        "receivers": {
-            "filelog": {
-                "include": [f"/var/log/pods/{namespace}_*/*/*.log"],
-                "include_file_path": True,
-                "start_at": "end",
-                "operators": [{"type": "container", "id": "container-parser"}],
+    if spec.redaction.hash_key_secret:
+        container["env"] = [
+            {
+                "name": log_agent.HASH_KEY_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": spec.redaction.hash_key_secret,
+                        "key": HASHING_DATA_ITEM,
+                    }
+                },
             }
-        },
-        "extensions": {"file_storage/queue": {"directory": "/var/lib/kubeinfer/queue"}},
-        "processors": processors,
-        "connectors": connectors,
-        "exporters": exporters,
-        "service": {"extensions": ["file_storage/queue"], "pipelines": pipelines},
-    }
+        ]
+    return container
 
 
-def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> Plan:
-    """Return the agent ConfigMap, DaemonSet and status of a LogPolicy."""
-    config_text = yaml.safe_dump(render_config(owner.namespace, spec), sort_keys=True, width=120)
-    digest = children.content_hash(config_text)
+def _agent_objects(
+    owner: children.Owner, spec: api.LogPolicySpec, text: str, digest: str
+) -> tuple[children.Manifest, ...]:
     name = children.dns_name(owner.name, "log-agent")
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": children.metadata(owner, name),
-        "data": {"collector.yaml": config_text},
+        "data": {CONFIG_KEY: text},
     }
     daemon_set = {
         "apiVersion": "apps/v1",
@@ -166,53 +212,43 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
                     "annotations": {CONFIG_HASH_ANNOTATION: digest},
                 },
                 "spec": {
-                    "containers": [
-                        {
-                            "name": "collector",
-                            "image": COLLECTOR_IMAGE,
-                            "args": ["--config=/etc/kubeinfer/collector.yaml"],
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/kubeinfer"},
-                                {"name": "pods", "mountPath": "/var/log/pods", "readOnly": True},
-                                {"name": "queue", "mountPath": "/var/lib/kubeinfer"},
-                            ],
-                        }
-                    ],
+                    "containers": [_agent_container(spec)],
+                    "tolerations": [{"operator": "Exists"}],
                     "volumes": [
                         {"name": "config", "configMap": {"name": name}},
-                        {"name": "pods", "hostPath": {"path": "/var/log/pods"}},
+                        {"name": "pods", "hostPath": {"path": POD_LOGS}},
                         {
-                            "name": "queue",
-                            "hostPath": {"path": "/var/lib/kubeinfer", "type": "DirectoryOrCreate"},
+                            "name": "state",
+                            "hostPath": {"path": STATE_ROOT, "type": "DirectoryOrCreate"},
                         },
                     ],
                 },
             },
         },
     }
-    config_valid = Observation.unknown(
-        ConditionType.CONFIG_VALID,
-        Reason.NOT_IMPLEMENTED,
-        "The rendered collector configuration is not yet checked by the collector's own validate.",
-    )
-    if observed.agents_desired is None:
-        applied = Observation.unknown(
-            ConditionType.APPLIED, Reason.AGENTS_ROLLING, "The agent DaemonSet is being created."
-        )
-    elif observed.agents_updated < observed.agents_desired:
-        applied = Observation.false(
-            ConditionType.APPLIED,
-            Reason.AGENTS_ROLLING,
-            f"{observed.agents_updated} of {observed.agents_desired} agents run configuration {digest}.",
-        )
-    else:
-        applied = Observation.true(
-            ConditionType.APPLIED, Reason.AS_EXPECTED, f"Every agent runs configuration {digest}."
-        )
+    return (children.stamp_hash(config_map), children.stamp_hash(daemon_set))
+
+
+def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> Plan:
+    """Return the agent ConfigMap, DaemonSet and status of a LogPolicy.
+
+    A policy failing a check gets no agents: an agent without its redaction rules would ship
+    the secrets the rules exist to remove.
+    """
+    text = config_text(owner, spec)
+    digest = children.content_hash(text)
     status = {
         "matchedTargets": observed.matched_pods,
         "outputs": len(spec.outputs),
         "configHash": digest,
     }
-    objs = (children.stamp_hash(config_map), children.stamp_hash(daemon_set))
-    return Plan(objs, with_ready((config_valid, applied), GATES), status)
+    for check in CHECKS:
+        reason, message, failed = check(spec)
+        if failed:
+            invalid = Observation.false(ConditionType.CONFIG_VALID, reason, message)
+            applied = Observation.false(
+                ConditionType.APPLIED, reason, "No agent runs this policy until it is fixed."
+            )
+            return Plan((), with_ready((invalid, applied), GATES), status)
+    observations = (_config_valid(digest, observed.validation), _applied(digest, observed))
+    return Plan(_agent_objects(owner, spec, text, digest), with_ready(observations, GATES), status)

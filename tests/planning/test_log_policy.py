@@ -1,0 +1,168 @@
+"""LogPolicy planning: the checks behind ConfigValid (patterns RE2 accepts, supported outputs,
+the collector's validate verdict for this exact hash), Applied from the agents' rollout, the
+config hash on status and pod template, and the rendered pipeline's sampling statements (nested
+priorities, weights, levels sampled to zero dropped unless always kept).
+
+What the rendered configuration does is proven against the real collector in
+``e2e/tests/test_log_policy_replay.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubeinfer.api import log_policy as api
+from kubeinfer.api.conditions import ConditionType, Reason
+from kubeinfer.planning import children, log_agent
+from kubeinfer.planning import log_policy as planner
+
+OWNER = children.Owner("kubeinfer.io/v1alpha1", "LogPolicy", "llama-logs", "ml", "uid-1")
+
+
+def _spec(**extra: Any) -> api.LogPolicySpec:
+    body: dict[str, Any] = {
+        "inferenceService": "llama",
+        "outputs": [{"name": "out", "type": "http", "endpoint": "http://127.0.0.1:4318"}],
+    }
+    body.update(extra)
+    return api.LogPolicySpec.model_validate(body)
+
+
+def _digest(spec: api.LogPolicySpec) -> str:
+    return children.content_hash(planner.config_text(OWNER, spec))
+
+
+def _conditions(plan: planner.Plan) -> dict[ConditionType, tuple[str, Reason]]:
+    return {o.type: (o.status, o.reason) for o in plan.observations}
+
+
+def _ok(spec: api.LogPolicySpec, **observed: Any) -> planner.Observed:
+    return planner.Observed(validation=planner.Validation(_digest(spec), None), **observed)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("token(?=[0-9])", "lookaround"),
+        ("(a)\\1", "backreferences"),
+        ("user_id=([0-9]+", "missing ), unterminated subpattern"),
+    ],
+    ids=["lookahead is not RE2", "a backreference is not RE2", "an unbalanced group"],
+)
+def test_a_pattern_that_does_not_compile_is_reported_as_invalid_regex_naming_the_rule(
+    pattern: str, why: str
+) -> None:
+    spec = _spec(redaction={"rules": [{"name": "user-id", "pattern": pattern}]})
+    plan = planner.plan(OWNER, spec, _ok(spec))
+    assert _conditions(plan)[ConditionType.CONFIG_VALID] == ("False", Reason.INVALID_REGEX)
+    message = next(o.message for o in plan.observations if o.type == ConditionType.CONFIG_VALID)
+    assert "redaction rule 'user-id'" in message and why in message
+    assert plan.children == (), "no agent runs without its redaction rules"
+    assert _conditions(plan)[ConditionType.READY][0] == "False"
+
+
+def test_an_invalid_always_keep_pattern_names_its_index() -> None:
+    spec = _spec(sampling={"alwaysKeep": ["Xid", "NCCL(("]})
+    plan = planner.plan(OWNER, spec, _ok(spec))
+    message = next(o.message for o in plan.observations if o.type == ConditionType.CONFIG_VALID)
+    assert "sampling.alwaysKeep[1]" in message
+
+
+def test_a_file_output_is_refused_with_output_unsupported() -> None:
+    spec = _spec(outputs=[{"name": "disk", "type": "file", "path": "/var/log/x"}])
+    plan = planner.plan(OWNER, spec, _ok(spec))
+    assert _conditions(plan)[ConditionType.CONFIG_VALID] == ("False", Reason.OUTPUT_UNSUPPORTED)
+
+
+@pytest.mark.parametrize(
+    ("validation", "expected"),
+    [
+        (None, ("Unknown", Reason.VALIDATOR_UNAVAILABLE)),
+        (planner.Validation("stale", None), ("Unknown", Reason.RECONCILING)),
+        ("error", ("False", Reason.CONFIG_REJECTED)),
+        ("ok", ("True", Reason.AS_EXPECTED)),
+    ],
+    ids=[
+        "no collector binary leaves ConfigValid unknown",
+        "a verdict on another hash does not count",
+        "a refusal by validate is ConfigRejected",
+        "validate passing this hash is ConfigValid",
+    ],
+)
+def test_config_valid_follows_the_collectors_verdict_on_this_hash(
+    validation: Any, expected: tuple[str, Reason]
+) -> None:
+    spec = _spec()
+    if validation == "error":
+        validation = planner.Validation(_digest(spec), "processors::transform: bad")
+    elif validation == "ok":
+        validation = planner.Validation(_digest(spec), None)
+    plan = planner.plan(OWNER, spec, planner.Observed(validation=validation))
+    assert _conditions(plan)[ConditionType.CONFIG_VALID] == expected
+
+
+@pytest.mark.parametrize(
+    ("desired", "updated", "expected"),
+    [
+        (None, 0, ("Unknown", Reason.AGENTS_ROLLING)),
+        (3, 1, ("False", Reason.AGENTS_ROLLING)),
+        (3, 3, ("True", Reason.AS_EXPECTED)),
+    ],
+    ids=["no DaemonSet yet", "agents still rolling", "every agent updated"],
+)
+def test_applied_follows_the_agents_rollout(
+    desired: int | None, updated: int, expected: tuple[str, Reason]
+) -> None:
+    spec = _spec()
+    plan = planner.plan(OWNER, spec, _ok(spec, agents_desired=desired, agents_updated=updated))
+    assert _conditions(plan)[ConditionType.APPLIED] == expected
+    assert _conditions(plan)[ConditionType.READY][0] == expected[0]
+
+
+def test_config_hash_is_on_status_and_pod_template_and_changes_with_the_spec() -> None:
+    spec = _spec()
+    plan = planner.plan(OWNER, spec, _ok(spec))
+    daemon_set = next(c for c in plan.children if c["kind"] == "DaemonSet")
+    annotations = daemon_set["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[planner.CONFIG_HASH_ANNOTATION] == plan.status["configHash"]
+    other = _spec(sampling={"rates": {"INFO": 0.5}})
+    assert planner.plan(OWNER, other, _ok(other)).status["configHash"] != plan.status["configHash"]
+
+
+def test_rendering_twice_gives_identical_bytes() -> None:
+    spec = _spec(rateLimits=[{"level": "INFO", "perSecond": 10}])
+    assert planner.config_text(OWNER, spec) == planner.config_text(OWNER, spec)
+
+
+def test_an_inference_service_policy_reads_only_that_services_pods() -> None:
+    assert planner.include_globs("ml", _spec()) == ["/var/log/pods/ml_llama-*/*/*.log"]
+
+
+def test_sampling_priorities_follow_the_rates_and_zero_rates_are_filtered() -> None:
+    spec = _spec(sampling={"rates": {"ERROR": 1.0, "WARN": 0.1, "INFO": 0.001, "DEBUG": 0.0}})
+    config = log_agent.render_config(spec, include=["/x/*.log"], state_dir="/s")
+    statements = config["processors"]["transform/classify"]["log_statements"][0]["statements"]
+    priority = [s for s in statements if log_agent.PRIORITY_ATTRIBUTE in s]
+    assert any("0.1)" in s and "severity_number >= 9" in s for s in priority)  # INFO: 0.1 %
+    assert any("10.0)" in s and "severity_number >= 13" in s for s in priority)  # WARN: 10 %
+    weights = [s for s in statements if log_agent.WEIGHT_ATTRIBUTE in s]
+    assert any("1000.0)" in s for s in weights) and any("10.0)" in s for s in weights)
+    (dropped,) = config["processors"]["filter/levels-off"]["logs"]["log_record"]
+    assert "severity_number >= 5" in dropped and log_agent.KEEP_ATTRIBUTE in dropped
+    sampler = config["processors"]["probabilistic_sampler"]
+    assert sampler["mode"] == "hash_seed" and sampler["hash_seed"] == log_agent.HASH_SEED
+
+
+def test_only_the_last_output_queues_so_earlier_ones_fail_over() -> None:
+    spec = _spec(
+        outputs=[
+            {"name": "a", "type": "otlp", "endpoint": "127.0.0.1:4317"},
+            {"name": "b", "type": "http", "endpoint": "http://127.0.0.1:4318"},
+        ]
+    )
+    config = log_agent.render_config(spec, include=["/x/*.log"], state_dir="/s")
+    assert config["exporters"]["otlp/a"]["sending_queue"] == {"enabled": False}
+    assert config["exporters"]["otlphttp/b"]["sending_queue"]["storage"] == "file_storage/queue"
+    assert config["connectors"]["kubeinfer_failover"]["priority"] == ["logs/out-a", "logs/out-b"]
