@@ -141,10 +141,10 @@ FAMILIES: tuple[Callable[[random.Random], Trace], ...] = (
 )
 
 
-def traces(seed: int = 4) -> list[Trace]:
+def traces(seed: int = 4, per_family: int = TRACES_PER_FAMILY) -> list[Trace]:
     """Every family's traces, deterministic for ``seed``."""
     rng = random.Random(seed)
-    return [family(rng) for family in FAMILIES for _ in range(TRACES_PER_FAMILY)]
+    return [family(rng) for family in FAMILIES for _ in range(per_family)]
 
 
 def replay(trace: Trace) -> Replay:

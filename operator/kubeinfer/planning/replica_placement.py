@@ -170,6 +170,14 @@ def decide(
         for n in pool.nodes
     ]
     result = placement.place(_request(spec, wanted - len(kept)), states)
+    largest = max((len(n.schedulable) for n in pool.nodes), default=0)
+    if result.no_fit is not None and largest < spec.resources.gpus:
+        # even an empty node could not hold one replica: the request, not the load, is wrong
+        message = (
+            f"a replica needs {spec.resources.gpus} GPUs; the largest node of the pool has "
+            f"{largest} schedulable"
+        )
+        result = placement.Plan(result.placements, placement.NoFit(0, Reason.NO_NODE_FITS, message))
     taken_ordinals = {p.replica for p in kept}
     free_ordinals = [i for i in range(wanted) if i not in taken_ordinals]
     fresh = [
