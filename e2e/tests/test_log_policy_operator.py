@@ -1,0 +1,146 @@
+"""LogPolicy under the real operator on the real control plane, with the real collector as the
+operator's validator (``KUBEINFER_COLLECTOR``, as the operator image ships it).
+
+Covers: a LogPolicy selecting an InferenceService gets its agent ConfigMap and DaemonSet, the
+collector's own validate passes the rendered configuration, the agents (on kwok nodes) roll onto
+the config hash that status, the ConfigMap and the pod template agree on, and Ready turns True;
+a pattern RE2 cannot compile gets ``InvalidRegex`` naming the rule, with an Event and no agents;
+a hash rule without a key Secret is rejected at apply time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.harness import cluster as cluster_setup
+from e2e.harness import operator_process, otelcol, versions
+from kubeinfer.controllers import log_validation
+from kubeinfer.planning import log_policy as planner
+
+pytestmark = pytest.mark.e2e
+EXAMPLES = versions.REPO_ROOT / "manifests" / "examples"
+
+
+@pytest.fixture
+def validating(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give the operator started after this fixture the collector binary to validate with."""
+    monkeypatch.setenv(log_validation.COLLECTOR_ENV, str(otelcol.ensure_collector()))
+
+
+def _policy(namespace: str, name: str, **spec: Any) -> str:
+    body = {
+        "apiVersion": "kubeinfer.io/v1alpha1",
+        "kind": "LogPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "inferenceService": "tiny-embedder",
+            "outputs": [{"name": "gateway", "type": "http", "endpoint": "http://127.0.0.1:4318"}],
+            **spec,
+        },
+    }
+    return yaml.safe_dump(body)
+
+
+def _get(cluster: cluster_setup.Cluster, namespace: str, *what: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "-n", namespace, *what, "-o", "json").stdout
+    return dict(json.loads(out))
+
+
+def _eventually(check: Callable[[], Any], *, timeout: float = 90.0, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.5)
+    return result
+
+
+def _condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
+    for condition in body.get("status", {}).get("conditions", []):
+        if condition["type"] == type_:
+            return dict(condition)
+    return {}
+
+
+def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    validating: None,
+    operator: operator_process.RunningOperator,
+) -> None:
+    isvc = yaml.safe_load((EXAMPLES / "02-inferenceservice-cpu.yaml").read_text())
+    isvc["metadata"]["namespace"] = namespace
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(isvc))
+    cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "embedder-logs"))
+    cluster.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "logpolicy/embedder-logs",
+        "--for=condition=Ready",
+        "--timeout=120s",
+        timeout=130,
+    )
+    policy = _get(cluster, namespace, "logpolicy/embedder-logs")
+    digest = policy["status"]["configHash"]
+    assert _condition(policy, "ConfigValid")["reason"] == "AsExpected"
+    assert digest in _condition(policy, "ConfigValid")["message"]
+    config_map = _get(cluster, namespace, "configmap/embedder-logs-log-agent")
+    text = config_map["data"][planner.CONFIG_KEY]
+    assert f"/var/log/pods/{namespace}_tiny-embedder-*/*/*.log" in text
+    daemon_set = _get(cluster, namespace, "daemonset/embedder-logs-log-agent")
+    template = daemon_set["spec"]["template"]["metadata"]["annotations"]
+    assert template[planner.CONFIG_HASH_ANNOTATION] == digest
+    assert daemon_set["status"]["updatedNumberScheduled"] >= 1
+    pods = _get(cluster, namespace, "pods", "-l", "kubeinfer.io/inferenceservice=tiny-embedder")
+    assert policy["status"]["matchedTargets"] == len(pods["items"])
+
+
+def test_a_pattern_re2_rejects_gets_invalid_regex_naming_the_rule_and_an_event(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    validating: None,
+    operator: operator_process.RunningOperator,
+) -> None:
+    rules = [{"name": "card-suffix", "pattern": "card(?=[0-9]{4})", "action": "mask"}]
+    cluster.kubectl(
+        "apply", "-f", "-", stdin=_policy(namespace, "bad-regex", redaction={"rules": rules})
+    )
+
+    def invalid() -> dict[str, Any]:
+        body = _get(cluster, namespace, "logpolicy/bad-regex")
+        return body if _condition(body, "ConfigValid").get("reason") == "InvalidRegex" else {}
+
+    policy = _eventually(invalid, what="ConfigValid=False InvalidRegex")
+    assert "redaction rule 'card-suffix'" in _condition(policy, "ConfigValid")["message"]
+    assert _condition(policy, "Ready")["status"] == "False"
+    events = _eventually(
+        lambda: cluster.kubectl(
+            "get", "events", "-n", namespace, "--field-selector", "reason=InvalidRegex"
+        ).stdout.count("card-suffix"),
+        what="an InvalidRegex Event",
+    )
+    assert events >= 1
+    agents = cluster.kubectl("get", "-n", namespace, "daemonsets", "-o", "name").stdout
+    assert "bad-regex-log-agent" not in agents
+
+
+def test_a_hash_rule_without_a_key_secret_is_rejected_at_apply_time(
+    cluster: cluster_setup.Cluster, namespace: str, kubeinfer_crds: tuple[str, ...]
+) -> None:
+    rules = [{"name": "user", "pattern": "user_id=[0-9]+", "action": "hash"}]
+    refused = cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=_policy(namespace, "no-key", redaction={"rules": rules}),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "hash rules need hashKeySecret" in refused.stderr
