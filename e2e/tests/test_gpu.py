@@ -11,7 +11,9 @@ with NVLink pairs through the fake NVML):
 - an InferenceService needing 2 NVLink-connected GPUs per replica is placed around the unhealthy
   GPU, ``Placed=True`` with the sets in ``status.placement``, and its pods land on the planned
   nodes holding exactly the planned GPUs (ResourceClaims allocated by the scheduler through the
-  DRA claim template).
+  DRA claim template);
+- memory use on one of its GPUs past 90 % of the replica's 40 GiB budget shows as Critical OOM
+  risk in the pool, ``OOMRisk=True`` on the service and in the operator's Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import json
 import secrets
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,7 +78,12 @@ def gpu_fleet(
                 nodes=names,
                 recording=RECORDING,
                 work_dir=tmp_path / "agents",
-                extra_args=["--sample-interval=1", "--window=60", "--resync=20"],
+                extra_args=[
+                    "--sample-interval=1",
+                    "--window=60",
+                    "--resync=20",
+                    "--memory-publish=1",
+                ],
             )
             try:
                 yield agents
@@ -216,3 +224,25 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
         ).stdout
     )["items"]
     assert {p["spec"]["nodeName"] for p in pods} == {n for n, _ in planned}
+
+    # Memory on one placed GPU passes 90 % of the replica's 40 GiB budget.
+    node, gpus = sorted(planned, key=lambda p: (p[0], sorted(p[1])))[0]
+    index = min(gpus)
+    next(a for a in gpu_fleet if a.node == node).inject(f"memory {index} 38000")
+
+    def at_risk() -> dict[str, Any] | None:
+        svc = _get(cluster, "inferenceservice/tp2", namespace)
+        return svc if _condition(svc, "OOMRisk").get("status") == "True" else None
+
+    svc = _eventually(at_risk, timeout=30, what="OOMRisk=True on the service")
+    assert _condition(svc, "OOMRisk")["reason"] == "MemoryExhaustionPredicted"
+    pool = _get(cluster, "gpupool/a100", namespace)
+    gpu = next(n for n in pool["status"]["nodes"] if n["name"] == node)["gpus"][index]
+    assert gpu["oomRisk"] == "Critical" and gpu["memoryUsedMib"] == 38000
+    metrics = (
+        urllib.request.urlopen(operator.liveness_url.replace("/healthz", "/metrics"), timeout=5)
+        .read()
+        .decode()
+    )
+    series = f'kubeinfer_gpu_oom_risk{{gpu="{index}",namespace="{namespace}",node="{node}",pool="a100"}} 4.0'
+    assert series in metrics

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-interval", type=float, default=10.0, help="memory sample s")
     parser.add_argument("--window", type=float, default=600.0, help="memory window s")
     parser.add_argument("--resync", type=float, default=60.0, help="full rediscovery s")
+    parser.add_argument(
+        "--memory-publish", type=float, default=30.0, help="publish memory-only changes every s"
+    )
     parser.add_argument("--no-dra", action="store_true", help="publish no ResourceSlice")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         sample_interval_s=args.sample_interval,
         window_s=args.window,
         resync_s=args.resync,
+        memory_publish_s=args.memory_publish,
         dra=not args.no_dra,
     )
 
