@@ -2,10 +2,13 @@
 
 Owns: the developer loop's command line and what it prints. Builds (or reuses) the binaries,
 starts the control plane with GPU nodes, installs third-party and kubeinfer CRDs, runs
-``kubeinfer run`` as the operator's ServiceAccount with its log streamed here, applies
+``kubeinfer run`` as the operator's ServiceAccount with its log streamed here, one
+``kubeinfer agent`` per GPU node replaying a recorded machine through the fake NVML (inject
+faults by appending ``xid <gpu> <n>`` to ``<run dir>/agents/<node>.faults``), applies
 ``manifests/examples/*.yaml``, and prints how to talk to the cluster. Ctrl-C stops everything.
 
     python -m e2e.dev [--gpu-nodes 2] [--gpus-per-node 8] [--no-operator] [--no-examples]
+                      [--fake-nvml RECORDING | --no-agents]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import yaml
 
 from e2e.harness import cluster as cluster_setup
 from e2e.harness import (
+    gpu_agents,
     gpu_nodes,
     kubectl,
     logfmt,
@@ -45,6 +49,13 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-operator", action="store_true", help="do not run kubeinfer run")
     parser.add_argument("--no-examples", action="store_true", help="skip manifests/examples")
+    parser.add_argument(
+        "--fake-nvml",
+        type=pathlib.Path,
+        default=gpu_agents.RECORDINGS / "pcie-a100x8-nvlink-pairs-2socket.txt",
+        help="recording the GPU node agents replay",
+    )
+    parser.add_argument("--no-agents", action="store_true", help="run no GPU node agents")
     return parser.parse_args(argv)
 
 
@@ -124,6 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 supervisor, kubeconfig=cluster.operator_kubeconfig, log_path=out
             )
             log.info("Operator running", extra={"liveness": running.liveness_url, "log": str(out)})
+            if not args.no_agents:
+                with contextlib.closing(cluster.api_client()) as api:
+                    agents = gpu_agents.start(
+                        supervisor,
+                        cluster.kubectl,
+                        api,
+                        nodes=cluster.gpu_nodes,
+                        recording=args.fake_nvml,
+                        work_dir=cluster.run_dir / "agents",
+                    )
+                log.info(
+                    "GPU agents running",
+                    extra={"nodes": len(agents), "recording": args.fake_nvml.name},
+                )
             if not args.no_examples:
                 _apply_examples(cluster.kubectl)
             _follow(running.process, out)
