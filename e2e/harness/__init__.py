@@ -16,5 +16,7 @@ Modules, one job each:
 - ``kubectl``: runs the built kubectl against a kubeconfig.
 - ``rbac``: applies ``manifests/`` RBAC and mints a ServiceAccount kubeconfig.
 - ``operator``: runs ``kubeinfer run`` as a subprocess with its output in a file.
+- ``gpu_agents``: one ``kubeinfer agent`` per GPU node, as the agent ServiceAccount bound to the
+  node, replaying a recorded machine with a fault script the test appends to.
 - ``logfmt``: key=value log formatting for the harness and ``make dev``.
 """
