@@ -7,7 +7,8 @@ bounds, decisions are consistent by trace id (same on two agents, same for every
 trace, nested across levels), always-keep lines survive a level sampled to 0, every kept record
 carries its weight, every canary secret is redacted and keyed hashing is exact; a token-bucket
 rate limit overshoots by at most 1% over 10 s; with the primary output down every record reaches
-the secondary.
+the secondary; the audit stream is hash-chained and ``kubeinfer audit verify`` finds one flipped
+byte, a removed record and a removed tail.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import pathlib
 import random
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -25,7 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.harness import log_replay, otelcol, processes
+from e2e.harness import log_replay, otelcol, processes, versions
+from kubeinfer import audit
 from kubeinfer.api import log_policy as api
 from kubeinfer.planning import log_agent
 
@@ -297,3 +300,69 @@ def test_primary_output_down_sends_every_record_to_the_secondary(
     finally:
         primary.close()
         secondary.close()
+
+
+def _verify_cli(path: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kubeinfer", "audit", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(versions.REPO_ROOT / "operator")},
+    )
+
+
+def test_audit_stream_is_hash_chained_and_verify_finds_a_flipped_byte_or_missing_record(
+    collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
+) -> None:
+    sink = log_replay.Sink()
+    try:
+        spec = _spec(
+            [_http("out", sink)],
+            sampling={"rates": {"INFO": 0.0}, "alwaysKeep": []},
+            audit={"enabled": True, "match": ["^AUDIT "]},
+        )
+        agent = _start(supervisor, collector, spec, tmp_path / "agent", tmp_path / "pods")
+        lines = [f"INFO noise {i}" for i in range(1_000)]
+        lines += [
+            f"AUDIT user alice{i}@example.com changed model llama to v{i}" for i in range(300)
+        ]
+        written = log_replay.write_lines(log_replay.container_log(tmp_path / "pods"), lines)
+        audit_file = tmp_path / "agent" / "state" / log_agent.AUDIT_FILE
+        supervisor.wait_until(
+            lambda: audit.verify_file(audit_file).records == 300 if audit_file.exists() else False,
+            what="300 audit records",
+            timeout=60,
+        )
+        log_replay.wait_settled(supervisor, agent, [sink], lines=written)
+    finally:
+        sink.close()
+    verdict = audit.verify_file(audit_file)
+    assert verdict.intact and verdict.records == 300, verdict
+    assert _verify_cli(audit_file).returncode == 0
+    text = audit_file.read_bytes()
+    assert b"@example.com" not in text, "audit records are redacted"
+    assert not sink.records, "INFO sampled to zero; audit records bypass sampling"
+
+    head = audit_file.with_name(audit_file.name + ".head").read_bytes()
+    rng = random.Random(3)
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for case in ("flip", "remove", "truncate"):
+        copy = tampered / f"{case}.log"
+        data = bytearray(text)
+        if case == "flip":
+            position = rng.randrange(len(data))
+            data[position] ^= 0x01
+        elif case == "remove":
+            kept = data.splitlines(keepends=True)
+            del kept[150]
+            data = bytearray(b"".join(kept))
+        else:
+            data = bytearray(b"".join(data.splitlines(keepends=True)[:-1]))
+        copy.write_bytes(bytes(data))
+        copy.with_name(copy.name + ".head").write_bytes(head)
+        result = _verify_cli(copy)
+        print(f"{case}: {result.stdout.strip()}")
+        assert result.returncode == 1, (case, result.stdout)
+        assert not audit.verify_file(copy).intact

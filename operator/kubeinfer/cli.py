@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     agent = sub.add_parser("agent", help="run the GPU node agent for this node")
     agent_command.add_arguments(agent)
 
+    audit = sub.add_parser("audit", help="check a LogPolicy audit file")
+    audit.add_argument("action", choices=["verify"], help="verify the hash chain and its head")
+    audit.add_argument("file", type=Path, help="audit file (its head is <file>.head)")
+
     sub.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
@@ -55,9 +59,22 @@ def main(argv: list[str] | None = None) -> int:
         return _crds(args.output_dir)
     if args.command == "render":
         return _render(args.files)
+    if args.command == "audit":
+        return _audit_verify(args.file)
     if args.command == "agent":
         return agent_command.run(args)
     return _run(args)
+
+
+def _audit_verify(path: Path) -> int:
+    from kubeinfer import audit
+
+    verdict = audit.verify_file(path)
+    if verdict.intact:
+        print(f"Audit chain intact: {verdict.records} records in {path}.")
+        return 0
+    print(f"Audit chain broken after {verdict.records} good records: {verdict.problem}.")
+    return 1
 
 
 def _crds(output_dir: Path | None) -> int:

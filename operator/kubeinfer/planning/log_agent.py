@@ -16,6 +16,10 @@ One logs pipeline, stage by stage::
     -> transform/redact     presets and custom rules on the body; helper attributes removed
     -> batch -> kubeinfer_failover (kubeinfer's own connector) -> one pipeline per output
 
+With ``audit.enabled``, a second pipeline from the same receiver keeps only records matching
+``audit.match`` (no sampling, no rate limit), redacts them and appends them to a hash-chained
+file through ``kubeinfer_audit`` (kubeinfer's own exporter; ``kubeinfer audit verify`` checks it).
+
 Every kept record carries ``kubeinfer.sampling.weight`` (1 / rate of its level, 1 when always
 kept) next to the sampler's own ``sampling.threshold``.
 """
@@ -46,6 +50,7 @@ SAMPLE_KEY_ATTRIBUTE = "kubeinfer.sample_key"
 HASH_KEY_ENV = "KUBEINFER_REDACTION_KEY"
 QUEUE_STORAGE = "file_storage/queue"
 METRICS_PORT = 8888
+AUDIT_FILE = "audit.log"
 
 #: RE2 patterns, applied in this order (broad ones last, after narrower ones masked their part).
 #: ``${1}`` keeps a captured prefix (``Bearer ``, ``api_key=``) and masks the rest.
@@ -247,6 +252,19 @@ def render_config(
     }
     for name, exporter in zip(out_pipelines, exporters, strict=True):
         pipelines[name] = {"receivers": ["kubeinfer_failover"], "exporters": [exporter]}
+    if spec.audit.enabled and spec.audit.match:
+        # Audit records bypass sampling and rate limits; redacted, then hash-chained to a file.
+        pattern = ottl_string("|".join(f"(?:{p})" for p in spec.audit.match))
+        processors["filter/audit"] = {
+            "error_mode": "ignore",
+            "logs": {"log_record": [f"not IsString(body) or not IsMatch(body, {pattern})"]},
+        }
+        exporters["kubeinfer_audit"] = {"path": f"{state_dir}/{AUDIT_FILE}"}
+        pipelines["logs/audit"] = {
+            "receivers": ["filelog"],
+            "processors": ["filter/audit", "transform/redact"],
+            "exporters": ["kubeinfer_audit"],
+        }
     return {
         "receivers": {"filelog": _filelog(include)},
         "extensions": {
