@@ -37,7 +37,12 @@ NAMESPACE = "bench"
 
 
 def manifests(count: int) -> str:
-    """N small CPU InferenceServices (Service-only traffic, bronze tier)."""
+    """N small CPU InferenceServices (Service-only traffic, bronze tier).
+
+    Their autoscaler is a KEDA ScaledObject, inert here (no KEDA operator runs): with the HPA
+    engine, 1,000 HPAs failing to read metrics every 5 s (the harness's short HPA sync period)
+    would load the API server more than the operator does, and measure the cluster instead.
+    """
     docs = [
         {
             "apiVersion": "kubeinfer.io/v1alpha1",
@@ -52,6 +57,7 @@ def manifests(count: int) -> str:
                 },
                 "resources": {"gpus": 0, "cpu": "10m", "memory": "16Mi", "sharedMemory": "1Mi"},
                 "sla": {"tier": "bronze"},
+                "autoscaling": {"engine": "keda"},
                 "traffic": {"provider": "none"},
             },
         }

@@ -31,9 +31,10 @@ ACCESS_KINDS = frozenset(
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
         # Cluster-scoped prerequisites of the operator's children (the SLA tiers' priorities,
-        # the DRA DeviceClass of kubeinfer's GPUs).
+        # the DRA DeviceClass of kubeinfer's GPUs) and kopf's peering CRD.
         "PriorityClass",
         "DeviceClass",
+        "CustomResourceDefinition",
     }
 )
 

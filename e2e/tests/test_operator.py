@@ -79,6 +79,8 @@ def test_cpu_example_becomes_ready_and_kubectl_wait_works(
     assert re.search(r"tiny-embedder\s+True\s+AsExpected\s+minilm\s+v1\s+0\s+bronze\s+1", table), (
         table
     )
+    peers = kubectl("get", "clusterkopfpeering", "kubeinfer", "-o", "yaml").stdout
+    assert "kubeinfer" in peers, "the operator creates its peering object at startup"
     everything = kubectl("get", "kubeinfer", "-n", namespace).stdout
     assert "inferenceservice.kubeinfer.io/tiny-embedder" in everything
     status = yaml.safe_load(

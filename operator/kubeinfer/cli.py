@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         help="kopf-style http://HOST:PORT/healthz; sets --http-host and --http-port",
     )
     run.add_argument("--standalone", action="store_true", help="skip peering (single replica)")
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="peering priority: a running kubeinfer with a lower one pauses while this one runs",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
     crds = sub.add_parser("crds", help="print the CRDs, or write them to a directory")
@@ -130,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
             clusterwide=not args.namespace,
             namespaces=args.namespace,
             standalone=args.standalone,
+            priority=args.priority,
         )
     )
     return 0

@@ -13,9 +13,11 @@ import kopf
 from prometheus_client import CollectorRegistry
 
 from kubeinfer.controllers import context, http, watches
-from kubeinfer.kube import client
+from kubeinfer.kube import client, errors
 from kubeinfer.kube.store import Store
 from kubeinfer.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 60.0
 """Every object is reconciled at least this often, so drift and missed events heal."""
@@ -56,6 +58,7 @@ def register(*, http_host: str, http_port: int) -> None:
         metrics = Metrics(CollectorRegistry())
         kube = client.Kube(client.load_config(), observe=metrics.observe_request)
         context.install(context.Context(kube=kube, store=Store(), metrics=metrics))
+        await _ensure_peering(kube, settings.peering.name)
         state["http"] = await http.serve(http_host, http_port)
         state["resync"] = asyncio.get_running_loop().create_task(_resync())
 
@@ -67,6 +70,18 @@ def register(*, http_host: str, http_port: int) -> None:
         runner = state.get("http")
         if runner is not None:
             await runner.cleanup()
+
+
+async def _ensure_peering(kube: client.Kube, name: str) -> None:
+    """Create the ClusterKopfPeering object kopf announces this operator in, if the CRD exists."""
+    try:
+        await kube.apply(
+            {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+        )
+    except errors.NotServed:
+        log.warning("Ran without peering: the ClusterKopfPeering CRD is not installed")
+    except errors.KubeError as err:
+        log.warning("Ran without peering: ClusterKopfPeering %s was refused: %s", name, err.message)
 
 
 async def _resync() -> None:

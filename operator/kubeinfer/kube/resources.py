@@ -51,6 +51,7 @@ _BUILTIN = (
     Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     Resource("apiregistration.k8s.io/v1", "APIService", "apiservices", namespaced=False),
+    Resource("kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False),
     Resource("resource.k8s.io/v1", "ResourceClaimTemplate", "resourceclaimtemplates"),
     Resource("resource.k8s.io/v1", "ResourceClaim", "resourceclaims"),
     Resource("resource.k8s.io/v1", "ResourceSlice", "resourceslices", namespaced=False),
@@ -61,7 +62,16 @@ BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in 
 CHILD_KINDS: tuple[Resource, ...] = tuple(
     r
     for r in _BUILTIN
-    if r.kind not in {"Pod", "Node", "Event", "APIService", "ResourceClaim", "ResourceSlice"}
+    if r.kind
+    not in {
+        "Pod",
+        "Node",
+        "Event",
+        "APIService",
+        "ResourceClaim",
+        "ResourceSlice",
+        "ClusterKopfPeering",
+    }
 )
 """Kinds kubeinfer creates as children (watched to re-reconcile their owner)."""
 
