@@ -119,8 +119,8 @@ class Agent:
                 event.data,
             )
 
-    async def _publish(self, *, urgent: bool) -> None:
-        """Apply the Node metadata (and ResourceSlice) when due; see the module docstring."""
+    async def _publish(self, *, urgent: str = "") -> None:
+        """Apply the Node metadata (and ResourceSlice) when due; ``urgent`` names why it is now."""
         snap = self._snapshot
         if snap is None:
             return
@@ -158,7 +158,7 @@ class Agent:
             self._settings.node,
             len(snap.devices),
             len(snap.lost),
-            "event" if urgent else ("changed" if changed else "refresh"),
+            urgent or ("changed" if changed else "refresh"),
         )
         await self._publish_slice(snap)
 
@@ -209,7 +209,7 @@ class Agent:
         next_sample = start
         next_resync = start + self._settings.resync_s
         try:
-            await self._publish(urgent=True)
+            await self._publish(urgent="start")
             while not self.stop.is_set():
                 now = time.monotonic()
                 wait = min(next_sample, next_resync) - now
@@ -225,6 +225,6 @@ class Agent:
                     snap = await asyncio.to_thread(self._discover)
                     handles = {i: h for i, h in handles.items() if i not in snap.lost}
                     next_resync = now + self._settings.resync_s
-                await self._publish(urgent=bool(batch))
+                await self._publish(urgent="event" if batch else "")
         finally:
             watch.close()
