@@ -7,13 +7,15 @@ bounds, decisions are consistent by trace id (same on two agents, same for every
 trace, nested across levels), always-keep lines survive a level sampled to 0, every kept record
 carries its weight, every canary secret is redacted and keyed hashing is exact; a token-bucket
 rate limit overshoots by at most 1% over 10 s; with the primary output down every record reaches
-the secondary; the audit stream is hash-chained and ``kubeinfer audit verify`` finds one flipped
+the secondary; a file output rotates before max size, keeps max files, ages files out and
+compresses them with zstd; the audit stream is hash-chained and ``kubeinfer audit verify`` finds one flipped
 byte, a removed record and a removed tail.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import pathlib
 import random
@@ -26,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+import zstandard
 
 from e2e.harness import log_replay, otelcol, processes, versions
 from kubeinfer import audit
@@ -366,3 +369,41 @@ def test_audit_stream_is_hash_chained_and_verify_finds_a_flipped_byte_or_missing
         print(f"{case}: {result.stdout.strip()}")
         assert result.returncode == 1, (case, result.stdout)
         assert not audit.verify_file(copy).intact
+
+
+def test_file_output_rotates_by_size_keeps_count_and_age_and_compresses_with_zstd(
+    collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
+) -> None:
+    max_size, max_files, max_age = 16 * 1024, 3, 4.0
+    out = tmp_path / "files"
+    spec = _spec(
+        [{"name": "disk", "type": "file", "path": str(out)}],
+        sampling={"rates": {}, "alwaysKeep": []},
+        retention={"maxSize": "16Ki", "maxFiles": max_files, "maxAge": f"{max_age:g}s"},
+    )
+    agent = _start(supervisor, collector, spec, tmp_path / "agent", tmp_path / "pods")
+    path = log_replay.container_log(tmp_path / "pods")
+    written = 0
+    for tick in range(20):  # ~40 files' worth of records over ~2 s
+        written += log_replay.write_lines(
+            path, (f"INFO tick {tick} record {i} " + "x" * 120 for i in range(100))
+        )
+        time.sleep(0.1)
+    log_replay.wait_settled(supervisor, agent, [], lines=written)
+    rotated = sorted(out.glob("logs-*.jsonl.zst"))
+    assert 1 <= len(rotated) <= max_files, [p.name for p in rotated]
+    decompressor = zstandard.ZstdDecompressor()
+    for file in rotated:
+        data = file.read_bytes()
+        assert data[:4] == b"\x28\xb5\x2f\xfd", "zstd frame magic"
+        text = decompressor.decompressobj().decompress(data)
+        assert 0 < len(text) <= max_size, (file.name, len(text))
+        assert all(json.loads(line)["body"].startswith("INFO tick") for line in text.splitlines())
+    active = out / "current.jsonl"
+    assert active.stat().st_size <= max_size
+    supervisor.wait_until(
+        lambda: not list(out.glob("logs-*.jsonl.zst")),
+        what=f"rotated files older than {max_age:g} s to be deleted",
+        timeout=max_age + 10,
+    )
+    assert active.exists(), "the active file is never aged out"

@@ -70,10 +70,24 @@ def test_an_invalid_always_keep_pattern_names_its_index() -> None:
     assert "sampling.alwaysKeep[1]" in message
 
 
-def test_a_file_output_is_refused_with_output_unsupported() -> None:
-    spec = _spec(outputs=[{"name": "disk", "type": "file", "path": "/var/log/x"}])
+def test_a_file_output_is_rotated_per_retention_and_its_directory_mounted() -> None:
+    spec = _spec(
+        outputs=[{"name": "disk", "type": "file", "path": "/var/log/kubeinfer"}],
+        retention={"maxSize": "10Mi", "maxAge": "24h", "maxFiles": 3},
+    )
+    config = log_agent.render_config(spec, include=["/x/*.log"], state_dir="/s")
+    assert config["exporters"]["kubeinfer_file/disk"] == {
+        "directory": "/var/log/kubeinfer",
+        "max_size_bytes": 10 << 20,
+        "max_age": "24h",
+        "max_files": 3,
+    }
     plan = planner.plan(OWNER, spec, _ok(spec))
-    assert _conditions(plan)[ConditionType.CONFIG_VALID] == ("False", Reason.OUTPUT_UNSUPPORTED)
+    daemon_set = next(c for c in plan.children if c["kind"] == "DaemonSet")
+    pod = daemon_set["spec"]["template"]["spec"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "out-disk", "mountPath": "/var/log/kubeinfer"} in mounts
+    assert any(v["name"] == "out-disk" for v in pod["volumes"])
 
 
 @pytest.mark.parametrize(

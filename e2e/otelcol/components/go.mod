@@ -3,6 +3,7 @@ module kubeinfer.io/otelcol/components
 go 1.25.0
 
 require (
+	github.com/klauspost/compress v1.18.5
 	go.opentelemetry.io/collector/component v1.55.0
 	go.opentelemetry.io/collector/connector v0.149.0
 	go.opentelemetry.io/collector/consumer v1.55.0

@@ -136,7 +136,6 @@ class Reason(_Documented):
         "ValidatorUnavailable",
         "The operator has no log agent binary to validate the rendered configuration with.",
     )
-    OUTPUT_UNSUPPORTED = "OutputUnsupported", "An output type the log agent build cannot write."
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

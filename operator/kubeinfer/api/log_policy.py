@@ -118,11 +118,11 @@ class Output(ApiModel):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     """Output name."""
     type: Literal["stdout", "file", "otlp", "http"]
-    """Kind of destination (file is refused with OutputUnsupported: see docs/logging.md)."""
+    """Kind of destination."""
     endpoint: str | None = Field(default=None, max_length=2048)
     """URL for otlp and http."""
     path: str | None = Field(default=None, max_length=1024)
-    """Directory for file."""
+    """Host directory for file: JSON lines, rotated per retention into zstd files."""
     compression: Literal["none", "gzip", "zstd"] = "zstd"
     """Compression where the output supports it."""
     max_retry_time: Duration = "5m"

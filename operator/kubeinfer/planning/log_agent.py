@@ -15,6 +15,7 @@ One logs pipeline, stage by stage::
     -> kubeinfer_ratelimit  token bucket per pod and level (kubeinfer's own processor)
     -> transform/redact     presets and custom rules on the body; helper attributes removed
     -> batch -> kubeinfer_failover (kubeinfer's own connector) -> one pipeline per output
+                (file outputs: kubeinfer_file, rotated by size, kept by count and age, zstd)
 
 With ``audit.enabled``, a second pipeline from the same receiver keeps only records matching
 ``audit.match`` (no sampling, no rate limit), redacts them and appends them to a hash-chained
@@ -163,11 +164,20 @@ def _rate_limits(spec: api.LogPolicySpec) -> dict[str, Any]:
     return {"key_attributes": keys[key], "limits": limits}
 
 
-def _exporter(output: api.Output, *, last: bool) -> tuple[str, dict[str, Any]]:
+def _exporter(
+    output: api.Output, retention: api.Retention, *, last: bool
+) -> tuple[str, dict[str, Any]]:
     """Exporter of one output. Only the last output queues (on disk): the others must fail fast
     back to the failover connector after their bounded retry."""
     if output.type == "stdout":
         return f"debug/{output.name}", {"verbosity": "detailed"}
+    if output.type == "file":  # synchronous: a full disk fails over like a refusing server
+        return f"kubeinfer_file/{output.name}", {
+            "directory": output.path,
+            "max_size_bytes": int(base.quantity_value(retention.max_size)),
+            "max_age": retention.max_age,
+            "max_files": retention.max_files,
+        }
     budget = base.duration_seconds(output.max_retry_time)
     retry = {
         "enabled": True,
@@ -175,7 +185,7 @@ def _exporter(output: api.Output, *, last: bool) -> tuple[str, dict[str, Any]]:
         "max_interval": f"{min(10.0, budget):g}s",
         "max_elapsed_time": output.max_retry_time,
     }
-    # The persistent queue is counted in batches; a batch is capped at 1 MiB below.
+    # The persistent queue counts batches: at most 4096 records, about 1 MiB of typical lines.
     queue_batches = max(1, int(base.quantity_value(output.queue_size) // (1 << 20)))
     queue: dict[str, Any] = (
         {"enabled": True, "storage": QUEUE_STORAGE, "queue_size": queue_batches}
@@ -203,8 +213,10 @@ def render_config(
     """The collector configuration of ``spec`` reading ``include`` globs, keeping state in
     ``state_dir`` (file offsets and the output queue survive restarts) and serving its own
     metrics (records seen, sampled, rate-limited, sent per output) on loopback."""
-    outputs = [o for o in spec.outputs if o.type != "file"]
-    exporters = dict(_exporter(o, last=i == len(outputs) - 1) for i, o in enumerate(outputs))
+    outputs = spec.outputs
+    exporters = dict(
+        _exporter(o, spec.retention, last=i == len(outputs) - 1) for i, o in enumerate(outputs)
+    )
     off = [
         f"{level_condition(level)} and {_not_kept()}"
         for level, rate in _rates(spec).items()

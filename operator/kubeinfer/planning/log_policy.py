@@ -1,7 +1,7 @@
 """Plan a LogPolicy: the log agent's ConfigMap and DaemonSet, and the policy's status.
 
 Owns: which pods' log files the agent reads, the agent objects, the checks that decide
-``ConfigValid`` (patterns RE2 accepts, outputs this agent can write, the collector's own
+``ConfigValid`` (patterns RE2 accepts, the collector's own
 ``validate`` verdict that the controller observed for this exact configuration) and ``Applied``.
 Must not: run the collector (the controller does, through ``controllers.log_validation``) or
 render collector configuration itself (``planning.log_agent`` does).
@@ -106,19 +106,7 @@ def check_patterns(spec: api.LogPolicySpec) -> tuple[Reason, str, bool]:
     return Reason.AS_EXPECTED, "Every pattern compiles.", False
 
 
-def check_outputs(spec: api.LogPolicySpec) -> tuple[Reason, str, bool]:
-    """Every output is one this agent build can write."""
-    files = [o.name for o in spec.outputs if o.type == "file"]
-    if files:
-        message = (
-            f"Output(s) {', '.join(files)} are of type file; the agent's component set has no "
-            "file exporter (see docs/logging.md), so file outputs cannot be honoured."
-        )
-        return Reason.OUTPUT_UNSUPPORTED, message, True
-    return Reason.AS_EXPECTED, "Every output is supported.", False
-
-
-CHECKS: tuple[Check, ...] = (check_patterns, check_outputs)
+CHECKS: tuple[Check, ...] = (check_patterns,)
 
 
 def _config_valid(digest: str, validation: Validation | None) -> Observation:
@@ -163,6 +151,11 @@ def _applied(digest: str, observed: Observed) -> Observation:
     )
 
 
+def _file_outputs(spec: api.LogPolicySpec) -> list[tuple[str, str]]:
+    """``(volume name, host directory)`` of every file output."""
+    return [(f"out-{o.name}", o.path) for o in spec.outputs if o.type == "file" and o.path]
+
+
 def _agent_container(spec: api.LogPolicySpec) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "collector",
@@ -172,6 +165,7 @@ def _agent_container(spec: api.LogPolicySpec) -> dict[str, Any]:
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "pods", "mountPath": POD_LOGS, "readOnly": True},
             {"name": "state", "mountPath": STATE_ROOT},
+            *({"name": v, "mountPath": path} for v, path in _file_outputs(spec)),
         ],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
     }
@@ -221,6 +215,10 @@ def _agent_objects(
                             "name": "state",
                             "hostPath": {"path": STATE_ROOT, "type": "DirectoryOrCreate"},
                         },
+                        *(
+                            {"name": v, "hostPath": {"path": path, "type": "DirectoryOrCreate"}}
+                            for v, path in _file_outputs(spec)
+                        ),
                     ],
                 },
             },

@@ -16,7 +16,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,6 +29,8 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"kubeinfer.io/otelcol/components/internal/record"
 )
 
 // TypeStr is the component type used in collector configuration.
@@ -108,39 +109,25 @@ func (a *auditFile) shutdown(context.Context) error {
 	return a.file.Close()
 }
 
-func recordJSON(res pcommon.Resource, r plog.LogRecord) ([]byte, error) {
-	return json.Marshal(map[string]any{
-		"time":       r.Timestamp().AsTime().UTC().Format("2006-01-02T15:04:05.000000000Z"),
-		"severity":   r.SeverityText(),
-		"body":       r.Body().AsString(),
-		"attributes": r.Attributes().AsRaw(),
-		"resource":   res.Attributes().AsRaw(),
-		"trace_id":   r.TraceID().String(),
-	})
-}
-
 func (a *auditFile) push(_ context.Context, ld plog.Logs) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out strings.Builder
 	seq, prev := a.seq, a.prev
-	for i := 0; i < ld.ResourceLogs().Len(); i++ {
-		rl := ld.ResourceLogs().At(i)
-		for j := 0; j < rl.ScopeLogs().Len(); j++ {
-			records := rl.ScopeLogs().At(j).LogRecords()
-			for k := 0; k < records.Len(); k++ {
-				body, err := recordJSON(rl.Resource(), records.At(k))
-				if err != nil {
-					return err
-				}
-				seq++
-				content := fmt.Sprintf("%d\t%s\t%s", seq, prev, body)
-				sum := sha256.Sum256([]byte(content))
-				hash := hex.EncodeToString(sum[:])
-				fmt.Fprintf(&out, "%d\t%s\t%s\t%s\n", seq, prev, hash, body)
-				prev = hash
-			}
+	err := record.Each(ld, func(res pcommon.Resource, r plog.LogRecord) error {
+		body, err := record.JSON(res, r)
+		if err != nil {
+			return err
 		}
+		seq++
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%d\t%s\t%s", seq, prev, body)))
+		hash := hex.EncodeToString(sum[:])
+		fmt.Fprintf(&out, "%d\t%s\t%s\t%s\n", seq, prev, hash, body)
+		prev = hash
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if _, err := a.file.WriteString(out.String()); err != nil {
 		return err
