@@ -4,8 +4,9 @@ Covers, against the real control plane with the operator and one ``kubeinfer age
 (each as the agent ServiceAccount bound to its node, replaying a recorded 8 x A100 PCIe machine
 with NVLink pairs through the fake NVML):
 
-- the agents publish GFD labels, the versioned inventory annotation and DRA ResourceSlices, and
-  the GPUPool aggregates both nodes (GPUs, NUMA, NVLink peers, capacity, fragmentation);
+- the agents publish GFD labels, the versioned inventory annotation and DRA ResourceSlices, take
+  their memory sample window from the GPUPool selecting their node, and the GPUPool aggregates
+  both nodes (GPUs, NUMA, NVLink peers, capacity, fragmentation);
 - an XID injected into one agent's fake NVML reaches the GPUPool's status (the GPU Unhealthy and
   unschedulable, ``Healthy=False``) in under 5 seconds (the measured latency is printed);
 - an InferenceService needing 2 NVLink-connected GPUs per replica is placed around the unhealthy
@@ -78,12 +79,7 @@ def gpu_fleet(
                 nodes=names,
                 recording=RECORDING,
                 work_dir=tmp_path / "agents",
-                extra_args=[
-                    "--sample-interval=1",
-                    "--window=60",
-                    "--resync=20",
-                    "--memory-publish=1",
-                ],
+                extra_args=["--sample-interval=1", "--resync=5", "--memory-publish=1"],
             )
             try:
                 yield agents
@@ -115,7 +111,10 @@ def _pool(namespace: str) -> str:
             "apiVersion": "kubeinfer.io/v1alpha1",
             "kind": "GPUPool",
             "metadata": {"name": "a100", "namespace": namespace},
-            "spec": {"nodeSelector": {"matchLabels": {"kubeinfer.io/e2e-pool": namespace}}},
+            "spec": {
+                "nodeSelector": {"matchLabels": {"kubeinfer.io/e2e-pool": namespace}},
+                "oomPrediction": {"window": "1m"},
+            },
         }
     )
 
@@ -162,6 +161,12 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
     labels = _get(cluster, f"node/{nodes[0]}", "default")["metadata"]["labels"]
     assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-80GB-PCIe"
     assert labels["gpu.kubeinfer.io/nvlink"] == "true"
+    following = "to every 1s over 60s from 1 GPUPools"  # the window comes from the pool's spec
+    _eventually(
+        lambda: all(following in a.log_path.read_text() for a in gpu_fleet),
+        timeout=20,
+        what="the agents to take the pool's oomPrediction window",
+    )
     slices = json.loads(kubectl("get", "resourceslices", "-o", "json").stdout)["items"]
     published = {s["spec"]["nodeName"]: len(s["spec"]["devices"]) for s in slices}
     assert all(published.get(n) == 8 for n in nodes), published

@@ -37,8 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="with --fake-nvml: apply fault lines appended to FILE (xid/ecc/lost/memory)",
     )
-    parser.add_argument("--sample-interval", type=float, default=10.0, help="memory sample s")
-    parser.add_argument("--window", type=float, default=600.0, help="memory window s")
+    parser.add_argument(
+        "--sample-interval", type=float, help="memory sample s (default: the node's GPUPools)"
+    )
+    parser.add_argument("--window", type=float, help="memory window s (default: GPUPools)")
     parser.add_argument("--resync", type=float, default=60.0, help="full rediscovery s")
     parser.add_argument(
         "--memory-publish", type=float, default=30.0, help="publish memory-only changes every s"

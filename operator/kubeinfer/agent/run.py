@@ -26,25 +26,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pynvml
+from pydantic import ValidationError
 
 from kubeinfer.agent import sampling, snapshot
+from kubeinfer.api import API_VERSION, base
+from kubeinfer.api import gpu_pool as pool_api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.gpu import backend, discovery, events
 from kubeinfer.kube import client, errors
 from kubeinfer.planning import topology
 
 FIELD_MANAGER = "kubeinfer-agent"
+DEFAULT_SAMPLE_INTERVAL_S = base.duration_seconds(pool_api.OomPrediction().sample_interval)
+DEFAULT_WINDOW_S = base.duration_seconds(pool_api.OomPrediction().window)
 MIB = 1024**2
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Cadences of the agent (defaults match a GPUPool's ``oomPrediction`` defaults)."""
+    """Cadences of the agent.
+
+    ``sample_interval_s`` / ``window_s`` left None follow the GPUPools that select the node
+    (their ``oomPrediction``: the shortest interval and the longest window of those enabled),
+    re-read every resync, else the GPUPool defaults (10 s, 10 min).
+    """
 
     node: str
-    sample_interval_s: float = 10.0
-    window_s: float = 600.0
+    sample_interval_s: float | None = None
+    window_s: float | None = None
     resync_s: float = 60.0
     memory_publish_s: float = 30.0
     event_wait_s: float = 0.5
@@ -69,7 +79,9 @@ class Agent:
         self._settings = settings
         self._nic_levels = nic_levels
         self._xids: dict[int, tuple[int, ...]] = {}
-        self._memory = sampling.MemoryWindow(settings.window_s)
+        self._sample_interval_s = settings.sample_interval_s or DEFAULT_SAMPLE_INTERVAL_S
+        self._memory = sampling.MemoryWindow(settings.window_s or DEFAULT_WINDOW_S)
+        self._node_labels: dict[str, str] = {}
         self._snapshot: discovery.NodeInventory | None = None
         self._published_content = ""
         self._published_structure = ""
@@ -184,6 +196,40 @@ class Agent:
             len(wanted["spec"]["devices"]),
         )
 
+    async def _follow_pools(self) -> None:
+        """Take the sample cadence from the GPUPools selecting this node (unless set by flag)."""
+        settings = self._settings
+        if settings.sample_interval_s and settings.window_s:
+            return
+        try:
+            pools = await self._kube.list_objects(API_VERSION, pool_api.KIND)
+        except errors.KubeError as err:
+            log.warning("Kept the memory sample cadence: GPUPools unreadable (%s)", err.message)
+            return
+        wanted = []
+        for body in pools:
+            try:
+                spec = pool_api.GPUPoolSpec.model_validate(body.get("spec") or {})
+            except ValidationError:
+                continue
+            if spec.oom_prediction.enabled and spec.node_selector.matches(self._node_labels):
+                wanted.append(spec.oom_prediction)
+        if not wanted:
+            return
+        interval = settings.sample_interval_s or min(
+            base.duration_seconds(o.sample_interval) for o in wanted
+        )
+        window = settings.window_s or max(base.duration_seconds(o.window) for o in wanted)
+        if (interval, window) != (self._sample_interval_s, self._memory.window_s):
+            self._sample_interval_s, self._memory.window_s = interval, window
+            log.info(
+                "Set memory sampling of node %s to every %gs over %gs from %d GPUPools",
+                settings.node,
+                interval,
+                window,
+                len(wanted),
+            )
+
     async def run(self) -> None:
         """Publish until :attr:`stop` is set. NVML stays initialised for the event set's life."""
         node = await self._kube.get("v1", "Node", None, self._settings.node)
@@ -191,6 +237,8 @@ class Agent:
             msg = f"node {self._settings.node!r} does not exist"
             raise backend.GpuError(msg)
         self._node_uid = str(node["metadata"]["uid"])
+        self._node_labels = dict(node["metadata"].get("labels") or {})
+        await self._follow_pools()
         try:
             self._nvml.nvmlInit()
         except pynvml.NVMLError as err:
@@ -220,7 +268,9 @@ class Agent:
                     self._on_events(batch)
                 if now >= next_sample:
                     self._sample_memory(handles, now - start)
-                    next_sample = max(next_sample + self._settings.sample_interval_s, now)
+                    next_sample = max(next_sample + self._sample_interval_s, now)
+                if now >= next_resync:
+                    await self._follow_pools()
                 if batch or now >= next_resync:
                     snap = await asyncio.to_thread(self._discover)
                     handles = {i: h for i, h in handles.items() if i not in snap.lost}
