@@ -110,6 +110,41 @@ class Reason(_Documented):
         "NoMemorySamples",
         "No node agent memory samples cover the replicas' GPUs (yet, or prediction is off).",
     )
+    # Rollouts
+    NO_ROLLOUT = "NoRollout", "The spec's model is the stable version; nothing is being rolled out."
+    CANDIDATE_STARTING = (
+        "CandidateStarting",
+        "The candidate version's pods are starting or loading.",
+    )
+    ROLLOUT_PROGRESSING = (
+        "RolloutProgressing",
+        "The candidate passed analysis so far and moves step by step.",
+    )
+    INSUFFICIENT_DATA = (
+        "InsufficientData",
+        "Too few requests reached the candidate to judge it; the step waits.",
+    )
+    PROMETHEUS_UNAVAILABLE = (
+        "PrometheusUnavailable",
+        "Prometheus did not answer; the step waits, nothing rolls back.",
+    )
+    ANALYSIS_FAILED = (
+        "AnalysisFailed",
+        "A metric check failed beyond failureLimit; traffic went back to stable.",
+    )
+    CANDIDATE_FAILED = (
+        "CandidateFailed",
+        "The candidate's Deployment exceeded its progress deadline.",
+    )
+    ROLLOUT_PAUSED = (
+        "RolloutPaused",
+        "The step waited past insufficientDataDeadline; a person must act.",
+    )
+    PROMOTED = "Promoted", "The candidate passed every step and is now the stable version."
+    VERSION_DENIED = (
+        "VersionDenied",
+        "This version was rolled back before and is not rolled out again.",
+    )
     # GPUPool
     NO_NODES = "NoNodes", "No node matches the pool's node selector."
     NO_INVENTORY = "NoInventory", "Matching nodes have not published a GPU inventory yet."

@@ -313,6 +313,10 @@ class VersionStatus(ApiModel):
 
     version: str = ""
     """Model version."""
+    uri: str = ""
+    """Where this version's weights live (kept so stable can be rendered while a candidate rolls)."""
+    image: str | None = None
+    """Server image of this version, when the spec named one."""
     replicas: int = 0
     """Pods of this version."""
     ready_replicas: int = 0
@@ -345,6 +349,17 @@ class Measurement(ApiModel):
     """When measured (RFC 3339)."""
 
 
+class RolloutPlanStep(ApiModel):
+    """What one rollout step will take."""
+
+    weight: int = 0
+    """Percent of traffic the candidate receives."""
+    candidate_replicas: int = 0
+    """Pods the candidate runs."""
+    gpus: int = 0
+    """GPUs those pods need in addition to stable's."""
+
+
 class RolloutStatus(ApiModel):
     """Progress of the current rollout."""
 
@@ -356,6 +371,28 @@ class RolloutStatus(ApiModel):
     """Latest measurement of each metric."""
     rolled_back_from: str | None = None
     """Version rolled back from, kept so the same version is not rolled again."""
+    denied_versions: list[str] = Field(default_factory=list)
+    """Versions rolled back and never rolled out again (oldest dropped past 16)."""
+    evidence: str = ""
+    """Which check failed with which values, for the last rollback."""
+    reason: str = ""
+    """Reason of the last analysis's verdict (repeated in Progressing until the next one)."""
+    message: str = ""
+    """Message of the last analysis's verdict."""
+    note_status: Literal["True", "False", "Unknown", ""] = ""
+    """Progressing status the last analysis decided."""
+    step_started_at: str | None = None
+    """When the current step began (RFC 3339)."""
+    last_analysis_at: str | None = None
+    """When metrics were last analysed (RFC 3339)."""
+    waiting_since: str | None = None
+    """Since when the step has waited for enough data (RFC 3339)."""
+    failures: int = 0
+    """Failed analyses in the current step."""
+    estimated_seconds: float | None = None
+    """Time to promotion if every analysis passes (sum of the steps' pauses)."""
+    plan: list[RolloutPlanStep] = Field(default_factory=list)
+    """Traffic, candidate pods and GPUs of every step, shown before anything changes."""
 
 
 class ReplicaPlacement(ApiModel):
