@@ -14,6 +14,7 @@ One logs pipeline, stage by stage::
                               trace kept at a low rate is kept at every higher rate)
     -> kubeinfer_ratelimit  token bucket per pod and level (kubeinfer's own processor)
     -> transform/redact     presets and custom rules on the body; helper attributes removed
+    -> kubeinfer_luhn       card numbers whose Luhn checksum holds (kubeinfer's own processor)
     -> batch -> kubeinfer_failover (kubeinfer's own connector) -> one pipeline per output
                 (file outputs: kubeinfer_file, rotated by size, kept by count and age, zstd)
 
@@ -55,6 +56,8 @@ AUDIT_FILE = "audit.log"
 
 #: RE2 patterns, applied in this order (broad ones last, after narrower ones masked their part).
 #: ``${1}`` keeps a captured prefix (``Bearer ``, ``api_key=``) and masks the rest.
+#: ``creditCard`` is not among them: ``kubeinfer_luhn`` masks a digit run only when its Luhn
+#: checksum holds, which OTTL cannot compute.
 PRESET_PATTERNS: dict[api.RedactionPreset, tuple[str, str]] = {
     "jwt": (r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", ""),
     "bearerToken": (r"(?i)(bearer\s+)[A-Za-z0-9._~+/-]+=*", "${1}"),
@@ -65,7 +68,6 @@ PRESET_PATTERNS: dict[api.RedactionPreset, tuple[str, str]] = {
         "${1}",
     ),
     "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", ""),
-    "creditCard": (r"\b[0-9](?:[ -]?[0-9]){12,18}\b", ""),
     "ipAddress": (
         r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
         r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\b"
@@ -74,7 +76,8 @@ PRESET_PATTERNS: dict[api.RedactionPreset, tuple[str, str]] = {
     ),
     "phone": (r"\+[0-9]{1,3}[ .-]?\(?[0-9]{1,4}\)?(?:[ .-]?[0-9]{2,4}){2,4}", ""),
 }
-PRESET_ORDER: tuple[api.RedactionPreset, ...] = tuple(PRESET_PATTERNS)
+PRESET_ORDER: tuple[api.RedactionPreset, ...] = (*PRESET_PATTERNS, "creditCard")
+LUHN = "kubeinfer_luhn"
 
 
 def ottl_string(text: str) -> str:
@@ -121,9 +124,8 @@ def _classify(spec: api.LogPolicySpec) -> list[str]:
 
 def _redact(spec: api.LogPolicySpec) -> list[str]:
     statements: list[str] = []
-    for preset in PRESET_ORDER:
+    for preset, (pattern, keep) in PRESET_PATTERNS.items():
         if preset in spec.redaction.presets:
-            pattern, keep = PRESET_PATTERNS[preset]
             replacement = ottl_string(f"{keep}<redacted:{preset}>")
             statements.append(
                 f"replace_pattern(body, {ottl_string(pattern)}, {replacement}) where IsString(body)"
@@ -253,7 +255,11 @@ def render_config(
     if spec.rate_limits:
         processors["kubeinfer_ratelimit"] = _rate_limits(spec)
         chain.append("kubeinfer_ratelimit")
-    chain += ["transform/redact", "batch"]
+    redact = ["transform/redact"]
+    if "creditCard" in spec.redaction.presets:
+        processors[LUHN] = {"replacement": "<redacted:creditCard>"}
+        redact.append(LUHN)
+    chain += [*redact, "batch"]
     out_pipelines = [f"logs/out-{o.name}" for o in outputs]
     pipelines: dict[str, Any] = {
         "logs": {
@@ -274,7 +280,7 @@ def render_config(
         exporters["kubeinfer_audit"] = {"path": f"{state_dir}/{AUDIT_FILE}"}
         pipelines["logs/audit"] = {
             "receivers": ["filelog"],
-            "processors": ["filter/audit", "transform/redact"],
+            "processors": ["filter/audit", *redact],
             "exporters": ["kubeinfer_audit"],
         }
     return {
