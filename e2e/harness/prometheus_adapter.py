@@ -149,7 +149,8 @@ class Adapter:
 
     process: processes.Process
     port: int
-    api_service: str
+    ca_bundle: bytes
+    api_service: str = API_SERVICE
 
 
 def available(admin: kubectl.Kubectl) -> bool:
@@ -167,10 +168,10 @@ def start(
     *,
     run_dir: pathlib.Path,
     prometheus_url: str,
-    register: bool = True,
+    register_now: bool = True,
 ) -> Adapter:
-    """Start the adapter on loopback against ``prometheus_url``; register it unless told not to;
-    wait until the API server reports the APIService Available."""
+    """Start the adapter on loopback against ``prometheus_url``; unless ``register_now`` is
+    false, register it and wait until the API server reports the APIService Available."""
     pinned = versions.load()
     binary = ensure_binary(pinned)
     for sub in ("logs", "pki", "kubeconfigs"):
@@ -190,7 +191,6 @@ def start(
         run_dir / "pki", NAME, dns_names=(f"{NAME}.{NAMESPACE}.svc", "localhost")
     )
     port = processes.free_port()
-    started = time.monotonic()
     process = supervisor.start(
         NAME,
         [
@@ -209,20 +209,30 @@ def start(
         ],
         log_path=run_dir / "logs" / f"{NAME}.log",
     )
-    if register:
-        ca = (run_dir / "pki" / f"{NAME}-ca.crt").read_bytes()
-        admin.apply(text=yaml.safe_dump_all(registration(ca, port)))
-        supervisor.wait_until(
-            lambda: available(admin),
-            what=f"APIService {API_SERVICE} Available",
-            timeout=READY_TIMEOUT_SECONDS,
-            interval=0.5,
-        )
-        log.info(
-            "Custom metrics API available",
-            extra={"port": port, "elapsed_s": round(time.monotonic() - started, 1)},
-        )
-    return Adapter(process=process, port=port, api_service=API_SERVICE)
+    adapter = Adapter(
+        process=process,
+        port=port,
+        ca_bundle=(run_dir / "pki" / f"{NAME}-ca.crt").read_bytes(),
+    )
+    if register_now:
+        register(supervisor, admin, adapter)
+    return adapter
+
+
+def register(supervisor: processes.Supervisor, admin: kubectl.Kubectl, adapter: Adapter) -> None:
+    """Apply the Service and APIService for ``adapter``; wait until the APIService is Available."""
+    started = time.monotonic()
+    admin.apply(text=yaml.safe_dump_all(registration(adapter.ca_bundle, adapter.port)))
+    supervisor.wait_until(
+        lambda: available(admin),
+        what=f"APIService {API_SERVICE} Available",
+        timeout=READY_TIMEOUT_SECONDS,
+        interval=0.5,
+    )
+    log.info(
+        "Custom metrics API available",
+        extra={"port": adapter.port, "elapsed_s": round(time.monotonic() - started, 1)},
+    )
 
 
 def unregister(admin: kubectl.Kubectl) -> None:

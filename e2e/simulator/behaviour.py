@@ -1,4 +1,4 @@
-"""How a simulator answers: added latency, its jitter and the error rate.
+"""How a simulator answers: added latency, its jitter, the error rate and how many at once.
 
 Owns: the frozen ``Behaviour`` value, its JSON form (the admin endpoint's body, camelCase keys)
 with validation, and drawing one request's delay and outcome from a seeded random source.
@@ -12,8 +12,14 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-_JSON_KEYS = {"latencyMs": "latency_ms", "jitterMs": "jitter_ms", "errorRate": "error_rate"}
+_JSON_KEYS = {
+    "latencyMs": "latency_ms",
+    "jitterMs": "jitter_ms",
+    "errorRate": "error_rate",
+    "concurrency": "concurrency",
+}
 MAX_LATENCY_MS = 60_000.0
+MAX_CONCURRENCY = 4096
 
 
 class BehaviourError(ValueError):
@@ -22,11 +28,15 @@ class BehaviourError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Behaviour:
-    """Latency added to every completion (uniform in ``latency_ms +- jitter_ms``) and error rate."""
+    """Latency added to every completion (uniform in ``latency_ms +- jitter_ms``), error rate,
+    and ``concurrency``: how many completions the server works on at once, later ones wait
+    their turn (a GPU's batch slots; 0: unlimited). With a limit, latency grows with the load
+    on the pod, and adding replicas brings it back down."""
 
     latency_ms: float = 20.0
     jitter_ms: float = 0.0
     error_rate: float = 0.0
+    concurrency: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.latency_ms <= MAX_LATENCY_MS:
@@ -35,20 +45,30 @@ class Behaviour:
             raise BehaviourError("jitterMs must be in [0, latencyMs]")
         if not 0.0 <= self.error_rate <= 1.0:
             raise BehaviourError("errorRate must be in [0, 1]")
+        if not 0 <= self.concurrency <= MAX_CONCURRENCY:
+            raise BehaviourError(f"concurrency must be in [0, {MAX_CONCURRENCY}]")
 
     def updated(self, document: Mapping[str, Any]) -> Behaviour:
         """A copy with the camelCase keys of ``document`` replaced; unknown keys are an error."""
         unknown = sorted(set(document) - set(_JSON_KEYS))
         if unknown:
             raise BehaviourError(f"unknown keys {unknown}; known: {sorted(_JSON_KEYS)}")
-        changes: dict[str, float] = {}
-        for key, value in document.items():
+        merged: dict[str, Any] = {**self.to_json(), **document}
+        for key, value in merged.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise BehaviourError(f"{key} must be a number, got {value!r}")
-            changes[_JSON_KEYS[key]] = float(value)
-        return dataclasses.replace(self, **changes)
+        if merged["concurrency"] != int(merged["concurrency"]):
+            raise BehaviourError(
+                f"concurrency must be a whole number, got {merged['concurrency']!r}"
+            )
+        return Behaviour(
+            latency_ms=float(merged["latencyMs"]),
+            jitter_ms=float(merged["jitterMs"]),
+            error_rate=float(merged["errorRate"]),
+            concurrency=int(merged["concurrency"]),
+        )
 
-    def to_json(self) -> dict[str, float]:
+    def to_json(self) -> dict[str, float | int]:
         """The admin endpoint's representation."""
         return {key: getattr(self, field) for key, field in _JSON_KEYS.items()}
 

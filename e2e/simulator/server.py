@@ -21,6 +21,7 @@ simulator itself never exports those names.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import random
@@ -138,6 +139,7 @@ class Simulator:
         self._rng = random.Random(seed)  # simulated latency, not cryptography
         self._started = time.monotonic()
         self.in_flight = 0
+        self._gate: tuple[int, asyncio.Semaphore] | None = None
 
     @property
     def ready(self) -> bool:
@@ -215,10 +217,19 @@ class Simulator:
             )
         prompt, max_tokens = parsed
         current = self.behaviour  # one consistent draw even if the admin changes it meanwhile
-        await asyncio.sleep(current.delay_seconds(self._rng))
+        async with self._slot(current.concurrency):
+            await asyncio.sleep(current.delay_seconds(self._rng))
         if current.fails(self._rng):
             return 500, _error("simulated server error", "InternalServerError")
         return 200, self._completion(prompt, max_tokens)
+
+    def _slot(self, concurrency: int) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A place among ``concurrency`` requests worked on at once (none needed when 0)."""
+        if concurrency == 0:
+            return contextlib.nullcontext()
+        if self._gate is None or self._gate[0] != concurrency:
+            self._gate = (concurrency, asyncio.Semaphore(concurrency))
+        return self._gate[1]
 
     def _parse(self, payload: Any) -> tuple[str, int] | str:
         """``(prompt, max_tokens)`` of a completion request, or what is wrong with it."""

@@ -9,6 +9,7 @@ a fleet serving one simulator per pod on distinct 127.0.0.x and passing behaviou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.request
@@ -177,3 +178,29 @@ def test_a_fleet_serves_one_simulator_per_pod_and_passes_behaviour_to_all() -> N
         report = future.result(timeout=10)
         stop()
         assert report.by_status == {200: 15}
+
+
+async def test_a_concurrency_limit_makes_latency_grow_with_load(
+    simulator: tuple[server.Simulator, str],
+) -> None:
+    _, url = simulator
+    body = {"model": "chat", "prompt": "x", "max_tokens": 1}
+    async with aiohttp.ClientSession(url) as http:
+        async with http.put("/admin/behaviour", json={"latencyMs": 100, "concurrency": 1}) as r:
+            assert (await r.json())["concurrency"] == 1
+        async with http.put("/admin/behaviour", json={"concurrency": 1.5}) as r:
+            assert r.status == 400
+
+        async def one() -> int:
+            async with http.post("/v1/completions", json=body) as response:
+                return response.status
+
+        assert await asyncio.gather(*(one() for _ in range(4))) == [200] * 4
+        async with http.get("/metrics") as response:
+            metrics = await response.text()
+    # One slot, 100 ms each: the four answers took about 0.1, 0.2, 0.3 and 0.4 s.
+    name = "kubeinfer_request_duration_seconds_bucket"
+    assert _sample(metrics, name, le="0.15", model="chat") == 1
+    assert _sample(metrics, name, le="0.25", model="chat") == 2
+    assert _sample(metrics, name, le="0.3", model="chat") <= 3
+    assert _sample(metrics, name, le="0.5", model="chat") == 4
