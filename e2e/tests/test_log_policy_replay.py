@@ -9,7 +9,9 @@ carries its weight, every canary secret is redacted (card numbers only when Luhn
 keyed hashing is exact; a token-bucket
 rate limit overshoots by at most 1% over 10 s; with the primary output down every record reaches
 the secondary; a file output rotates before max size, keeps max files, ages files out and
-compresses them with zstd; the audit stream is hash-chained and ``kubeinfer audit verify`` finds one flipped
+compresses them with zstd; on a filling volume the disk-pressure ladder samples 10x harder
+(consistently, never ERROR or always-keep), then rotates at a quarter of the size, then keeps one
+rotated file, never touches the audit file, and reverts when the volume empties; the audit stream is hash-chained and ``kubeinfer audit verify`` finds one flipped
 byte, a removed record and a removed tail.
 """
 
@@ -20,6 +22,7 @@ import json
 import math
 import pathlib
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -101,10 +104,17 @@ def _start(
     spec: api.LogPolicySpec,
     workdir: pathlib.Path,
     logs: pathlib.Path,
+    *,
+    volume: pathlib.Path | None = None,
 ) -> log_replay.Agent:
+    """Start an agent for ``spec``; its state (queue, audit file) lives on ``volume`` if given."""
     port = processes.free_port()
     config = log_agent.render_config(
-        spec, include=[f"{logs}/*/*/*.log"], state_dir=str(workdir / "state"), metrics_port=port
+        spec,
+        include=[f"{logs}/*/*/*.log"],
+        state_dir=str((volume or workdir) / "state"),
+        volume=str(volume or workdir),
+        metrics_port=port,
     )
     return log_replay.start_agent(
         supervisor,
@@ -411,3 +421,133 @@ def test_file_output_rotates_by_size_keeps_count_and_age_and_compresses_with_zst
         timeout=max_age + 10,
     )
     assert active.exists(), "the active file is never aged out"
+
+
+@pytest.fixture
+def small_volume(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """An 8 MiB tmpfs to fill up (needs root, as CI and the dev machines have)."""
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(volume)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill: {mounted.stderr.strip()}")
+    try:
+        yield volume
+    finally:
+        subprocess.run(["umount", "-l", str(volume)], check=False)
+
+
+def _fill_to(volume: pathlib.Path, percent: float) -> None:
+    """Grow (or shrink) ``volume/ballast`` until the filesystem is ``percent`` full."""
+    ballast = volume / "ballast"
+    usage = shutil.disk_usage(volume)
+    current = ballast.stat().st_size if ballast.exists() else 0
+    target = max(0, current + int(usage.total * percent / 100) - usage.used)
+    with ballast.open("wb") as handle:
+        handle.write(b"\0" * target)
+
+
+def _level(agent: log_replay.Agent) -> float:
+    return agent.metric("kubeinfer_disk_pressure_level")
+
+
+def test_disk_pressure_tightens_sampling_tenfold_consistently_and_reverts(
+    collector: pathlib.Path,
+    supervisor: processes.Supervisor,
+    tmp_path: pathlib.Path,
+    small_volume: pathlib.Path,
+) -> None:
+    sink = log_replay.Sink()
+    rng = random.Random(11)
+    try:
+        spec = _spec([_http("out", sink)], sampling={"rates": {"INFO": 1.0}, "alwaysKeep": ["Xid"]})
+        logs = tmp_path / "pods"
+        agent = _start(supervisor, collector, spec, tmp_path / "agent", logs, volume=small_volume)
+        path = log_replay.container_log(logs)
+
+        def phase(count: int, tag: str) -> list[log_replay.Record]:
+            before = sink.count()
+            lines = [
+                log_replay.json_line("INFO", f"{rng.getrandbits(128):032x}", f"{tag} {i}")
+                for i in range(count)
+            ]
+            lines += [log_replay.json_line("WARN", "", f"{tag} Xid 48 {i}") for i in range(20)]
+            lines += [log_replay.json_line("ERROR", "", f"{tag} error {i}") for i in range(20)]
+            total = agent.metric("otelcol_receiver_accepted_log_records_total") + len(lines)
+            log_replay.write_lines(path, lines)
+            log_replay.wait_settled(supervisor, agent, [sink], lines=int(total))
+            return sink.records[before:]
+
+        assert _level(agent) == 0
+        assert len(phase(2_000, "calm")) == 2_040
+        _fill_to(small_volume, 87)  # past 85 %: the first step of the ladder
+        supervisor.wait_until(lambda: _level(agent) == 1, what="pressure level 1", timeout=15)
+        pressed = phase(10_000, "pressed")
+        info = [r for r in pressed if "Xid" not in r.body and "error" not in r.body]
+        low, high = _binomial_bounds(10_000, 0.1)
+        print(f"under pressure kept {len(info) / 10_000:.4f} of INFO, bounds [{low}, {high}]")
+        assert low <= len(info) / 10_000 <= high
+        assert all(r.attributes[log_agent.WEIGHT_ATTRIBUTE] == 10.0 for r in info)
+        assert sum("Xid" in r.body for r in pressed) == 20, "always-keep is never tightened"
+        assert sum("error" in r.body for r in pressed) == 20, "ERROR is never tightened"
+        _fill_to(small_volume, 0)
+        supervisor.wait_until(lambda: _level(agent) == 0, what="pressure to clear", timeout=15)
+        assert len(phase(2_000, "relieved")) == 2_040, "sampling reverts once pressure clears"
+    finally:
+        sink.close()
+
+
+def test_disk_pressure_rotates_earlier_then_trims_rotated_files_but_never_the_audit_file(
+    collector: pathlib.Path,
+    supervisor: processes.Supervisor,
+    tmp_path: pathlib.Path,
+    small_volume: pathlib.Path,
+) -> None:
+    max_size = 64 * 1024
+    out = small_volume / "out"
+    spec = _spec(
+        [{"name": "disk", "type": "file", "path": str(out)}],
+        sampling={"rates": {}, "alwaysKeep": []},
+        retention={"maxSize": "64Ki", "maxFiles": 5, "maxAge": "1h"},
+        audit={"enabled": True, "match": ["^AUDIT "]},
+    )
+    logs = tmp_path / "pods"
+    agent = _start(supervisor, collector, spec, tmp_path / "agent", logs, volume=small_volume)
+    path = log_replay.container_log(logs)
+    decompressor = zstandard.ZstdDecompressor()
+
+    def write(count: int, tag: str) -> None:
+        lines = [f"INFO {tag} {i} " + "y" * 150 for i in range(count)]
+        lines += [f"AUDIT {tag} change {i}" for i in range(10)]
+        total = agent.metric("otelcol_receiver_accepted_log_records_total") + len(lines)
+        log_replay.write_lines(path, lines)
+        log_replay.wait_settled(supervisor, agent, [], lines=int(total))
+
+    def rotated_sizes() -> list[int]:
+        files = sorted(out.glob("logs-*.jsonl.zst"))
+        return [len(decompressor.decompressobj().decompress(f.read_bytes())) for f in files]
+
+    write(2_000, "calm")
+    calm = rotated_sizes()
+    assert len(calm) == 5 and min(calm) > max_size // 2, calm
+    _fill_to(small_volume, 92)  # step 2: rotate at a quarter of maxSize
+    supervisor.wait_until(lambda: _level(agent) == 2, what="pressure level 2", timeout=15)
+    write(1_000, "level2")
+    newest = rotated_sizes()[-3:]
+    assert all(size <= max_size // 4 for size in newest), newest
+    _fill_to(small_volume, 96)  # step 3: keep one rotated file
+    supervisor.wait_until(lambda: _level(agent) == 3, what="pressure level 3", timeout=15)
+    write(200, "level3")
+    assert len(rotated_sizes()) == 1
+    audit_file = small_volume / "state" / log_agent.AUDIT_FILE
+    verdict = audit.verify_file(audit_file)
+    assert verdict.intact and verdict.records == 30, verdict
+    _fill_to(small_volume, 0)
+    supervisor.wait_until(lambda: _level(agent) == 0, what="pressure to clear", timeout=15)
+    write(1_000, "relieved")
+    assert max(rotated_sizes()) > max_size // 2, "full-size rotation once pressure clears"

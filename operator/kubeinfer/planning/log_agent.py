@@ -9,6 +9,8 @@ One logs pipeline, stage by stage::
     filelog (container logs; JSON or plain-text lines -> severity, trace id)
     -> transform/classify   always-keep mark, per-level sampling priority and weight
     -> filter/levels-off    levels whose rate is 0 (never an always-keep record)
+    -> kubeinfer_diskguard  disk-pressure ladder: past the thresholds, priority x0.1 below ERROR
+                            (the file exporter also rotates earlier, then trims rotated files)
     -> probabilistic_sampler (hash_seed mode, one seed for the cluster: a trace id gets the same
                               decision on every agent; per-record priority = level rate, so a
                               trace kept at a low rate is kept at every higher rate)
@@ -53,6 +55,9 @@ HASH_KEY_ENV = "KUBEINFER_REDACTION_KEY"
 QUEUE_STORAGE = "file_storage/queue"
 METRICS_PORT = 8888
 AUDIT_FILE = "audit.log"
+DISK_GUARD = "kubeinfer_diskguard"
+#: Under disk pressure, records below ERROR that are not always kept are sampled 10x harder.
+PRESSURE_TIGHTEN_FACTOR = 0.1
 
 #: RE2 patterns, applied in this order (broad ones last, after narrower ones masked their part).
 #: ``${1}`` keeps a captured prefix (``Bearer ``, ``api_key=``) and masks the rest.
@@ -210,11 +215,13 @@ def render_config(
     *,
     include: list[str],
     state_dir: str,
+    volume: str = "/var/log",
     metrics_port: int = METRICS_PORT,
 ) -> dict[str, Any]:
     """The collector configuration of ``spec`` reading ``include`` globs, keeping state in
     ``state_dir`` (file offsets and the output queue survive restarts) and serving its own
-    metrics (records seen, sampled, rate-limited, sent per output) on loopback."""
+    metrics (records seen, sampled, rate-limited, sent per output) on loopback. ``volume`` is
+    the filesystem the disk-pressure ladder watches."""
     outputs = spec.outputs
     exporters = dict(
         _exporter(o, spec.retention, last=i == len(outputs) - 1) for i, o in enumerate(outputs)
@@ -251,7 +258,18 @@ def render_config(
             "logs": {"log_record": off},
         }
         chain.append("filter/levels-off")
-    chain.append("probabilistic_sampler")
+    processors[DISK_GUARD] = {
+        "path": volume,
+        "bytes_percent": spec.disk_pressure.used_percent,
+        "inodes_percent": spec.disk_pressure.inode_percent,
+        "interval": "2s",
+        "tighten_factor": PRESSURE_TIGHTEN_FACTOR,
+        "protect_min_severity": SEVERITY_BANDS["ERROR"][0],
+        "priority_attribute": PRIORITY_ATTRIBUTE,
+        "weight_attribute": WEIGHT_ATTRIBUTE,
+        "keep_attribute": KEEP_ATTRIBUTE,
+    }
+    chain += [DISK_GUARD, "probabilistic_sampler"]
     if spec.rate_limits:
         processors["kubeinfer_ratelimit"] = _rate_limits(spec)
         chain.append("kubeinfer_ratelimit")

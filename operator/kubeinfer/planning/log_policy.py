@@ -75,6 +75,7 @@ def config_text(owner: children.Owner, spec: api.LogPolicySpec) -> str:
         spec,
         include=include_globs(owner.namespace, spec),
         state_dir=f"{STATE_ROOT}/{owner.namespace}-{owner.name}",
+        volume=POD_LOGS,
     )
     return yaml.safe_dump(config, sort_keys=True, width=120)
 

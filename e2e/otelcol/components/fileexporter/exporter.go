@@ -5,7 +5,8 @@
 // (appendable, uncompressed); before a record would carry it past max_size it is closed, compressed to
 // <dir>/logs-<UTC time>-<seq>.jsonl.zst and removed; then rotated files beyond max_files
 // (oldest first) or older than max_age are deleted. Retention also runs on a timer
-// (max_age/10, between 1 s and 1 min). Every batch is synced before the call returns, so a batch this exporter
+// (max_age/10, between 1 s and 1 min). Under disk pressure (internal/pressure) it rotates earlier
+// and keeps fewer files; the audit file is another component's and never touched. Every batch is synced before the call returns, so a batch this exporter
 // accepted is on disk.
 package fileexporter // import "kubeinfer.io/otelcol/components/fileexporter"
 
@@ -28,6 +29,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"kubeinfer.io/otelcol/components/internal/pressure"
 	"kubeinfer.io/otelcol/components/internal/record"
 )
 
@@ -134,6 +136,7 @@ func (f *files) push(_ context.Context, ld plog.Logs) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []byte
+	maxSize, _ := f.limits()
 	err := record.Each(ld, func(res pcommon.Resource, r plog.LogRecord) error {
 		body, err := record.JSON(res, r)
 		if err != nil {
@@ -141,7 +144,7 @@ func (f *files) push(_ context.Context, ld plog.Logs) error {
 		}
 		line := append(body, '\n')
 		// Rotate before a record would carry the file past max_size (a file holds at least one).
-		if f.size+int64(len(out)+len(line)) > f.cfg.MaxSizeBytes && f.size+int64(len(out)) > 0 {
+		if f.size+int64(len(out)+len(line)) > maxSize && f.size+int64(len(out)) > 0 {
 			if err := f.write(out); err != nil {
 				return err
 			}
@@ -239,8 +242,23 @@ func compress(from, to string) error {
 	return os.Rename(tmp, to)
 }
 
+// limits are max_size and max_files as the disk-pressure ladder currently allows: from level 2
+// files rotate at a quarter of max_size, at level 3 only the newest rotated file is kept.
+func (f *files) limits() (int64, int) {
+	size, count := f.cfg.MaxSizeBytes, f.cfg.MaxFiles
+	level := pressure.Of(f.cfg.Directory)
+	if level >= 2 {
+		size = max(1024, size/4)
+	}
+	if level >= 3 {
+		count = 1
+	}
+	return size, count
+}
+
 // retain deletes rotated files past max_files (oldest first) or older than max_age.
 func (f *files) retain() error {
+	_, maxFiles := f.limits()
 	entries, err := os.ReadDir(f.cfg.Directory)
 	if err != nil {
 		return err
@@ -259,7 +277,7 @@ func (f *files) retain() error {
 		if err != nil {
 			continue
 		}
-		if len(rotated)-i > f.cfg.MaxFiles || f.now().Sub(info.ModTime()) > f.cfg.MaxAge {
+		if len(rotated)-i > maxFiles || f.now().Sub(info.ModTime()) > f.cfg.MaxAge {
 			errs = errors.Join(errs, os.Remove(path))
 		}
 	}
