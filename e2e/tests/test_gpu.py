@@ -53,12 +53,17 @@ def _eventually(check: Callable[[], Any], *, timeout: float = 60.0, what: str = 
 
 @pytest.fixture
 def gpu_fleet(
+    request: pytest.FixtureRequest,
     cluster: cluster_setup.Cluster,
     api: Any,
     namespace: str,
     tmp_path: Any,
 ) -> Iterator[list[gpu_agents.RunningAgent]]:
-    """Two fresh KWOK A100 nodes labelled for this test, each with its agent running."""
+    """Two fresh KWOK A100 nodes labelled for this test, each with its agent running.
+
+    Parametrize indirectly with False to run the agents without ResourceSlices (``--no-dra``).
+    """
+    dra = getattr(request, "param", True)
     suffix = secrets.token_hex(3)
     specs = gpu_nodes.fleet(
         2,
@@ -79,7 +84,12 @@ def gpu_fleet(
                 nodes=names,
                 recording=RECORDING,
                 work_dir=tmp_path / "agents",
-                extra_args=["--sample-interval=1", "--resync=5", "--memory-publish=1"],
+                extra_args=[
+                    "--sample-interval=1",
+                    "--resync=5",
+                    "--memory-publish=1",
+                    *([] if dra else ["--no-dra"]),
+                ],
             )
             try:
                 yield agents
@@ -251,3 +261,38 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
     )
     series = f'kubeinfer_gpu_oom_risk{{gpu="{index}",namespace="{namespace}",node="{node}",pool="a100"}} 4.0'
     assert series in metrics
+
+
+@pytest.mark.parametrize("gpu_fleet", [False], indirect=True, ids=["no-resource-slices"])
+def test_without_resource_slices_replicas_are_pinned_to_the_planned_nodes(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    operator: operator_process.RunningOperator,
+    gpu_fleet: list[gpu_agents.RunningAgent],
+) -> None:
+    kubectl = cluster.kubectl
+    kubectl("apply", "-f", "-", stdin=_pool(namespace))
+    kubectl("apply", "-f", "-", stdin=_service(namespace))
+
+    def placed() -> dict[str, Any] | None:
+        svc = _get(cluster, "inferenceservice/tp2", namespace)
+        ok = _condition(svc, "Placed").get("status") == "True"
+        return svc if ok and len(svc["status"].get("placement") or []) == 2 else None
+
+    svc = _eventually(placed, what="Placed=True with two placements")
+    assert "device plugin picks the GPUs" in _condition(svc, "Placed")["message"]
+    nodes = {p["node"] for p in svc["status"]["placement"]}
+    templates = kubectl("get", "resourceclaimtemplates", "-n", namespace, "-o", "name").stdout
+    assert templates.strip() == ""
+
+    def scheduled() -> list[dict[str, Any]] | None:
+        out = kubectl(
+            "get", "pods", "-n", namespace, "-l", "kubeinfer.io/inferenceservice=tp2", "-o", "json"
+        ).stdout
+        pods = [p for p in json.loads(out)["items"] if p["spec"].get("nodeName")]
+        return pods if len(pods) == 2 else None
+
+    pods = _eventually(scheduled, timeout=90, what="two scheduled pods")
+    assert {p["spec"]["nodeName"] for p in pods} <= nodes
+    limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "2"

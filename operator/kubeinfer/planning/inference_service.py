@@ -186,6 +186,8 @@ def build_service(
 ) -> children.Manifest:
     """Return a ClusterIP Service named ``name`` over the pods ``selector`` matches."""
     return {
+    elif spec.resources.gpus:
+        replica_placement.hold_pod(pod_spec)
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": children.metadata(owner, name),

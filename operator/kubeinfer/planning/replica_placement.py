@@ -13,6 +13,8 @@ decision Events, and the enforcement rendered into the model server's pod templa
 - **Node pinning** otherwise: required node affinity to the planned nodes plus the
   ``nvidia.com/gpu`` count; the device plugin then picks the GPUs on the node (the status says
   so rather than claiming the set).
+- **Held** while there is no placement (no pool, no inventory, nothing fits): the pods carry a
+  scheduling gate, so no replica runs off-plan.
 
 Decisions are sticky: a replica keeps its recorded placement while that set is still
 schedulable, free of other holders and allowed by the spec; only the rest are placed anew, by
@@ -37,6 +39,8 @@ from kubeinfer.planning import children, placement, topology, topology_score
 from kubeinfer.planning.conditions import Observation
 
 MAX_SUBREQUESTS = 8
+PLACEMENT_GATE = "gpu.kubeinfer.io/placement"
+"""Scheduling gate on the pods of a GPU service that has no placement yet."""
 REQUEST_NAME = "gpus"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -298,6 +302,15 @@ def constrain_pod(
     for key in ("requests", "limits"):
         resources[key].pop(GPU_RESOURCE, None)
     resources["claims"] = [{"name": REQUEST_NAME}]
+
+
+def hold_pod(pod_spec: children.Manifest) -> None:
+    """Keep the pods of a GPU service out of scheduling until it is placed; edits in place.
+
+    Without it the scheduler would start replicas wherever a GPU count fits, and they would
+    hold GPUs off-plan until a rollout replaced them.
+    """
+    pod_spec["schedulingGates"] = [{"name": PLACEMENT_GATE}]
 
 
 def status(outcome: Outcome | None) -> list[dict[str, Any]]:
