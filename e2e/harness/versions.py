@@ -34,6 +34,7 @@ class Versions:
     prometheus_operator: str
     keda: str
     prometheus_adapter: str
+    argocd: str
 
     @property
     def kubernetes_minor(self) -> tuple[int, int]:
