@@ -1,0 +1,92 @@
+"""Argo CD's own health evaluator judges every kubeinfer status fixture as expected.
+
+Covers: ``argocd`` built from ``github.com/argoproj/argo-cd/v3`` at the pinned version; the
+kustomize component ``manifests/argocd`` merged into the argocd-cm that Argo CD's own
+``manifests/base/config`` ships (rendered with the harness's kubectl) keeps Argo CD's keys and
+adds exactly the four health keys of ``argocd-cm.yaml``; and for each fixture under
+``tests/argocd/fixtures``, ``argocd admin settings resource-overrides health`` with that
+argocd-cm reports the status and message the fixture's annotations expect. No cluster needed.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.harness import argocd, argocd_health, gomodules, toolchain, versions
+from e2e.harness import kubectl as kubectl_cmd
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def argocd_binary() -> pathlib.Path:
+    """The argocd command (built on first use, then cached by version)."""
+    return argocd.ensure_binary()
+
+
+def _argo_cd_config_map() -> dict[str, Any]:
+    """The argocd-cm of the pinned Argo CD's own install manifests."""
+    base = gomodules.module_dir(argocd.MODULE, versions.load().argocd) / "manifests" / "base"
+    loaded: dict[str, Any] = yaml.safe_load(
+        (base / "config" / "argocd-cm.yaml").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def installed_config_map(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Argo CD's argocd-cm with the kubeinfer component applied, as a user's kustomization does."""
+    root = tmp_path_factory.mktemp("argocd-install")
+    (root / "argocd-cm.yaml").write_text(yaml.safe_dump(_argo_cd_config_map()), encoding="utf-8")
+    component = os.path.relpath(argocd_health.ARGOCD_DIR, root)
+    (root / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": "argocd",
+                "resources": ["argocd-cm.yaml"],
+                "components": [component],
+            }
+        ),
+        encoding="utf-8",
+    )
+    kubectl = kubectl_cmd.Kubectl(toolchain.ensure_binaries().kubectl, pathlib.Path(os.devnull))
+    rendered = [d for d in yaml.safe_load_all(kubectl.kustomize(root)) if isinstance(d, dict)]
+    assert len(rendered) == 1
+    return rendered[0]
+
+
+@pytest.fixture(scope="module")
+def argocd_cm(
+    installed_config_map: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> pathlib.Path:
+    """The installed argocd-cm written to a file for ``--argocd-cm-path``."""
+    path = tmp_path_factory.mktemp("argocd-cm") / "argocd-cm.yaml"
+    path.write_text(yaml.safe_dump(installed_config_map), encoding="utf-8")
+    return path
+
+
+def test_component_adds_the_health_keys_and_keeps_argo_cds_own(
+    installed_config_map: dict[str, Any],
+) -> None:
+    patch = yaml.safe_load(argocd_health.CONFIG_MAP_FILE.read_text(encoding="utf-8"))
+    original = _argo_cd_config_map()["data"]
+    assert installed_config_map["metadata"]["namespace"] == "argocd"
+    assert installed_config_map["data"] == {**original, **patch["data"]}
+    assert set(patch["data"]) == {
+        argocd_health.config_key(kind) for kind in argocd_health.kind_names()
+    }
+
+
+@pytest.mark.parametrize("fixture", argocd_health.fixtures(), ids=lambda f: f.id)
+def test_argo_cd_reports_the_expected_health(
+    fixture: argocd_health.Fixture, argocd_binary: pathlib.Path, argocd_cm: pathlib.Path
+) -> None:
+    found = argocd.health(argocd_binary, fixture.path, argocd_cm)
+    assert (found.status, found.message) == (fixture.status, fixture.message)
