@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         "--liveness",
         metavar="URL",
         help="kopf-style http://HOST:PORT/healthz; sets --http-host and --http-port",
+    )
+    run.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("KUBEINFER_PROMETHEUS_URL"),
+        help="Prometheus that rollout analysis queries (default: $KUBEINFER_PROMETHEUS_URL)",
     )
     run.add_argument("--standalone", action="store_true", help="skip peering (single replica)")
     run.add_argument(
@@ -130,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.liveness:
         url = urlsplit(args.liveness)
         host, port = url.hostname or host, url.port or port
-    startup.register(http_host=host, http_port=port)
+    startup.register(http_host=host, http_port=port, prometheus_url=args.prometheus_url)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,

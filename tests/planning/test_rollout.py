@@ -318,3 +318,63 @@ def test_queries_select_one_version_of_one_service() -> None:
     assert 'kubeinfer_io_inferenceservice="chat"' in q
     assert 'kubeinfer_io_model_version="v2"' in q
     assert "[30s]" in q
+
+
+def _children(decision: rollout.Decision, provider: str = "gateway-api") -> dict[str, Any]:
+    from kubeinfer.planning import children, inference_service
+
+    spec = _spec(strategy="shadow").model_copy(
+        update={
+            "traffic": api.Traffic(
+                provider=provider,
+                parent_refs=[api.ParentReference(name="gw")] if provider == "gateway-api" else [],
+            )
+        }
+    )
+    owner = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "m", "ns", "u")
+    out = inference_service.render(owner, spec, None, decision, stable_replicas=4)
+    return {f"{c['kind']}/{c['metadata']['name']}": c for c in out}
+
+
+def test_shadow_rollout_renders_candidate_and_mirror_filter() -> None:
+    d = rollout.decide(
+        _spec(strategy="shadow"),
+        state=rollout.State(),
+        stable=STABLE,
+        candidate=rollout.Candidate(ready_replicas=1),
+        samples=None,
+        now=T0,
+    )
+    objs = _children(d)
+    assert objs["Deployment/m-v2"]["spec"]["replicas"] == 1
+    assert "replicas" not in objs["Deployment/m-v1"]["spec"]
+    rule = objs["HTTPRoute/m"]["spec"]["rules"][0]
+    assert rule["backendRefs"] == [
+        {"name": "m-v1", "port": 8080, "weight": 100},
+        {"name": "m-v2", "port": 8080, "weight": 0},
+    ]
+    assert rule["filters"][0]["requestMirror"] == {
+        "backendRef": {"name": "m-v2", "port": 8080},
+        "percent": 10,
+    }
+    assert objs["HorizontalPodAutoscaler/m"]["spec"]["scaleTargetRef"]["name"] == "m-v1"
+    vs = _children(d, provider="istio")["VirtualService/m"]["spec"]["http"][0]
+    assert vs["mirrorPercentage"] == {"value": 10.0}
+
+
+def test_stable_keeps_its_own_model_while_the_candidate_rolls() -> None:
+    old = rollout.Version("v1", "s3://bucket/m-v1")
+    d = rollout.decide(
+        _spec(),
+        state=rollout.State(),
+        stable=old,
+        candidate=rollout.Candidate(ready_replicas=1),
+        samples=None,
+        now=T0,
+    )
+    objs = _children(d)
+    env = {
+        e["name"]: e["value"]
+        for e in objs["Deployment/m-v1"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["KUBEINFER_MODEL_URI"] == "s3://bucket/m-v1"

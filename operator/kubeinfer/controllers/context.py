@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from kubeinfer.kube.client import Kube
 from kubeinfer.kube.store import Store
 from kubeinfer.metrics import Metrics
+from kubeinfer.prom.client import Prometheus
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Context:
     kube: Kube
     store: Store
     metrics: Metrics
+    prometheus: Prometheus | None = None
+    """Where rollout analysis queries go; None when the operator was started without one."""
 
 
 _current: list[Context] = []

@@ -5,14 +5,20 @@ Reads come from the watch store; the plan is :mod:`kubeinfer.planning.inference_
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import kinds
-from kubeinfer.controllers import context, gpu_placement
+from kubeinfer.controllers import context, gpu_placement, rollout_analysis
 from kubeinfer.controllers.reconcile import Controller
-from kubeinfer.planning import autoscaling, children
+from kubeinfer.planning import autoscaling, children, rollout
 from kubeinfer.planning import inference_service as planner
+
+HANDOVER_MANAGER = "kubeinfer-handover"
+"""Field manager that keeps a promoted Deployment's replicas while the autoscaler takes over."""
 
 
 async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> planner.Observed:
@@ -23,6 +29,9 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         body = store.get(kinds.GPU_POOL.kind, owner.namespace, spec.placement.gpu_pool)
         pool = gpu_placement.pool_state(store, owner, body)
     own = store.get(kinds.INFERENCE_SERVICE.kind, owner.namespace, owner.name)
+    status = _status(own)
+    now = datetime.now(UTC)
+    state, stable = rollout.from_status(status)
     deployments = {
         d["metadata"]["labels"].get(planner.VERSION_LABEL, ""): _deployment_view(d)
         for d in store.owned_by("Deployment", owner.namespace, owner.uid)
@@ -38,6 +47,42 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         route_accepted=accepted,
         route_message=message,
         metrics_api=_metrics_view(api_name, apisvc),
+        status=status,
+        samples=await rollout_analysis.samples(owner, spec, state=state, stable=stable, now=now),
+        now=now,
+    )
+
+
+def _status(body: Any) -> api.InferenceServiceStatus:
+    """The last written status; an unreadable one counts as empty (it is rewritten whole)."""
+    try:
+        return api.InferenceServiceStatus.model_validate((body or {}).get("status") or {})
+    except ValidationError:
+        return api.InferenceServiceStatus()
+
+
+async def hand_over(owner: children.Owner, plan: planner.Plan) -> None:
+    """Give a promoted candidate's replica count to the autoscaler before kubeinfer lets go.
+
+    The candidate ran with replicas kubeinfer set. Applying it as stable without the field would
+    drop the field (back to 1 pod); applying the current count under a second field manager
+    first keeps it, and the autoscaler takes it from there.
+    """
+    if plan.handover is None:
+        return
+    ctx = context.current()
+    body = ctx.store.get("Deployment", owner.namespace, plan.handover)
+    if body is None:
+        return
+    replicas = int((body.get("spec") or {}).get("replicas") or 1)
+    await ctx.kube.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": plan.handover, "namespace": owner.namespace},
+            "spec": {"replicas": replicas},
+        },
+        field_manager=HANDOVER_MANAGER,
     )
 
 
@@ -79,4 +124,4 @@ def _metrics_view(name: str, body: Any) -> planner.MetricsApiView:
     )
 
 
-CONTROLLER = Controller(kinds.INFERENCE_SERVICE, observe, planner.plan)
+CONTROLLER = Controller(kinds.INFERENCE_SERVICE, observe, planner.plan, prepare=hand_over)

@@ -43,15 +43,20 @@ class PlanLike(Protocol):
 
 Observe = Callable[[children.Owner, Any], Awaitable[Any]]
 Planner = Callable[[children.Owner, Any, Any], PlanLike]
+Prepare = Callable[[children.Owner, Any], Awaitable[None]]
 
 
 class Controller:
     """Binds a kind to its observe and plan functions and runs its reconciles."""
 
-    def __init__(self, kind: kinds.Kind, observe: Observe, plan: Planner) -> None:
+    def __init__(
+        self, kind: kinds.Kind, observe: Observe, plan: Planner, prepare: Prepare | None = None
+    ) -> None:
         self.kind = kind
         self.observe = observe
         self.plan = plan
+        self.prepare = prepare
+        """Runs between planning and applying (a kind's own preparatory writes)."""
         self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -102,6 +107,8 @@ class Controller:
         else:
             observed = await self.observe(owner, spec)
             plan = self.plan(owner, spec, observed)
+            if self.prepare is not None:
+                await self.prepare(owner, plan)
             failures = await self._apply_children(owner, body, plan.children)
             plan_obs = (*failures, *plan.observations) if failures else plan.observations
             status = plan.status

@@ -16,6 +16,7 @@ from kubeinfer.controllers import context, http, watches
 from kubeinfer.kube import client, errors
 from kubeinfer.kube.store import Store
 from kubeinfer.metrics import Metrics
+from kubeinfer.prom import client as client_prom
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ RESYNC_SECONDS = 60.0
 """Every object is reconciled at least this often, so drift and missed events heal."""
 
 
-def register(*, http_host: str, http_port: int) -> None:
+def register(*, http_host: str, http_port: int, prometheus_url: str | None = None) -> None:
     """Register the startup/cleanup hooks and every watch handler."""
     watches.register()
     state: dict[str, Any] = {}
@@ -57,7 +58,10 @@ def register(*, http_host: str, http_port: int) -> None:
 
         metrics = Metrics(CollectorRegistry())
         kube = client.Kube(client.load_config(), observe=metrics.observe_request)
-        context.install(context.Context(kube=kube, store=Store(), metrics=metrics))
+        prometheus = client_prom.Prometheus(prometheus_url) if prometheus_url else None
+        context.install(
+            context.Context(kube=kube, store=Store(), metrics=metrics, prometheus=prometheus)
+        )
         await _ensure_peering(kube, settings.peering.name)
         state["http"] = await http.serve(http_host, http_port)
         state["resync"] = asyncio.get_running_loop().create_task(_resync())

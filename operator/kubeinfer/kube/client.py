@@ -56,7 +56,7 @@ class Kube:
         self._field_manager = field_manager
         self._pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="kube")
 
-    async def apply(self, manifest: Manifest) -> Manifest:
+    async def apply(self, manifest: Manifest, *, field_manager: str | None = None) -> Manifest:
         """Server-side apply ``manifest`` under this client's field manager, forcing conflicts.
 
         Forcing is right for children: kubeinfer is their only intended writer, and a conflict
@@ -65,7 +65,7 @@ class Kube:
         res = resources.lookup(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
         path = res.path(meta.get("namespace"), meta["name"])
-        query = [("fieldManager", self._field_manager), ("force", "true")]
+        query = [("fieldManager", field_manager or self._field_manager), ("force", "true")]
         # The apply content type is YAML, of which JSON is a subset: the client sends the body
         # serialised as JSON.
         body = manifest

@@ -9,12 +9,23 @@ applies the returned :class:`Plan`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import autoscaling, children, oom, replica_placement, runtimes, tiers
+from kubeinfer.planning import (
+    analysis,
+    autoscaling,
+    children,
+    oom,
+    replica_placement,
+    rollout,
+    runtimes,
+    tiers,
+    traffic,
+)
 from kubeinfer.planning.conditions import Observation, with_ready
 
 GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
@@ -22,9 +33,12 @@ GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC
 gate Ready, because the model serves traffic without an autoscaler's metrics."""
 
 VERSION_LABEL = "kubeinfer.io/model-version"
-HTTP_PORT = 8080
+HTTP_PORT = traffic.HTTP_PORT
 SHM_PATH = "/dev/shm"  # noqa: S108 - the in-memory volume NCCL and PyTorch workers expect
 
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""``now`` of offline renders, which never reach a time-dependent rollout decision."""
 
 PoolView = replica_placement.PoolState
 """What the planner needs to know of the GPU pool (its nodes as placement sees them)."""
@@ -62,6 +76,11 @@ class Observed:
     route_accepted: bool | None = None
     route_message: str = ""
     metrics_api: MetricsApiView | None = None
+    status: api.InferenceServiceStatus = field(default_factory=api.InferenceServiceStatus)
+    """The status as last written: it remembers the stable version and the rollout's state."""
+    samples: tuple[analysis.Sample, ...] | None = None
+    """Rollout analysis samples, when an analysis was due (see ``rollout.analysis_due``)."""
+    now: datetime = EPOCH
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,9 @@ class Plan:
     observations: tuple[Observation, ...]
     status: dict[str, Any]
     events: tuple[tuple[str, str], ...] = ()
-    """(reason, message) of decisions worth an Event (new replica placements)."""
+    """(reason, message) of decisions worth an Event (new placements, rollout steps)."""
+    handover: str | None = None
+    """A Deployment whose replicas pass from kubeinfer to the autoscaler (a promoted candidate)."""
 
 
 def version_name(owner: children.Owner, version: str) -> str:
@@ -186,8 +207,6 @@ def build_service(
 ) -> children.Manifest:
     """Return a ClusterIP Service named ``name`` over the pods ``selector`` matches."""
     return {
-    elif spec.resources.gpus:
-        replica_placement.hold_pod(pod_spec)
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": children.metadata(owner, name),
@@ -199,58 +218,6 @@ def build_service(
             ],
         },
     }
-
-
-def build_route(
-    owner: children.Owner, spec: api.InferenceServiceSpec, backends: list[tuple[str, int]]
-) -> children.Manifest | None:
-    """Return the route splitting traffic over ``backends`` (Service name, weight), if any."""
-    if spec.traffic.provider == "gateway-api":
-        return {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": children.metadata(owner, owner.name),
-            "spec": {
-                "parentRefs": [
-                    p.model_dump(by_alias=True, exclude_none=True) for p in spec.traffic.parent_refs
-                ],
-                **({"hostnames": list(spec.traffic.hostnames)} if spec.traffic.hostnames else {}),
-                "rules": [
-                    {
-                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                        "backendRefs": [
-                            {"name": svc, "port": HTTP_PORT, "weight": weight}
-                            for svc, weight in backends
-                        ],
-                    }
-                ],
-            },
-        }
-    if spec.traffic.provider == "istio":
-        host = f"{owner.name}.{owner.namespace}.svc.cluster.local"
-        return {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": children.metadata(owner, owner.name),
-            "spec": {
-                "hosts": list(spec.traffic.hostnames) or [host],
-                "http": [
-                    {
-                        "route": [
-                            {
-                                "destination": {
-                                    "host": f"{svc}.{owner.namespace}.svc.cluster.local",
-                                    "port": {"number": HTTP_PORT},
-                                },
-                                "weight": weight,
-                            }
-                            for svc, weight in backends
-                        ]
-                    }
-                ],
-            },
-        }
-    return None
 
 
 def build_pdb(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
@@ -307,38 +274,68 @@ def _version_service(owner: children.Owner, spec: api.InferenceServiceSpec) -> c
     return svc
 
 
+def for_version(
+    spec: api.InferenceServiceSpec, version: rollout.Version
+) -> api.InferenceServiceSpec:
+    """The spec as it stood for ``version`` (stable keeps running its own model during a rollout)."""
+    model = spec.model.model_copy(
+        update={"version": version.version, "uri": version.uri, "image": version.image}
+    )
+    return spec.model_copy(update={"model": model})
+
+
 def render(
     owner: children.Owner,
     spec: api.InferenceServiceSpec,
     gpus: replica_placement.Enforcement | None = None,
+    decision: rollout.Decision | None = None,
+    stable_replicas: int = 0,
 ) -> tuple[children.Manifest, ...]:
     """Return every child of the InferenceService, each stamped with its content hash.
 
-    ``gpus`` (the placement's enforcement) pins the pods to their planned nodes and, in DRA
-    mode, adds the ResourceClaimTemplate naming their GPUs.
+    ``gpus`` (the placement's enforcement) pins the stable pods to their planned nodes and, in
+    DRA mode, adds the ResourceClaimTemplate naming their GPUs. ``decision`` adds the candidate
+    version of a rollout and the traffic split; without it the spec's model is the stable one.
     """
+    stable_spec = for_version(spec, decision.stable) if decision is not None else spec
     runtime = runtimes.RUNTIMES[spec.model.runtime]
-    name = version_name(owner, spec.model.version)
+    name = version_name(owner, stable_spec.model.version)
     claims = (
         replica_placement.build_claim_template(owner, name, gpus)
         if gpus is not None and gpus.mode == "dra"
         else None
     )
     deployment = build_deployment(
-        owner, spec, gpus, claims["metadata"]["name"] if claims is not None else None
+        owner, stable_spec, gpus, claims["metadata"]["name"] if claims is not None else None
     )
     stable = deployment["metadata"]["name"]
+    split = traffic.Split(stable=stable)
+    candidate_objs: list[children.Manifest] = []
+    if decision is not None and decision.candidate is not None:
+        candidate_spec = for_version(spec, decision.candidate)
+        candidate = build_deployment(owner, candidate_spec)
+        candidate["spec"]["replicas"] = rollout.candidate_replicas(
+            spec, decision.state.step, stable_replicas
+        )
+        candidate_objs = [candidate, _version_service(owner, candidate_spec)]
+        split = traffic.Split(
+            stable=stable,
+            candidate=candidate["metadata"]["name"],
+            candidate_weight=decision.candidate_weight,
+            mirror_percent=decision.mirror_percent,
+        )
     objs: list[children.Manifest | None] = [
         claims,
         deployment,
-        _version_service(owner, spec),
+        _version_service(owner, stable_spec),
+        *candidate_objs,
         build_service(
             owner,
             owner.name,
-            {owner.label_key: owner.name, VERSION_LABEL: spec.model.version},
+            {owner.label_key: owner.name, VERSION_LABEL: stable_spec.model.version},
             runtime.port,
         ),
-        build_route(owner, spec, [(stable, 100)]),
+        traffic.build_route(owner, spec, split),
         (
             autoscaling.build_scaled_object(owner, spec, stable)
             if spec.autoscaling.engine == "keda"
@@ -352,8 +349,18 @@ def render(
 
 def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
     """Return the children and status of an InferenceService."""
-    stable = spec.model.version
-    dep = observed.deployments.get(stable, DeploymentView())
+    state, remembered = rollout.from_status(observed.status)
+    wanted = observed.deployments.get(spec.model.version, DeploymentView())
+    decision = rollout.decide(
+        spec,
+        state=state,
+        stable=remembered,
+        candidate=rollout.Candidate(ready_replicas=wanted.ready_replicas, failed=wanted.failed),
+        samples=observed.samples,
+        now=observed.now,
+    )
+    stable = decision.stable
+    dep = observed.deployments.get(stable.version, DeploymentView())
     outcome = (
         replica_placement.decide(
             spec, observed.pool, previous=observed.previous_placement, current_pods=dep.replicas
@@ -368,26 +375,55 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         _model_loaded(dep),
         _traffic_ready(spec, dep, observed),
         _metrics(spec, observed.metrics_api),
+        *decision.observations,
     )
-    status = {
+    candidate = decision.candidate
+    cand_dep = observed.deployments.get(candidate.version, DeploymentView()) if candidate else None
+    status: dict[str, Any] = {
         "url": f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{HTTP_PORT}",
-        "replicas": dep.replicas,
-        "readyReplicas": dep.ready_replicas,
+        "replicas": dep.replicas + (cand_dep.replicas if cand_dep else 0),
+        "readyReplicas": dep.ready_replicas + (cand_dep.ready_replicas if cand_dep else 0),
         "selector": f"{owner.label_key}={owner.name}",
         "stable": {
-            "version": stable,
+            "version": stable.version,
+            "uri": stable.uri,
+            "image": stable.image,
             "replicas": dep.replicas,
             "readyReplicas": dep.ready_replicas,
         },
-        "traffic": {"stableWeight": 100, "candidateWeight": 0, "mirrorPercent": 0},
+        "candidate": (
+            {
+                "version": candidate.version,
+                "uri": candidate.uri,
+                "image": candidate.image,
+                "replicas": cand_dep.replicas,
+                "readyReplicas": cand_dep.ready_replicas,
+            }
+            if candidate is not None and cand_dep is not None
+            else None
+        ),
+        "traffic": {
+            "stableWeight": 100 - decision.candidate_weight,
+            "candidateWeight": decision.candidate_weight,
+            "mirrorPercent": decision.mirror_percent,
+        },
+        "rollout": rollout.to_status(
+            spec,
+            decision,
+            stable_replicas=dep.replicas,
+            now=observed.now,
+            previous=observed.status.rollout,
+        ),
         "placement": replica_placement.status(outcome),
     }
+    promoted = any(reason == "Promoted" for reason, _ in decision.events)
     gpus = outcome.enforcement if outcome is not None else None
     return Plan(
-        render(owner, spec, gpus),
+        render(owner, spec, gpus, decision, dep.replicas),
         with_ready(observations, GATES),
         status,
-        replica_placement.events(outcome),
+        (*replica_placement.events(outcome), *decision.events),
+        handover=version_name(owner, stable.version) if promoted else None,
     )
 
 

@@ -1,0 +1,1 @@
+"""The Prometheus edge: instant queries over its HTTP API. Knows nothing of rollouts."""
