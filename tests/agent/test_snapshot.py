@@ -118,3 +118,9 @@ def test_memory_window_keeps_only_the_window_and_fits_each_gpu() -> None:
     trend = window.trends()[0]
     assert trend.window_s == 60 and trend.samples == 7
     assert trend.slope_mib_per_s == pytest.approx(1.0)
+
+
+def test_gfd_labels_can_be_left_to_gpu_feature_discovery() -> None:
+    machine = recordings.load(paths.SYNTHETIC / "pcie-a100x8-nvlink-pairs-2socket.txt")
+    labels = snapshot.labels(recordings.inventory_of(machine), gfd=False)
+    assert labels and not any(k.startswith("nvidia.com/") for k in labels)

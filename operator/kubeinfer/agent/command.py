@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-publish", type=float, default=30.0, help="publish memory-only changes every s"
     )
     parser.add_argument("--no-dra", action="store_true", help="publish no ResourceSlice")
+    parser.add_argument(
+        "--no-gfd-labels",
+        action="store_true",
+        help="leave nvidia.com/* labels to GPU Feature Discovery",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         resync_s=args.resync,
         memory_publish_s=args.memory_publish,
         dra=not args.no_dra,
+        gfd_labels=not args.no_gfd_labels,
     )
 
     async def main() -> None:

@@ -61,6 +61,8 @@ class Settings:
     """Longest single wait on the NVML event set (bounds the reaction to a stop request)."""
     dra: bool = True
     """Publish a ResourceSlice for the node's GPUs."""
+    gfd_labels: bool = True
+    """Publish the ``nvidia.com/*`` labels (off where GPU Feature Discovery already does)."""
 
 
 class Agent:
@@ -158,7 +160,7 @@ class Agent:
                 "kind": "Node",
                 "metadata": {
                     "name": self._settings.node,
-                    "labels": snapshot.labels(snap),
+                    "labels": snapshot.labels(snap, gfd=self._settings.gfd_labels),
                     "annotations": {inv.ANNOTATION: inv.dump(body)},
                 },
             }

@@ -109,8 +109,10 @@ def _value(text: str) -> str:
     return _LABEL_VALUE.sub("-", text).strip("-_.")[:63]
 
 
-def labels(snapshot: discovery.NodeInventory) -> dict[str, str]:
-    """GPU Feature Discovery's labels for the node, plus kubeinfer's topology summary."""
+def labels(snapshot: discovery.NodeInventory, *, gfd: bool = True) -> dict[str, str]:
+    """GPU Feature Discovery's labels for the node (unless ``gfd`` is off), plus kubeinfer's."""
+    if not gfd:
+        return {k: v for k, v in labels(snapshot).items() if not k.startswith("nvidia.com/")}
     devices = snapshot.devices
     if not devices:
         return {"nvidia.com/gpu.present": "false"}
