@@ -186,6 +186,8 @@ def build_deployment(
         ]
     if gpus is not None:
         replica_placement.constrain_pod(pod_spec, container, gpus, claim_template=claim_template)
+    elif spec.resources.gpus:
+        replica_placement.hold_pod(pod_spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
