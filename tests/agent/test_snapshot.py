@@ -124,3 +124,18 @@ def test_gfd_labels_can_be_left_to_gpu_feature_discovery() -> None:
     machine = recordings.load(paths.SYNTHETIC / "pcie-a100x8-nvlink-pairs-2socket.txt")
     labels = snapshot.labels(recordings.inventory_of(machine), gfd=False)
     assert labels and not any(k.startswith("nvidia.com/") for k in labels)
+
+
+def test_an_ecc_fault_is_an_event_and_an_uncorrectable_count(tmp_path: pathlib.Path) -> None:
+    script = tmp_path / "faults"
+    machine = recordings.load(paths.SYNTHETIC / "pcie-a100x8-nvlink-pairs-2socket.txt")
+    nvml = fault_script.ScriptedNvml(machine, script)
+    nvml.nvmlInit()
+    watch = events.EventWatch(nvml, {i: nvml.nvmlDeviceGetHandleByIndex(i) for i in range(8)})
+    script.write_text("ecc 5\n")
+    assert watch.poll(timeout_ms=1000) == (events.GpuEvent(5, "ecc-double-bit", 0),)
+    published = snapshot.inventory(discovery.discover(nvml), trends={}, time="t")
+    verdicts = gpu_inventory.verdicts(published, gpu_pool.HealthPolicy())
+    assert (verdicts[5].health, verdicts[5].reason) == ("Unhealthy", "UncorrectableEcc")
+    watch.close()
+    nvml.nvmlShutdown()
