@@ -74,9 +74,10 @@ end
 
 -- ChaosExperiment (kubeinfer.io/v1alpha1). Ready's gates: Safe, Injected; status.phase and
 -- status.verdict tell where the run stands and what it found.
--- A failed verdict or run is Degraded; a run under way is Progressing; a dry run that reported
--- its targets or a passed verdict is Healthy; waiting for the schedule or for a person to judge
--- an inconclusive verdict is Suspended.
+-- A failed or inconclusive verdict and a failed or aborted run are Degraded; a run under way is
+-- Progressing; a passed verdict, a dry run that reported its targets and an experiment waiting
+-- for its next scheduled run are Healthy. Nothing is Suspended: no person can resume an
+-- experiment, and Argo CD counts a Suspended resource against the whole Application.
 
 local WAITING = {
   Reconciling = "Progressing",
@@ -96,20 +97,22 @@ local verdict = obj.status.verdict
 if verdict == "Failed" then
   return health("Degraded", messageOf(steady, "The steady state did not hold"))
 end
+-- Probes that gave no answer are usually probes that ask the wrong thing: fix them.
+if phase == "Completed" and verdict == "Inconclusive" then
+  return health("Degraded", messageOf(steady, "The steady state could not be judged"))
+end
 if phase == "Failed" or phase == "Aborted" then
   return health("Degraded", messageOf(steady, messageOf(ready, "The experiment " .. phase)))
 end
 if phase == "Running" then
   return health("Progressing", messageOf(injected, "The fault is injected"))
 end
+-- Between scheduled runs an experiment is like a CronJob between Jobs: Healthy.
 if phase == "Scheduled" then
-  return health("Suspended", messageOf(injected, "Waiting for the next scheduled run"))
+  return health("Healthy", messageOf(injected, "Waiting for the next scheduled run"))
 end
 if phase == "Completed" and verdict == "Passed" then
   return health("Healthy", messageOf(steady, "The steady state held"))
-end
-if phase == "Completed" and verdict == "Inconclusive" then
-  return health("Suspended", messageOf(steady, "The verdict is inconclusive; a person must judge the run"))
 end
 -- A dry run did what it was asked once it chose and reported its targets.
 if ready.reason == "DryRun" then
