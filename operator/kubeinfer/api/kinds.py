@@ -117,6 +117,8 @@ GPU_POOL = Kind(
         Column("Allocated", ".status.allocated", type="integer"),
         Column("Free", ".status.free", type="integer"),
         Column("Sharing", ".spec.sharing.mode", priority=1),
+        Column("Fragmentation", ".status.fragmentation", type="number", priority=1),
+        Column("OOM-Risk", ".status.oomAtRisk", type="integer", priority=1),
         _AGE,
     ),
 )
