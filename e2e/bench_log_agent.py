@@ -7,7 +7,8 @@ receiver has accepted every line. Both runs use the same receiver (CRI framing, 
 severity and trace id) and a ``debug`` exporter at ``basic`` verbosity, so the ratio isolates the
 policy's processing: classification, sampling, redaction, hashing, batching and failover.
 
-Run from the repository root: ``python e2e/bench_log_agent.py [--lines N] [--runs R]``.
+Runs alternate between the two configurations. Run from the repository root:
+``python e2e/bench_log_agent.py [--lines N] [--runs R]`` (about 25 s per pair of runs).
 """
 
 from __future__ import annotations
@@ -136,11 +137,15 @@ def main() -> None:
             f"{args.lines} lines ({size / args.lines:.0f} bytes each), one core (taskset -c {CPU})"
         )
         for name, rates in results.items():
-            print(f"{name:>15}: median {statistics.median(rates):>9,.0f} lines/s  runs {rates}")
-        ratio = statistics.median(results["typical policy"]) / statistics.median(
-            results["no processing"]
-        )
-        print(f"typical / no processing = {ratio:.2f}")
+            runs = ", ".join(f"{r:,.0f}" for r in rates)
+            print(
+                f"{name:>15}: median {statistics.median(rates):>9,.0f} lines/s, "
+                f"best {max(rates):>9,.0f} (runs: {runs})"
+            )
+        # Other work on a shared machine only slows a run down, so the best run is the cleanest.
+        for label, pick in (("median", statistics.median), ("best", max)):
+            ratio = pick(results["typical policy"]) / pick(results["no processing"])
+            print(f"typical / no processing ({label}) = {ratio:.2f}")
 
 
 if __name__ == "__main__":
