@@ -1,6 +1,7 @@
 """Argo CD's own health evaluator judges every kubeinfer status fixture as expected.
 
-Covers: ``argocd`` built from ``github.com/argoproj/argo-cd/v3`` at the pinned version; the
+Covers: the wrapper module ``e2e/tools/argocd`` requires the pinned Argo CD and carries its
+replace directives; ``argocd`` built from ``github.com/argoproj/argo-cd/v3`` at that version; the
 kustomize component ``manifests/argocd`` merged into the argocd-cm that Argo CD's own
 ``manifests/base/config`` ships (rendered with the harness's kubectl) keeps Argo CD's keys and
 adds exactly the four health keys of ``argocd-cm.yaml``; and for each fixture under
@@ -70,6 +71,10 @@ def argocd_cm(
     path = tmp_path_factory.mktemp("argocd-cm") / "argocd-cm.yaml"
     path.write_text(yaml.safe_dump(installed_config_map), encoding="utf-8")
     return path
+
+
+def test_wrapper_module_requires_the_pinned_argo_cd_with_its_replaces() -> None:
+    argocd.check_wrapper()
 
 
 def test_component_adds_the_health_keys_and_keeps_argo_cds_own(

@@ -5,7 +5,8 @@ give; every kind has a script and fixtures; each fixture's status is a valid sta
 (the pydantic model parses it); and each fixture gets the health status and message its
 annotations expect, with the script run as Argo CD runs it (gopher-lua is Lua 5.1; only the
 base, table and package libraries are open, so a script that reaches for ``string`` or ``math``
-fails here as it would there). ``e2e/tests/test_argocd_health.py`` runs the same fixtures
+fails here as it would there); and any reason kubeinfer defines, with Ready True, False or
+Unknown and with or without a message, gets a valid Argo CD status and a message. ``e2e/tests/test_argocd_health.py`` runs the same fixtures
 through Argo CD's own evaluator.
 """
 
@@ -17,6 +18,7 @@ import pytest
 
 from e2e.harness import argocd_health
 from kubeinfer.api import kinds
+from kubeinfer.api.conditions import Reason
 
 lua51 = pytest.importorskip("lupa.lua51", reason="lupa (a test dependency) runs the Lua scripts")
 
@@ -58,6 +60,26 @@ def test_fixture_status_is_a_valid_status_of_its_kind(fixture: argocd_health.Fix
 def test_script_gives_the_expected_health(fixture: argocd_health.Fixture) -> None:
     script = argocd_health.scripts()[fixture.resource["kind"]]
     assert judge(script, fixture.resource) == (fixture.status, fixture.message)
+
+
+@pytest.mark.parametrize("kind", argocd_health.kind_names())
+def test_every_reason_and_ready_status_gets_a_health_and_a_message(kind: str) -> None:
+    script = argocd_health.scripts()[kind]
+    for reason in Reason:
+        for status in ("True", "False", "Unknown"):
+            for message in ("Something was observed.", None):
+                ready = {"type": "Ready", "status": status, "reason": reason.value}
+                if message is not None:
+                    ready["message"] = message
+                resource = {
+                    "apiVersion": "kubeinfer.io/v1alpha1",
+                    "kind": kind,
+                    "metadata": {"name": "example", "generation": 1},
+                    "status": {"observedGeneration": 1, "conditions": [ready]},
+                }
+                health, said = judge(script, resource)
+                assert health in ARGO_CD_STATUSES, (reason, status)
+                assert said, (reason, status, message)
 
 
 def test_a_script_cannot_use_the_string_library() -> None:
