@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"kubeinfer.io/otelcol/components/internal/pressure"
+	"kubeinfer.io/otelcol/components/internal/record"
 )
 
 // TypeStr is the component type used in collector configuration.
@@ -156,17 +157,11 @@ func (g *guard) process(_ context.Context, ld plog.Logs) (plog.Logs, error) {
 	if level == 0 {
 		return ld, nil
 	}
-	factor := g.cfg.TightenFactor
-	for i := 0; i < ld.ResourceLogs().Len(); i++ {
-		scopes := ld.ResourceLogs().At(i).ScopeLogs()
-		for j := 0; j < scopes.Len(); j++ {
-			records := scopes.At(j).LogRecords()
-			for k := 0; k < records.Len(); k++ {
-				g.tighten(records.At(k).Attributes(), int32(records.At(k).SeverityNumber()), factor)
-			}
-		}
-	}
-	return ld, nil
+	err := record.Each(ld, func(_ pcommon.Resource, r plog.LogRecord) error {
+		g.tighten(r.Attributes(), int32(r.SeverityNumber()), g.cfg.TightenFactor)
+		return nil
+	})
+	return ld, err
 }
 
 // tighten multiplies a record's sampling probability (percent; 100 when it has none) by factor.

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
+
+	"kubeinfer.io/otelcol/components/internal/record"
 )
 
 // TypeStr is the component type used in collector configuration.
@@ -40,21 +42,15 @@ func createLogs(ctx context.Context, set processor.Settings, cfg component.Confi
 	replacement := cfg.(*Config).Replacement
 	return processorhelper.NewLogs(ctx, set, cfg, next,
 		func(_ context.Context, ld plog.Logs) (plog.Logs, error) {
-			for i := 0; i < ld.ResourceLogs().Len(); i++ {
-				scopes := ld.ResourceLogs().At(i).ScopeLogs()
-				for j := 0; j < scopes.Len(); j++ {
-					records := scopes.At(j).LogRecords()
-					for k := 0; k < records.Len(); k++ {
-						body := records.At(k).Body()
-						if body.Type() == pcommon.ValueTypeStr {
-							if masked, changed := Mask(body.Str(), replacement); changed {
-								body.SetStr(masked)
-							}
-						}
+			err := record.Each(ld, func(_ pcommon.Resource, r plog.LogRecord) error {
+				if body := r.Body(); body.Type() == pcommon.ValueTypeStr {
+					if masked, changed := Mask(body.Str(), replacement); changed {
+						body.SetStr(masked)
 					}
 				}
-			}
-			return ld, nil
+				return nil
+			})
+			return ld, err
 		},
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
 }
