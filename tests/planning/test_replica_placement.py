@@ -146,7 +146,7 @@ def test_dra_mode_names_each_planned_set_and_drops_the_device_plugin_count() -> 
     assert "nvidia.com/gpu" not in limits
     assert pod["containers"][0]["resources"]["claims"] == [{"name": "gpus"}]
     hosts = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert hosts["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == sorted(
+    assert hosts["nodeSelectorTerms"][0]["matchFields"][0]["values"] == sorted(
         {p["node"] for p in placed}
     )
     placed_condition = next(o for o in plan.observations if o.type.value == "Placed")

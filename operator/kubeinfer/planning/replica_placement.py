@@ -281,9 +281,10 @@ def constrain_pod(
             "requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [
                     {
-                        "matchExpressions": [
+                        # the node's name itself (the hostname label may differ from it)
+                        "matchFields": [
                             {
-                                "key": "kubernetes.io/hostname",
+                                "key": "metadata.name",
                                 "operator": "In",
                                 "values": list(enforcement.nodes),
                             }
