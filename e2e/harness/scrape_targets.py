@@ -165,6 +165,11 @@ class Follower:
     ) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        self.scraper.write_targets(self._file_name, [])  # its simulators are about to stop
+
+    @property
+    def _file_name(self) -> str:
+        return f"{self.namespace}-{self.monitor_name}"
 
     def _as_dicts(self, listing: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self._api.sanitize_for_serialization(listing)["items"]
@@ -198,7 +203,7 @@ class Follower:
             pods=pods,
             addresses=self.simulators.addresses(),
         )
-        self.scraper.write_targets(f"{self.namespace}-{self.monitor_name}", groups)
+        self.scraper.write_targets(self._file_name, groups)
         return len(groups)
 
     def _run(self) -> None:

@@ -7,18 +7,26 @@ Covers, on the real control plane with the operator running as its ServiceAccoun
   serving ``manifests/monitoring/adapter-rules.yaml``) is registered and Available;
 - one simulator per pod the Deployment really runs (on 127.0.0.x, scraped by Debian's Prometheus
   with the labels prometheus-operator would derive from the operator's ServiceMonitor) feeds
-  the custom metric the operator's HPA names, read through the aggregated API;
-- KEDA's PromQL from ``planning/autoscaling.py`` evaluates on that Prometheus to the same p95;
+  the custom metric the operator's HPA names, read through the aggregated API; the HPA reports
+  ``ScalingActive`` with ``ValidMetricFound``;
+- KEDA's PromQL from ``planning/autoscaling.py`` evaluates on that Prometheus below the target too;
 - when the simulators' latency crosses the gold target, kube-controller-manager's HPA scales the
   Deployment up; when it falls, the Deployment returns to the tier's minimum after the
-  (overridden, short) scale-down stabilisation. The times are printed (``-s`` shows them).
+  (overridden, short) scale-down stabilisation;
+- closed loop: simulators that serve one request at a time get more load than two pods can
+  take; their latency climbs past the target, the HPA adds a replica, and with the same load
+  spread over three pods p95 falls back under the target.
+
+The measured times are printed (``pytest -s`` shows them; e2e/README.md records them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
+import pathlib
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -41,27 +49,65 @@ TARGET_MS = 200
 MAX_REPLICAS = 3
 LOW_LATENCY_MS = 20.0
 HIGH_LATENCY_MS = 400.0
-LOAD = load.Limits(rate=20.0, duration_s=600.0, max_requests=12_000, concurrency=64)
+STEADY_LOAD = load.Limits(rate=20.0, duration_s=600.0, max_requests=12_000, concurrency=64)
+SPIKE_LOAD = load.Limits(rate=40.0, duration_s=300.0, max_requests=12_000, concurrency=128)
+SERVICE_MS = 60.0
+"""Closed loop: one request at a time, 60 ms each, is 16.7 requests/s per pod. The spike's
+20 requests/s per pod on two pods queue up; 13.3 per pod on three do not."""
 POLL_SECONDS = 0.5
+
+
+@dataclasses.dataclass
+class Monitoring:
+    """Prometheus for the module, and prometheus-adapter once a test asks for it."""
+
+    cluster: cluster_setup.Cluster
+    supervisor: processes.Supervisor
+    scraper: prometheus.Prometheus
+    run_dir: pathlib.Path
+    adapter: prometheus_adapter.Adapter | None = None
+
+    def start_adapter(self) -> prometheus_adapter.Adapter:
+        """Start the adapter (building it if needed) unless it is running; do not register it."""
+        if self.adapter is None:
+            self.adapter = prometheus_adapter.start(
+                self.supervisor,
+                self.cluster.kubectl,
+                run_dir=self.run_dir / "adapter",
+                prometheus_url=self.scraper.url,
+                register_now=False,
+            )
+        return self.adapter
+
+    def register_adapter(self) -> None:
+        """Register the (started) adapter; wait until its APIService is Available."""
+        adapter = self.start_adapter()
+        prometheus_adapter.register(self.supervisor, self.cluster.kubectl, adapter)
+
+    def unregister_adapter(self) -> None:
+        """Remove the APIService, so nothing serves custom metrics."""
+        prometheus_adapter.unregister(self.cluster.kubectl)
 
 
 @pytest.fixture(scope="module")
 def monitoring(
     cluster: cluster_setup.Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[processes.Supervisor, prometheus.Prometheus]]:
-    """Prometheus on loopback for this module; the adapter is started (and registered) by the
-    test, so the test can watch MetricsAvailable change."""
+) -> Iterator[Monitoring]:
+    """Prometheus on loopback for this module; tests register the adapter when they need it."""
     run_dir = tmp_path_factory.mktemp("monitoring")
     with processes.Supervisor() as supervisor:
         scraper = prometheus.start(supervisor, run_dir)
         try:
-            yield supervisor, scraper
+            yield Monitoring(cluster, supervisor, scraper, run_dir)
         finally:
             # A registered APIService whose server is gone breaks discovery for later tests.
             prometheus_adapter.unregister(cluster.kubectl)
 
 
-def _inference_service(namespace: str) -> str:
+def _inference_service(namespace: str, *, scale_down_stabilization: str | None) -> str:
+    overrides = (
+        {"scaleDownStabilization": scale_down_stabilization} if scale_down_stabilization else {}
+    )
     return yaml.safe_dump(
         {
             "apiVersion": "kubeinfer.io/v1alpha1",
@@ -78,7 +124,7 @@ def _inference_service(namespace: str) -> str:
                 "replicas": {"min": 1, "max": MAX_REPLICAS},
                 "sla": {"tier": "gold", "latencyP95Ms": TARGET_MS},
                 "traffic": {"provider": "none"},
-                "autoscaling": {"overrides": {"scaleDownStabilization": "20s"}},
+                "autoscaling": {"overrides": overrides},
             },
         }
     )
@@ -166,16 +212,82 @@ def _seconds(since: float) -> float:
     return round(time.monotonic() - since, 1)
 
 
+def _average(values: dict[str, float]) -> float:
+    return sum(values.values()) / len(values) if values else 0.0
+
+
+@contextlib.contextmanager
+def _simulated_pods(
+    api: Any, namespace: str, scraper: prometheus.Prometheus, initial: behaviour.Behaviour
+) -> Iterator[fleet.Fleet]:
+    """A simulator for each pod of the InferenceService, scraped by Prometheus, until exit."""
+    identity = server.Identity(runtime="vllm", model="chat")
+    with (
+        fleet.Fleet(identity, initial) as simulators,
+        scrape_targets.Follower(
+            api, namespace=namespace, monitor_name=NAME, simulators=simulators, scraper=scraper
+        ),
+    ):
+        _eventually(
+            lambda: len(simulators.addresses()) >= 2,
+            timeout=60,
+            what="a simulator for each running pod",
+        )
+        yield simulators
+
+
+@contextlib.contextmanager
+def _load(simulators: fleet.Fleet, limits: load.Limits) -> Iterator[Callable[[], load.Report]]:
+    """Load on the fleet until exit; yields a function that ends it and returns its report."""
+    run, stop = simulators.start_load(limits)
+
+    def finish() -> load.Report:
+        stop()
+        return run.result(timeout=60)
+
+    try:
+        yield finish
+    finally:
+        stop()
+
+
+def _ready_to_scale(view: _View, figures: dict[str, float]) -> None:
+    """Wait until the HPA reads its metric for every pod and may scale up at once."""
+    _eventually(
+        lambda: (m := view.custom_metric()) and len(m) >= 2 and m,
+        timeout=120,
+        what="the latency metric for every pod through custom.metrics.k8s.io",
+    )
+    active = _eventually(
+        lambda: (
+            view.hpa_condition("ScalingActive").get("status") == "True"
+            and view.hpa_condition("ScalingActive")
+        ),
+        timeout=30,
+        what="the HPA to read its metric",
+    )
+    assert active["reason"] == "ValidMetricFound", active
+    # The HPA's own first scale (1 -> 2 replicas at creation) opened a scale-up policy period;
+    # let it pass so the figures measure the metrics pipeline, not that rate limit.
+    _eventually(
+        view.scale_up_period_passed,
+        timeout=view.scale_up_period_s() + 30,
+        what="the HPA's scale-up policy period to pass",
+    )
+    figures["replicas_before"] = view.replicas()[0]
+
+
 def test_gold_latency_scales_the_deployment_up_and_back_down(
     cluster: cluster_setup.Cluster,
     api: Any,
     namespace: str,
     operator: operator_process.RunningOperator,
-    monitoring: tuple[processes.Supervisor, prometheus.Prometheus],
+    monitoring: Monitoring,
 ) -> None:
-    supervisor, scraper = monitoring
+    monitoring.unregister_adapter()
     view = _View(cluster, api, namespace)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=_inference_service(namespace))
+    spec = _inference_service(namespace, scale_down_stabilization="20s")
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=spec)
     _eventually(lambda: view.replicas()[1] >= 2, timeout=120, what="the gold tier's 2 replicas")
     missing = _eventually(
         lambda: (
@@ -187,36 +299,15 @@ def test_gold_latency_scales_the_deployment_up_and_back_down(
     )
     assert missing["reason"] == conditions.Reason.METRICS_API_MISSING.value, missing
 
-    identity = server.Identity(runtime="vllm", model="chat")
     figures: dict[str, float] = {}
-    with contextlib.ExitStack() as stack:
-        simulators = stack.enter_context(
-            fleet.Fleet(identity, behaviour.Behaviour(latency_ms=LOW_LATENCY_MS))
-        )
-        stack.enter_context(
-            scrape_targets.Follower(
-                api,
-                namespace=namespace,
-                monitor_name=NAME,
-                simulators=simulators,
-                scraper=scraper,
-            )
-        )
-        load_run, stop_load = simulators.start_load(LOAD)
-        stack.callback(stop_load)
-        _eventually(
-            lambda: len(simulators.addresses()) >= 2,
-            timeout=60,
-            what="a simulator for each running pod",
-        )
-
+    initial = behaviour.Behaviour(latency_ms=LOW_LATENCY_MS)
+    with (
+        _simulated_pods(api, namespace, monitoring.scraper, initial) as simulators,
+        _load(simulators, STEADY_LOAD) as finish_load,
+    ):
+        monitoring.start_adapter()
         registered = time.monotonic()
-        prometheus_adapter.start(
-            supervisor,
-            cluster.kubectl,
-            run_dir=scraper.targets_dir.parent / "adapter",
-            prometheus_url=scraper.url,
-        )
+        monitoring.register_adapter()
         figures["apiservice_available_s"] = _seconds(registered)
         available = _eventually(
             lambda: (
@@ -230,43 +321,26 @@ def test_gold_latency_scales_the_deployment_up_and_back_down(
         assert available["reason"] == conditions.Reason.AS_EXPECTED.value, available
         assert prometheus_adapter.API_SERVICE in available["message"]
 
-        low = _eventually(
-            lambda: (m := view.custom_metric()) and len(m) >= 2 and m,
-            timeout=120,
-            what="the latency metric for every pod through custom.metrics.k8s.io",
-        )
+        _ready_to_scale(view, figures)
+        assert figures["replicas_before"] == 2
+        low = view.custom_metric()
         assert all(value < TARGET_MS for value in low.values()), low
-        keda = scraper.query(autoscaling.promql("latency-p95", namespace=namespace, name=NAME))
+        keda = monitoring.scraper.query(
+            autoscaling.promql("latency-p95", namespace=namespace, name=NAME)
+        )
         assert keda and float(keda[0]["value"][1]) < TARGET_MS, keda
-        assert view.replicas()[0] == 2
-        active = _eventually(
-            lambda: (
-                view.hpa_condition("ScalingActive").get("status") == "True"
-                and view.hpa_condition("ScalingActive")
-            ),
-            timeout=30,
-            what="the HPA to read its metric",
-        )
-        assert active["reason"] == "ValidMetricFound", active
-        # The HPA's own first scale (1 -> 2 replicas at creation) opened a scale-up policy period;
-        # let it pass so the figure below measures the metrics pipeline, not that rate limit.
-        _eventually(
-            view.scale_up_period_passed,
-            timeout=view.scale_up_period_s() + 30,
-            what="the HPA's scale-up policy period to pass",
-        )
         # Silver's metric from the same pipeline (load has run for over a rate window by now),
         # and how many targets each pod got: prometheus-operator semantics, shown not judged.
         rates = view.custom_metric(autoscaling.RPS_METRIC)
-        figures["load_rps_per_pod"] = LOAD.rate / len(rates)
-        figures["adapter_rps_per_pod"] = round(sum(rates.values()) / len(rates), 2)
-        pods = [t["labels"]["pod"] for t in scraper.active_targets()]
+        figures["load_rps_per_pod"] = STEADY_LOAD.rate / len(rates)
+        figures["adapter_rps_per_pod"] = round(_average(rates), 2)
+        pods = [t["labels"]["pod"] for t in monitoring.scraper.active_targets()]
         figures["scrape_targets_per_pod"] = len(pods) / len(set(pods))
 
         simulators.set_behaviour({"latencyMs": HIGH_LATENCY_MS})
         switched = time.monotonic()
         _eventually(
-            lambda: (m := view.custom_metric()) and sum(m.values()) / len(m) > TARGET_MS,
+            lambda: _average(view.custom_metric()) > TARGET_MS,
             timeout=120,
             what="the pods' average of the custom metric (what the HPA compares) to cross the target",
         )
@@ -277,11 +351,6 @@ def test_gold_latency_scales_the_deployment_up_and_back_down(
         _eventually(lambda: view.replicas()[1] > 2, timeout=120, what="the new replica ready")
         figures["crossing_to_ready_s"] = _seconds(crossed)
         figures["replicas_after_scale_up"] = view.replicas()[0]
-        _eventually(
-            lambda: len(simulators.addresses()) == view.replicas()[1],
-            timeout=60,
-            what="a simulator for the new pod",
-        )
 
         simulators.set_behaviour({"latencyMs": LOW_LATENCY_MS})
         lowered = time.monotonic()
@@ -293,9 +362,68 @@ def test_gold_latency_scales_the_deployment_up_and_back_down(
         figures["lowering_to_below_target_s"] = _seconds(lowered)
         _eventually(lambda: view.replicas()[0] == 2, timeout=240, what="the HPA to scale down")
         figures["lowering_to_scale_down_s"] = _seconds(lowered)
-
-        stop_load()
-        report = load_run.result(timeout=60)
+        report = finish_load()
     print(f"\nautoscaling loop figures: {json.dumps(figures)}\nload: {report}")
     assert report.by_status.get(200, 0) > 0
     assert set(report.by_status) <= {200}, report
+
+
+def test_more_replicas_bring_a_load_spikes_latency_back_under_the_target(
+    cluster: cluster_setup.Cluster,
+    api: Any,
+    namespace: str,
+    operator: operator_process.RunningOperator,
+    monitoring: Monitoring,
+) -> None:
+    monitoring.register_adapter()
+    view = _View(cluster, api, namespace)
+    # The tier's own 300 s scale-down stabilisation: a latency target is not proportional to
+    # load, so a short window would hand the third replica back as soon as latency recovers.
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=_inference_service(namespace, scale_down_stabilization=None),
+    )
+    _eventually(lambda: view.replicas()[1] >= 2, timeout=120, what="the gold tier's 2 replicas")
+    figures: dict[str, float] = {}
+    queueing = behaviour.Behaviour(latency_ms=SERVICE_MS, concurrency=1)
+    with _simulated_pods(api, namespace, monitoring.scraper, queueing) as simulators:
+        with _load(simulators, STEADY_LOAD) as finish_steady:
+            _ready_to_scale(view, figures)
+            steady = view.custom_metric()
+            assert _average(steady) < TARGET_MS, steady
+            steady_report = finish_steady()
+        with _load(simulators, SPIKE_LOAD) as finish_spike:
+            spiked = time.monotonic()
+            _eventually(
+                lambda: _average(view.custom_metric()) > TARGET_MS,
+                timeout=120,
+                what="the spike's queueing to push p95 past the target",
+            )
+            figures["spike_to_crossing_s"] = _seconds(spiked)
+            crossed = time.monotonic()
+            _eventually(lambda: view.replicas()[0] > 2, timeout=120, what="the HPA to scale up")
+            figures["crossing_to_scale_up_s"] = _seconds(crossed)
+            _eventually(lambda: view.replicas()[1] > 2, timeout=120, what="the new replica ready")
+            figures["replicas_after_scale_up"] = view.replicas()[0]
+            scaled = time.monotonic()
+            recovered = _eventually(
+                lambda: (
+                    (m := view.custom_metric()) and len(m) > 2 and _average(m) < TARGET_MS and m
+                ),
+                timeout=240,
+                what="p95 back under the target with the same load on more replicas",
+            )
+            figures["scale_up_to_recovered_s"] = _seconds(scaled)
+            figures["p95_recovered_ms"] = round(_average(recovered), 1)
+            assert view.replicas()[0] == figures["replicas_after_scale_up"]
+            spike_report = finish_spike()
+    print(
+        f"\nclosed loop figures: {json.dumps(figures)}\n"
+        f"steady load: {steady_report}\nspike load: {spike_report}"
+    )
+    assert set(steady_report.by_status) <= {200}, steady_report
+    assert set(spike_report.by_status) <= {200}, spike_report
