@@ -6,11 +6,15 @@ kustomize component ``manifests/argocd`` merged into the argocd-cm that Argo CD'
 ``manifests/base/config`` ships (rendered with the harness's kubectl) keeps Argo CD's keys and
 adds exactly the four health keys of ``argocd-cm.yaml``; and for each fixture under
 ``tests/argocd/fixtures``, ``argocd admin settings resource-overrides health`` with that
-argocd-cm reports the status and message the fixture's annotations expect. No cluster needed.
+argocd-cm reports the status and message the fixture's annotations expect (no cluster needed).
+On the real control plane with the operator: Argo CD sees a CPU InferenceService go from
+Progressing to Healthy without ever seeing Degraded on the way (a Degraded would fail a sync
+with waves), and sees a service on a GPUPool that does not exist as Degraded, naming the pool.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 from typing import Any
@@ -18,10 +22,21 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.harness import argocd, argocd_health, gomodules, toolchain, versions
+from e2e.harness import (
+    argocd,
+    argocd_health,
+    gomodules,
+    operator_process,
+    toolchain,
+    versions,
+    waiting,
+)
+from e2e.harness import cluster as cluster_setup
 from e2e.harness import kubectl as kubectl_cmd
 
 pytestmark = pytest.mark.e2e
+
+CPU_EXAMPLE = versions.REPO_ROOT / "manifests" / "examples" / "02-inferenceservice-cpu.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +110,77 @@ def test_argo_cd_reports_the_expected_health(
 ) -> None:
     found = argocd.health(argocd_binary, fixture.path, argocd_cm)
     assert (found.status, found.message) == (fixture.status, fixture.message)
+
+
+def _cpu_service(namespace: str) -> dict[str, Any]:
+    service: dict[str, Any] = yaml.safe_load(CPU_EXAMPLE.read_text(encoding="utf-8"))
+    service["metadata"]["namespace"] = namespace
+    return service
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveJudge:
+    """Argo CD's evaluator pointed at live InferenceServices of the session's control plane."""
+
+    cluster: cluster_setup.Cluster
+    binary: pathlib.Path
+    argocd_cm: pathlib.Path
+    scratch: pathlib.Path
+
+    def judge(self, service: dict[str, Any]) -> argocd.Health:
+        """The live object's health, read as Argo CD's controller reads it."""
+        meta = service["metadata"]
+        ref = f"inferenceservice.kubeinfer.io/{meta['name']}"
+        live = self.cluster.kubectl("get", ref, "-n", meta["namespace"], "-o", "yaml").stdout
+        self.scratch.write_text(live, encoding="utf-8")
+        return argocd.health(self.binary, self.scratch, self.argocd_cm)
+
+    def watch(self, service: dict[str, Any], until: str) -> list[argocd.Health]:
+        """Apply ``service``, judge it until the status is ``until``; return each distinct answer."""
+        seen: list[argocd.Health] = []
+
+        def reached() -> bool:
+            found = self.judge(service)
+            if not seen or seen[-1] != found:
+                seen.append(found)
+            return found.status == until
+
+        self.cluster.kubectl.apply(text=yaml.safe_dump(service))
+        waiting.until(
+            reached,
+            what=f"Argo CD to see {service['metadata']['name']} {until}",
+            timeout=90,
+            interval=0.5,
+            on_timeout=lambda: repr(seen),
+        )
+        return seen
+
+
+@pytest.fixture
+def live(
+    cluster: cluster_setup.Cluster,
+    argocd_binary: pathlib.Path,
+    argocd_cm: pathlib.Path,
+    tmp_path: pathlib.Path,
+) -> LiveJudge:
+    """A judge of live objects; the tests using it also start the operator."""
+    return LiveJudge(cluster, argocd_binary, argocd_cm, tmp_path / "live.yaml")
+
+
+def test_a_starting_service_is_progressing_then_healthy_never_degraded(
+    operator: operator_process.RunningOperator, namespace: str, live: LiveJudge
+) -> None:
+    seen = live.watch(_cpu_service(namespace), "Healthy")
+    print("Argo CD saw:", *(f"{h.status}: {h.message}" for h in seen), sep="\n  ")
+    assert [h.status for h in seen[:-1]] == ["Progressing"] * (len(seen) - 1), seen
+    assert seen[-1] == argocd.Health("Healthy", "All conditions are met.")
+
+
+def test_a_service_on_a_missing_pool_is_degraded_naming_the_pool(
+    operator: operator_process.RunningOperator, namespace: str, live: LiveJudge
+) -> None:
+    service = _cpu_service(namespace)
+    service["spec"]["resources"]["gpus"] = 1
+    service["spec"]["placement"] = {"gpuPool": "no-such-pool"}
+    seen = live.watch(service, "Degraded")
+    assert seen[-1] == argocd.Health("Degraded", "GPUPool 'no-such-pool' does not exist.")
