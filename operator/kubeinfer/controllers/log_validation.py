@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 COLLECTOR_ENV = "KUBEINFER_COLLECTOR"
 TIMEOUT_SECONDS = 30.0
 MAX_ERROR_CHARS = 2000
+MAX_CACHED_VERDICTS = 256
 #: validate only needs the variable defined; the agents read the real key from the Secret.
 _PLACEHOLDER_KEY = "validationonly"
 
@@ -48,6 +49,8 @@ async def validate(config_text: str, config_hash: str) -> planner.Validation | N
             return _verdicts[config_hash]
         verdict = planner.Validation(config_hash, await _run(binary, config_text))
         _verdicts[config_hash] = verdict
+        while len(_verdicts) > MAX_CACHED_VERDICTS:  # oldest first: dicts keep insertion order
+            _verdicts.pop(next(iter(_verdicts)))
     log.info(
         "Validated LogPolicy agent configuration",
         extra={"config_hash": config_hash, "valid": verdict.error is None},
