@@ -9,7 +9,8 @@ adds exactly the four health keys of ``argocd-cm.yaml``; and for each fixture un
 argocd-cm reports the status and message the fixture's annotations expect (no cluster needed).
 On the real control plane with the operator: Argo CD sees a CPU InferenceService go from
 Progressing to Healthy without ever seeing Degraded on the way (a Degraded would fail a sync
-with waves), and sees a service on a GPUPool that does not exist as Degraded, naming the pool.
+with waves), sees a service on a GPUPool that does not exist as Degraded, naming the pool, and
+a LogPolicy whose redaction pattern does not compile as Degraded, naming the rule.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _cpu_service(namespace: str) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class LiveJudge:
-    """Argo CD's evaluator pointed at live InferenceServices of the session's control plane."""
+    """Argo CD's evaluator pointed at live kubeinfer objects of the session's control plane."""
 
     cluster: cluster_setup.Cluster
     binary: pathlib.Path
@@ -130,7 +131,7 @@ class LiveJudge:
     def judge(self, service: dict[str, Any]) -> argocd.Health:
         """The live object's health, read as Argo CD's controller reads it."""
         meta = service["metadata"]
-        ref = f"inferenceservice.kubeinfer.io/{meta['name']}"
+        ref = f"{service['kind'].lower()}.kubeinfer.io/{meta['name']}"
         live = self.cluster.kubectl("get", ref, "-n", meta["namespace"], "-o", "yaml").stdout
         self.scratch.write_text(live, encoding="utf-8")
         return argocd.health(self.binary, self.scratch, self.argocd_cm)
@@ -184,3 +185,20 @@ def test_a_service_on_a_missing_pool_is_degraded_naming_the_pool(
     service["spec"]["placement"] = {"gpuPool": "no-such-pool"}
     seen = live.watch(service, "Degraded")
     assert seen[-1] == argocd.Health("Degraded", "GPUPool 'no-such-pool' does not exist.")
+
+
+def test_a_log_policy_with_a_broken_pattern_is_degraded_naming_the_rule(
+    operator: operator_process.RunningOperator, namespace: str, live: LiveJudge
+) -> None:
+    policy = {
+        "apiVersion": "kubeinfer.io/v1alpha1",
+        "kind": "LogPolicy",
+        "metadata": {"name": "broken", "namespace": namespace},
+        "spec": {
+            "inferenceService": "tiny-embedder",
+            "redaction": {"rules": [{"name": "half-open", "pattern": "user=(", "action": "mask"}]},
+            "outputs": [{"name": "gateway", "type": "http", "endpoint": "http://127.0.0.1:4318"}],
+        },
+    }
+    seen = live.watch(policy, "Degraded")
+    assert seen[-1].message.startswith("Pattern rejected: redaction rule 'half-open': "), seen
