@@ -233,6 +233,14 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
 
     actual = _eventually(held, timeout=90, what="two allocated ResourceClaims")
     assert actual == planned
+    _eventually(
+        lambda: (
+            "2 of 2 hold their planned GPUs"
+            in _condition(_get(cluster, "inferenceservice/tp2", namespace), "Placed")["message"]
+        ),
+        timeout=30,
+        what="Placed to report both replicas holding their planned GPUs",
+    )
     pods = json.loads(
         kubectl(
             "get", "pods", "-n", namespace, "-l", "kubeinfer.io/inferenceservice=tp2", "-o", "json"

@@ -109,6 +109,7 @@ def test_pool_view_excludes_what_others_hold_and_knows_dra_nodes() -> None:
     assert 5 not in nodes["n0"].schedulable
     assert nodes["n0"].dra and not nodes["n1"].dra
     assert view.nodes_without_inventory == 1
+    assert view.held == (("n0", frozenset({0, 1})),)  # the claim labelled with its name
     assert gpu_placement.pool_state(store, OWNER, None).exists is False
 
 

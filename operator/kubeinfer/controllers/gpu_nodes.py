@@ -86,15 +86,24 @@ def _holder(claim: Body) -> str:
     return f"{meta['namespace']}/{owner or meta['name']}"
 
 
+def claim_devices(claim: Body) -> dict[str, frozenset[int]]:
+    """node -> GPU indices a ResourceClaim was allocated from kubeinfer's driver."""
+    allocation = (claim.get("status") or {}).get("allocation") or {}
+    out: dict[str, set[int]] = defaultdict(set)
+    for result in (allocation.get("devices") or {}).get("results") or []:
+        device = str(result.get("device", ""))
+        if result.get("driver") == inv.DRIVER and device.startswith("gpu-"):
+            out[str(result.get("pool"))].add(int(device[4:]))
+    return {node: frozenset(gpus) for node, gpus in out.items()}
+
+
 def claimed(store: kube_store.Store) -> Holders:
     """node -> GPU index -> holders, from allocated ResourceClaims of kubeinfer's driver."""
     out: Holders = defaultdict(lambda: defaultdict(list))
     for claim in store.all("ResourceClaim"):
-        allocation = (claim.get("status") or {}).get("allocation") or {}
-        for result in (allocation.get("devices") or {}).get("results") or []:
-            device = str(result.get("device", ""))
-            if result.get("driver") == inv.DRIVER and device.startswith("gpu-"):
-                out[str(result.get("pool"))][int(device[4:])].append(_holder(claim))
+        for node, gpus in claim_devices(claim).items():
+            for index in sorted(gpus):
+                out[node][index].append(_holder(claim))
     return out
 
 

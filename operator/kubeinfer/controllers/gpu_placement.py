@@ -78,8 +78,27 @@ def pool_state(
             )
         )
     return replica_placement.PoolState(
-        exists=True, nodes=tuple(nodes), nodes_without_inventory=missing
+        exists=True,
+        nodes=tuple(nodes),
+        nodes_without_inventory=missing,
+        held=_held(store, owner),
     )
+
+
+def _held(store: kube_store.Store, owner: children.Owner) -> tuple[tuple[str, frozenset[int]], ...]:
+    """(node, GPUs) of each allocated claim generated for this service's pods."""
+    out = []
+    for claim in store.all("ResourceClaim"):
+        meta = claim["metadata"]
+        labels = meta.get("labels") or {}
+        if (
+            meta.get("namespace") != owner.namespace
+            or labels.get(gpu_nodes.HOLDER_LABEL) != owner.name
+        ):
+            continue
+        sets = gpu_nodes.claim_devices(claim)
+        out.extend(sorted(sets.items()))
+    return tuple(sorted(out, key=lambda item: (item[0], sorted(item[1]))))
 
 
 def previous_placement(body: Body | None) -> tuple[api.ReplicaPlacement, ...]:

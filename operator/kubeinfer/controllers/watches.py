@@ -121,6 +121,11 @@ def _register_cluster_inputs() -> None:
         }
         _mirror("ResourceClaim", event, slim)
         wake(kinds.GPU_POOL.kind)
+        namespace = body.metadata["namespace"]
+        wake(
+            kinds.INFERENCE_SERVICE.kind,
+            predicate=lambda b: b["metadata"]["namespace"] == namespace,
+        )
 
     @kopf.on.event("resource.k8s.io", "v1", "resourceslices")
     async def on_slice(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:

@@ -71,6 +71,8 @@ class PoolState:
     exists: bool
     nodes: tuple[PoolNode, ...] = ()
     nodes_without_inventory: int = 0
+    held: tuple[tuple[str, frozenset[int]], ...] = ()
+    """(node, GPU indices) of each allocated ResourceClaim of this service's pods."""
 
 
 @dataclass(frozen=True)
@@ -381,8 +383,20 @@ def placed(
     return Observation.true(
         kind,
         Reason.AS_EXPECTED,
-        f"{outcome.wanted} replicas placed, {_how(outcome)}: {_where(outcome)}.",
+        f"{outcome.wanted} replicas placed, {_how(outcome)}: {_where(outcome)}"
+        f"{_holding(pool, outcome)}.",
     )
+
+
+def _holding(pool: PoolState | None, outcome: Outcome) -> str:
+    """How many pods' claims hold planned sets (DRA only: the device plugin does not say)."""
+    if pool is None or outcome.enforcement is None or outcome.enforcement.mode != "dra":
+        return ""
+    planned = {(p.node, frozenset(p.gpus)) for p in outcome.placements}
+    on_plan = sum(1 for held in pool.held if held in planned)
+    off_plan = len(pool.held) - on_plan
+    text = f"; {on_plan} of {outcome.wanted} hold their planned GPUs"
+    return text + (f", {off_plan} pods still hold earlier sets" if off_plan else "")
 
 
 def capacity(
