@@ -174,3 +174,17 @@ def test_node_pinning_without_resource_slices_keeps_the_gpu_count() -> None:
     assert "resourceClaims" not in pod
     message = next(o for o in plan.observations if o.type.value == "Placed").message
     assert "device plugin picks the GPUs" in message
+
+
+def test_mig_pools_pin_to_their_mig_nodes_without_gpu_sets() -> None:
+    spec = _spec(gpus=1, replicas=2, topology="any")
+    pool = replica_placement.PoolState(
+        exists=True, nodes=(_node("a"), _node("b", bad=frozenset(range(8)))), mig=True
+    )
+    plan = inference_service.plan(OWNER, spec, inference_service.Observed(pool=pool))
+    placed = next(o for o in plan.observations if o.type.value == "Placed")
+    assert placed.status == "True" and "MIG pool" in placed.message
+    pod = next(c for c in plan.children if c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["a"]
+    assert "schedulingGates" not in pod and plan.status["placement"] == []

@@ -82,6 +82,7 @@ def pool_state(
         nodes=tuple(nodes),
         nodes_without_inventory=missing,
         held=_held(store, owner),
+        mig=((pool.get("spec") or {}).get("sharing") or {}).get("mode") == "mig",
     )
 
 

@@ -73,6 +73,8 @@ class PoolState:
     nodes_without_inventory: int = 0
     held: tuple[tuple[str, frozenset[int]], ...] = ()
     """(node, GPU indices) of each allocated ResourceClaim of this service's pods."""
+    mig: bool = False
+    """The pool shares GPUs as MIG slices (the device plugin allocates slices, not GPU sets)."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ def decide(
 ) -> Outcome:
     """Place every wanted replica, keeping valid recorded placements."""
     wanted = wanted_replicas(spec, current_pods)
+    if pool.mig:
+        return _mig_outcome(spec, pool, wanted)
     by_name = {n.name: n for n in pool.nodes}
     kept: list[api.ReplicaPlacement] = []
     used: dict[str, set[int]] = {}
@@ -201,6 +205,16 @@ def decide(
         enforcement=_enforcement(spec, placements, by_name),
         new=tuple(p.replica for p in fresh),
     )
+
+
+def _mig_outcome(spec: api.InferenceServiceSpec, pool: PoolState, wanted: int) -> Outcome:
+    """MIG slices have no GPU-set topology: pin to the pool's nodes with MIG GPUs."""
+    nodes = tuple(sorted(n.name for n in pool.nodes if n.schedulable))
+    if not nodes:
+        message = "no node of the pool has a GPU with MIG devices"
+        return Outcome(wanted, (), placement.NoFit(0, Reason.NO_NODE_FITS, message), None, ())
+    enforcement = Enforcement("node-pinning", nodes, (), spec.resources.gpus)
+    return Outcome(wanted, (), None, enforcement, ())
 
 
 def _enforcement(
@@ -380,6 +394,13 @@ def placed(
             outcome.no_fit.reason,
             f"{done} of {outcome.wanted} replicas placed; {outcome.no_fit.message}.",
         )
+    if pool is not None and pool.mig and outcome.enforcement is not None:
+        return Observation.true(
+            kind,
+            Reason.AS_EXPECTED,
+            f"MIG pool: replicas take {spec.resources.gpus} MIG slice(s) each from the device "
+            f"plugin on {len(outcome.enforcement.nodes)} nodes (slices have no NVLink topology).",
+        )
     return Observation.true(
         kind,
         Reason.AS_EXPECTED,
@@ -410,6 +431,10 @@ def capacity(
             return Observation.unknown(kind, Reason.POOL_NOT_READY, gate.message)
         return gate or Observation.unknown(kind, Reason.POOL_NOT_READY, "Not placed yet.")
     need = spec.replicas.min
+    if pool is not None and pool.mig and outcome.no_fit is None:
+        return Observation.true(
+            kind, Reason.AS_EXPECTED, "MIG pool: the device plugin counts the free slices."
+        )
     if len(outcome.placements) >= need:
         return Observation.true(
             kind,
