@@ -12,6 +12,7 @@ through Argo CD's own evaluator.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,15 +21,19 @@ from e2e.harness import argocd_health
 from kubeinfer.api import kinds
 from kubeinfer.api.conditions import Reason
 
-lua51 = pytest.importorskip("lupa.lua51", reason="lupa (a test dependency) runs the Lua scripts")
-
 FIXTURES = argocd_health.fixtures()
 ARGO_CD_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended"}
 # What gopher-lua, as Argo CD configures it, does not open.
 _CLOSED_LIBRARIES = "string = nil; math = nil; io = nil; debug = nil; os = nil; coroutine = nil"
 
 
-def judge(script: str, resource: dict[str, Any]) -> tuple[str, str]:
+@pytest.fixture(scope="module")
+def lua51() -> ModuleType:
+    """lupa's Lua 5.1 (a test dependency); the tests that run Lua skip without it."""
+    return pytest.importorskip("lupa.lua51", reason="lupa runs the Lua scripts")
+
+
+def judge(lua51: ModuleType, script: str, resource: dict[str, Any]) -> tuple[str, str]:
     """Run ``script`` on ``resource`` in a fresh sandbox; return its (status, message)."""
     lua = lua51.LuaRuntime()
     lua.execute('getmetatable("").__index = nil; ' + _CLOSED_LIBRARIES)
@@ -57,13 +62,17 @@ def test_fixture_status_is_a_valid_status_of_its_kind(fixture: argocd_health.Fix
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.id)
-def test_script_gives_the_expected_health(fixture: argocd_health.Fixture) -> None:
+def test_script_gives_the_expected_health(
+    lua51: ModuleType, fixture: argocd_health.Fixture
+) -> None:
     script = argocd_health.scripts()[fixture.resource["kind"]]
-    assert judge(script, fixture.resource) == (fixture.status, fixture.message)
+    assert judge(lua51, script, fixture.resource) == (fixture.status, fixture.message)
 
 
 @pytest.mark.parametrize("kind", argocd_health.kind_names())
-def test_every_reason_and_ready_status_gets_a_health_and_a_message(kind: str) -> None:
+def test_every_reason_and_ready_status_gets_a_health_and_a_message(
+    lua51: ModuleType, kind: str
+) -> None:
     script = argocd_health.scripts()[kind]
     for reason in Reason:
         for status in ("True", "False", "Unknown"):
@@ -77,11 +86,11 @@ def test_every_reason_and_ready_status_gets_a_health_and_a_message(kind: str) ->
                     "metadata": {"name": "example", "generation": 1},
                     "status": {"observedGeneration": 1, "conditions": [ready]},
                 }
-                health, said = judge(script, resource)
+                health, said = judge(lua51, script, resource)
                 assert health in ARGO_CD_STATUSES, (reason, status)
                 assert said, (reason, status, message)
 
 
-def test_a_script_cannot_use_the_string_library() -> None:
+def test_a_script_cannot_use_the_string_library(lua51: ModuleType) -> None:
     with pytest.raises(lua51.LuaError):
-        judge('return {status = "Healthy", message = string.format("%d", 1)}', {})
+        judge(lua51, 'return {status = "Healthy", message = string.format("%d", 1)}', {})
