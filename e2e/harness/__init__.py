@@ -19,4 +19,8 @@ Modules, one job each:
 - ``gpu_agents``: one ``kubeinfer agent`` per GPU node, as the agent ServiceAccount bound to the
   node, replaying a recorded machine with a fault script the test appends to.
 - ``logfmt``: key=value log formatting for the harness and ``make dev``.
+- ``argocd``: builds ``argocd`` from Argo CD's Go module (wrapper ``e2e/tools/argocd``) and runs
+  its offline health evaluator.
+- ``argocd_health``: assembles ``manifests/argocd`` (health scripts, argocd-cm patch) from its
+  Lua sources and reads the health fixtures in ``tests/argocd/fixtures``.
 """
