@@ -37,8 +37,9 @@ lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: setup ## regenerate crds/ from the API models
+crds: setup ## regenerate crds/ from the API models and the Argo CD health scripts from their sources
 	$(VENV)/bin/kubeinfer crds --output-dir crds
+	$(PY) -m e2e.harness.argocd_health write
 
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml
