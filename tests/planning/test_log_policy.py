@@ -180,3 +180,18 @@ def test_only_the_last_output_queues_so_earlier_ones_fail_over() -> None:
     assert config["exporters"]["otlp/a"]["sending_queue"] == {"enabled": False}
     assert config["exporters"]["otlphttp/b"]["sending_queue"]["storage"] == "file_storage/queue"
     assert config["connectors"]["kubeinfer_failover"]["priority"] == ["logs/out-a", "logs/out-b"]
+
+
+def test_each_rate_limit_keeps_its_own_bucket_key_and_severity_band() -> None:
+    spec = _spec(
+        rateLimits=[
+            {"level": "INFO", "perSecond": 100, "burst": 50, "key": "container"},
+            {"level": "DEBUG", "perSecond": 10, "key": "namespace"},
+        ]
+    )
+    config = log_agent.render_config(spec, include=["/x/*.log"], state_dir="/s")
+    info, debug = config["processors"]["kubeinfer_ratelimit"]["limits"]
+    assert info["key_attributes"][-1] == "k8s.container.name"
+    assert (info["min_severity"], info["max_severity"]) == (0, 12)  # unspecified counts as INFO
+    assert debug["key_attributes"] == ["k8s.namespace.name"]
+    assert (debug["min_severity"], debug["max_severity"]) == (5, 8)

@@ -149,26 +149,30 @@ def _redact(spec: api.LogPolicySpec) -> list[str]:
     return statements
 
 
+#: Resource attributes (set by filelog from the log path) that key a token bucket.
+RATE_LIMIT_KEYS: dict[str, list[str]] = {
+    "pod": ["k8s.namespace.name", "k8s.pod.name"],
+    "container": ["k8s.namespace.name", "k8s.pod.name", "k8s.container.name"],
+    "namespace": ["k8s.namespace.name"],
+}
+
+
 def _rate_limits(spec: api.LogPolicySpec) -> dict[str, Any]:
+    """One token bucket per key and limit; a record counts against the first limit holding it."""
     limits = []
     for index, limit in enumerate(spec.rate_limits):
         low, high = (1, 24) if limit.level is None else SEVERITY_BANDS[limit.level]
         limits.append(
             {
                 "name": f"{index}-{limit.level or 'ALL'}",
+                "key_attributes": RATE_LIMIT_KEYS[limit.key],
                 "min_severity": 0 if limit.level in (None, "INFO") else low,
                 "max_severity": high,
                 "per_second": limit.per_second,
                 "burst": limit.burst,
             }
         )
-    keys = {
-        "pod": ["k8s.namespace.name", "k8s.pod.name"],
-        "container": ["k8s.namespace.name", "k8s.pod.name", "k8s.container.name"],
-        "namespace": ["k8s.namespace.name"],
-    }
-    key = spec.rate_limits[0].key if spec.rate_limits else "pod"
-    return {"key_attributes": keys[key], "limits": limits}
+    return {"limits": limits}
 
 
 def _exporter(

@@ -26,19 +26,20 @@ import (
 // TypeStr is the component type used in collector configuration.
 const TypeStr = "kubeinfer_ratelimit"
 
-// Limit is one token bucket per key for records whose severity number is in [min, max].
+// Limit is one token bucket per key (the values of KeyAttributes, resource attributes) for
+// records whose severity number is in [min, max].
 type Limit struct {
-	Name        string  `mapstructure:"name"`
-	MinSeverity int32   `mapstructure:"min_severity"`
-	MaxSeverity int32   `mapstructure:"max_severity"`
-	PerSecond   float64 `mapstructure:"per_second"`
-	Burst       float64 `mapstructure:"burst"`
+	Name          string   `mapstructure:"name"`
+	KeyAttributes []string `mapstructure:"key_attributes"`
+	MinSeverity   int32    `mapstructure:"min_severity"`
+	MaxSeverity   int32    `mapstructure:"max_severity"`
+	PerSecond     float64  `mapstructure:"per_second"`
+	Burst         float64  `mapstructure:"burst"`
 }
 
-// Config lists the resource attributes that make a bucket key and the limits.
+// Config lists the limits; a record is counted against the first whose band holds it.
 type Config struct {
-	KeyAttributes []string `mapstructure:"key_attributes"`
-	Limits        []Limit  `mapstructure:"limits"`
+	Limits []Limit `mapstructure:"limits"`
 }
 
 // Validate rejects limits that could never admit a record or overlap in severity.
@@ -72,7 +73,7 @@ type limiter struct {
 func NewFactory() processor.Factory {
 	return processor.NewFactory(
 		component.MustNewType(TypeStr),
-		func() component.Config { return &Config{KeyAttributes: []string{"k8s.namespace.name", "k8s.pod.name"}} },
+		func() component.Config { return &Config{} },
 		processor.WithLogs(createLogs, component.StabilityLevelDevelopment),
 	)
 }
@@ -100,8 +101,9 @@ func (l *limiter) limitFor(severity int32) (int, bool) {
 }
 
 func (l *limiter) key(res pcommon.Map, index int) string {
-	parts := make([]string, 0, len(l.cfg.KeyAttributes)+1)
-	for _, name := range l.cfg.KeyAttributes {
+	names := l.cfg.Limits[index].KeyAttributes
+	parts := make([]string, 0, len(names)+1)
+	for _, name := range names {
 		v, _ := res.Get(name)
 		parts = append(parts, v.AsString())
 	}
