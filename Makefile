@@ -47,6 +47,8 @@ render: setup ## print the children of every example manifest
 bench: setup ## benchmarks, reported as figures and ratios against peers measured in the same run
 	$(PY) -m pytest tests --benchmark-enable --benchmark-only
 	$(PY) e2e/bench_placement.py
+	PYTHONPATH=operator:. $(PY) -m e2e.bench_oom
+	$(PY) e2e/bench_scale.py --count 1000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
