@@ -1,18 +1,22 @@
 """Run the real log agent on loopback and replay generated container logs through it.
 
-Owns: an OTLP/HTTP sink (a local HTTP server that stores every log record it is sent, or answers
+Owns: an OTLP/HTTP sink (a local HTTP server, gzip or zstd, that stores every log record it is sent, or answers
 503 while "down"), starting the collector with a rendered LogPolicy configuration, writing
-container log files in the CRI format kubelet writes, and reading the collector's own metrics.
+container log files in the CRI format kubelet writes, reading the collector's own metrics, and a
+small tmpfs to fill for disk-pressure tests.
 Must not: decide what a test expects; the tests do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import http.server
 import json
 import pathlib
+import shutil
+import subprocess
 import threading
 import time
 import urllib.error
@@ -21,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import yaml
+import zstandard
 
 from e2e.harness import processes
 
@@ -82,8 +87,11 @@ class Sink:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                if self.headers.get("Content-Encoding") == "gzip":
+                encoding = self.headers.get("Content-Encoding")
+                if encoding == "gzip":
                     data = gzip.decompress(data)
+                elif encoding == "zstd":
+                    data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
                 received = parse_otlp_json(json.loads(data))
                 with sink._lock:
                     sink.records.extend(received)
@@ -229,3 +237,32 @@ def wait_settled(
         return time.monotonic() - stable_since[0] >= 3.0
 
     supervisor.wait_until(settled, what="the sinks to settle", timeout=timeout, interval=0.5)
+
+
+@contextlib.contextmanager
+def tmpfs(path: pathlib.Path, *, size: str) -> Iterator[pathlib.Path | None]:
+    """A tmpfs of ``size`` mounted at ``path`` (None when mounting is not permitted)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill_to(volume: pathlib.Path, percent: float) -> None:
+    """Grow (or shrink) ``volume/ballast`` until the filesystem is ``percent`` full."""
+    ballast = volume / "ballast"
+    usage = shutil.disk_usage(volume)
+    current = ballast.stat().st_size if ballast.exists() else 0
+    target = max(0, current + int(usage.total * percent / 100) - usage.used)
+    with ballast.open("wb") as handle:
+        handle.write(b"\0" * target)

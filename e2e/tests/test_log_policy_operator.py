@@ -5,12 +5,15 @@ Covers: a LogPolicy selecting an InferenceService gets its agent ConfigMap and D
 collector's own validate passes the rendered configuration, the agents (on kwok nodes) roll onto
 the config hash that status, the ConfigMap and the pod template agree on, and Ready turns True;
 a pattern RE2 cannot compile gets ``InvalidRegex`` naming the rule, with an Event and no agents;
-a hash rule without a key Secret is rejected at apply time.
+a hash rule without a key Secret is rejected at apply time; a real agent's reports become
+``status.records`` (every line accounted for) and, on a filling volume, ``DiskPressure=True``
+with a ``LogVolumeFilling`` Event, cleared when the volume empties.
 """
 
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +22,10 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, otelcol, versions
-from kubeinfer.controllers import log_validation
+from e2e.harness import log_replay, operator_process, otelcol, processes, versions
+from kubeinfer.api import log_policy as api
+from kubeinfer.controllers import log_reports, log_validation
+from kubeinfer.planning import log_agent
 from kubeinfer.planning import log_policy as planner
 
 pytestmark = pytest.mark.e2e
@@ -144,3 +149,91 @@ def test_a_hash_rule_without_a_key_secret_is_rejected_at_apply_time(
     )
     assert refused.returncode != 0
     assert "hash rules need hashKeySecret" in refused.stderr
+
+
+def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_events(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    validating: None,
+    operator: operator_process.RunningOperator,
+    tmp_path: pathlib.Path,
+) -> None:
+    sink = log_replay.Sink()
+    outputs = [{"name": "gateway", "type": "http", "endpoint": sink.endpoint}]
+    cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "reported", outputs=outputs))
+    body = yaml.safe_load(_policy(namespace, "reported", outputs=outputs))
+    spec = api.LogPolicySpec.model_validate(body["spec"])
+    operator_url = operator.liveness_url.removesuffix("/healthz")
+    logs = tmp_path / "pods"
+    with (
+        log_replay.tmpfs(tmp_path / "vol", size="8m") as volume,
+        processes.Supervisor() as supervisor,
+    ):
+        if volume is None:
+            pytest.skip("cannot mount a tmpfs to fill (needs root)")
+        port = processes.free_port()
+        config = log_agent.render_config(
+            spec,
+            include=[f"{logs}/*/*/*.log"],
+            state_dir=str(volume / "state"),
+            volume=str(volume),
+            metrics_port=port,
+            reporting=log_agent.Reporting(
+                endpoint=operator_url + log_reports.PATH,
+                namespace=namespace,
+                policy="reported",
+                node="node-a",
+            ),
+        )
+        log_replay.start_agent(
+            supervisor,
+            binary=otelcol.ensure_collector(),
+            config=config,
+            workdir=tmp_path / "a",
+            metrics_port=port,
+        )
+        lines = [f"INFO request {i}" for i in range(1_000)] + [
+            f"ERROR failed {i}" for i in range(100)
+        ]
+        log_replay.write_lines(log_replay.container_log(logs), lines)
+
+        def settled() -> dict[str, Any]:
+            records = _get(cluster, namespace, "logpolicy/reported")["status"].get("records", {})
+            handled = records.get("kept", 0) + sum(records.get("dropped", {}).values())
+            return records if records.get("seen") == len(lines) == handled else {}
+
+        records = _eventually(settled, what="status.records to account for every line")
+        assert records["kept"] == sink.count()
+        assert records["dropped"]["sampling"] > 800, "INFO is sampled at 0.1 by default"
+        policy = _get(cluster, namespace, "logpolicy/reported")
+        assert _condition(policy, "DiskPressure")["status"] == "False"
+
+        log_replay.fill_to(volume, 87)
+
+        def pressed() -> dict[str, Any]:
+            condition = _condition(_get(cluster, namespace, "logpolicy/reported"), "DiskPressure")
+            return condition if condition.get("status") == "True" else {}
+
+        condition = _eventually(pressed, what="DiskPressure=True")
+        assert condition["reason"] == "LogVolumeFilling"
+        assert "node-a at step 1" in condition["message"]
+        _eventually(
+            lambda: (
+                "node-a at step 1"
+                in cluster.kubectl(
+                    "get", "events", "-n", namespace, "--field-selector", "reason=LogVolumeFilling"
+                ).stdout
+            ),
+            what="a LogVolumeFilling Event",
+        )
+        log_replay.fill_to(volume, 0)
+        _eventually(
+            lambda: (
+                _condition(_get(cluster, namespace, "logpolicy/reported"), "DiskPressure").get(
+                    "status"
+                )
+                == "False"
+            ),
+            what="DiskPressure to clear",
+        )
+    sink.close()

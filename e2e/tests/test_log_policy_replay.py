@@ -22,7 +22,6 @@ import json
 import math
 import pathlib
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -426,30 +425,10 @@ def test_file_output_rotates_by_size_keeps_count_and_age_and_compresses_with_zst
 @pytest.fixture
 def small_volume(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
     """An 8 MiB tmpfs to fill up (needs root, as CI and the dev machines have)."""
-    volume = tmp_path / "vol"
-    volume.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(volume)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill: {mounted.stderr.strip()}")
-    try:
+    with log_replay.tmpfs(tmp_path / "vol", size="8m") as volume:
+        if volume is None:
+            pytest.skip("cannot mount a tmpfs to fill (needs root)")
         yield volume
-    finally:
-        subprocess.run(["umount", "-l", str(volume)], check=False)
-
-
-def _fill_to(volume: pathlib.Path, percent: float) -> None:
-    """Grow (or shrink) ``volume/ballast`` until the filesystem is ``percent`` full."""
-    ballast = volume / "ballast"
-    usage = shutil.disk_usage(volume)
-    current = ballast.stat().st_size if ballast.exists() else 0
-    target = max(0, current + int(usage.total * percent / 100) - usage.used)
-    with ballast.open("wb") as handle:
-        handle.write(b"\0" * target)
 
 
 def _level(agent: log_replay.Agent) -> float:
@@ -485,7 +464,7 @@ def test_disk_pressure_tightens_sampling_tenfold_consistently_and_reverts(
 
         assert _level(agent) == 0
         assert len(phase(2_000, "calm")) == 2_040
-        _fill_to(small_volume, 87)  # past 85 %: the first step of the ladder
+        log_replay.fill_to(small_volume, 87)  # past 85 %: the first step of the ladder
         supervisor.wait_until(lambda: _level(agent) == 1, what="pressure level 1", timeout=15)
         pressed = phase(10_000, "pressed")
         info = [r for r in pressed if "Xid" not in r.body and "error" not in r.body]
@@ -495,7 +474,7 @@ def test_disk_pressure_tightens_sampling_tenfold_consistently_and_reverts(
         assert all(r.attributes[log_agent.WEIGHT_ATTRIBUTE] == 10.0 for r in info)
         assert sum("Xid" in r.body for r in pressed) == 20, "always-keep is never tightened"
         assert sum("error" in r.body for r in pressed) == 20, "ERROR is never tightened"
-        _fill_to(small_volume, 0)
+        log_replay.fill_to(small_volume, 0)
         supervisor.wait_until(lambda: _level(agent) == 0, what="pressure to clear", timeout=15)
         assert len(phase(2_000, "relieved")) == 2_040, "sampling reverts once pressure clears"
     finally:
@@ -535,19 +514,19 @@ def test_disk_pressure_rotates_earlier_then_trims_rotated_files_but_never_the_au
     write(2_000, "calm")
     calm = rotated_sizes()
     assert len(calm) == 5 and min(calm) > max_size // 2, calm
-    _fill_to(small_volume, 92)  # step 2: rotate at a quarter of maxSize
+    log_replay.fill_to(small_volume, 92)  # step 2: rotate at a quarter of maxSize
     supervisor.wait_until(lambda: _level(agent) == 2, what="pressure level 2", timeout=15)
     write(1_000, "level2")
     newest = rotated_sizes()[-3:]
     assert all(size <= max_size // 4 for size in newest), newest
-    _fill_to(small_volume, 96)  # step 3: keep one rotated file
+    log_replay.fill_to(small_volume, 96)  # step 3: keep one rotated file
     supervisor.wait_until(lambda: _level(agent) == 3, what="pressure level 3", timeout=15)
     write(200, "level3")
     assert len(rotated_sizes()) == 1
     audit_file = small_volume / "state" / log_agent.AUDIT_FILE
     verdict = audit.verify_file(audit_file)
     assert verdict.intact and verdict.records == 30, verdict
-    _fill_to(small_volume, 0)
+    log_replay.fill_to(small_volume, 0)
     supervisor.wait_until(lambda: _level(agent) == 0, what="pressure to clear", timeout=15)
     write(1_000, "relieved")
     assert max(rotated_sizes()) > max_size // 2, "full-size rotation once pressure clears"

@@ -195,3 +195,30 @@ def test_each_rate_limit_keeps_its_own_bucket_key_and_severity_band() -> None:
     assert (info["min_severity"], info["max_severity"]) == (0, 12)  # unspecified counts as INFO
     assert debug["key_attributes"] == ["k8s.namespace.name"]
     assert (debug["min_severity"], debug["max_severity"]) == (5, 8)
+
+
+def _report(node: str, level: int, seen: int = 10) -> planner.AgentReport:
+    return planner.AgentReport(node, seen, seen - 4, (("rateLimit", 1), ("sampling", 3)), level)
+
+
+@pytest.mark.parametrize(
+    ("reports", "expected"),
+    [
+        ((), ("Unknown", Reason.NO_AGENT_REPORTS)),
+        ((_report("a", 0), _report("b", 0)), ("False", Reason.AS_EXPECTED)),
+        ((_report("a", 0), _report("b", 2)), ("True", Reason.LOG_VOLUME_FILLING)),
+    ],
+    ids=["no agent reported yet", "every volume below the thresholds", "one node at step 2"],
+)
+def test_disk_pressure_and_record_counts_come_from_the_agents_reports(
+    reports: tuple[planner.AgentReport, ...], expected: tuple[str, Reason]
+) -> None:
+    spec = _spec()
+    plan = planner.plan(OWNER, spec, _ok(spec, reports=reports))
+    assert _conditions(plan)[ConditionType.DISK_PRESSURE] == expected
+    assert plan.status["records"]["seen"] == 10 * len(reports)
+    if reports:
+        assert plan.status["records"]["dropped"] == {"rateLimit": 2, "sampling": 6}
+    if expected[0] == "True":
+        message = next(o.message for o in plan.observations if o.type == "DiskPressure")
+        assert "b at step 2" in message and "a at" not in message

@@ -50,6 +50,10 @@ class ConditionType(_Documented):
     STEADY_STATE = "SteadyState", "The steady-state probes held within their thresholds."
     CONFIG_VALID = "ConfigValid", "The rendered log agent configuration is valid."
     APPLIED = "Applied", "The log agents run the current configuration."
+    DISK_PRESSURE = (
+        "DiskPressure",
+        "A log agent's node volume passed the policy's thresholds (True is the bad state).",
+    )
 
 
 class Reason(_Documented):
@@ -163,6 +167,11 @@ class Reason(_Documented):
     NO_TARGETS = "NoTargets", "The policy selects no pod."
     INVALID_REGEX = "InvalidRegex", "A redaction rule's pattern does not compile."
     AGENTS_ROLLING = "AgentsRolling", "Log agents are restarting onto the current configuration."
+    LOG_VOLUME_FILLING = (
+        "LogVolumeFilling",
+        "A node's log volume passed the thresholds; its agent climbed the disk-pressure ladder.",
+    )
+    NO_AGENT_REPORTS = "NoAgentReports", "No log agent of the policy has reported recently."
     CONFIG_REJECTED = (
         "ConfigRejected",
         "The log agent's own validate refused the rendered configuration; the message quotes it.",

@@ -198,6 +198,17 @@ class LogPolicySpec(ApiModel):
     """Audit stream."""
 
 
+class RecordCounts(ApiModel):
+    """Records the policy's agents handled since they started, summed over the agents."""
+
+    seen: int = 0
+    """Records read from log files."""
+    kept: int = 0
+    """Records an output accepted."""
+    dropped: dict[str, int] = Field(default_factory=dict)
+    """Records dropped, by reason: levelOff, sampling, rateLimit, undelivered."""
+
+
 class LogPolicyStatus(ApiModel):
     """Observed state of a LogPolicy."""
 
@@ -211,3 +222,5 @@ class LogPolicyStatus(ApiModel):
     """Outputs configured."""
     config_hash: str = ""
     """Hash of the rendered agent configuration."""
+    records: RecordCounts = Field(default_factory=RecordCounts)
+    """Counts the agents reported."""

@@ -1,11 +1,12 @@
-"""The operator's HTTP endpoint: ``/healthz`` for probes and ``/metrics`` for Prometheus."""
+"""The operator's HTTP endpoint: ``/healthz`` for probes, ``/metrics`` for Prometheus and the
+log agents' reports (:mod:`kubeinfer.controllers.log_reports`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kubeinfer.controllers import context
+from kubeinfer.controllers import context, log_reports
 
 
 async def serve(host: str, port: int) -> web.AppRunner:
@@ -21,6 +22,7 @@ async def serve(host: str, port: int) -> web.AppRunner:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_post(log_reports.PATH, log_reports.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

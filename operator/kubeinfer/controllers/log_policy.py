@@ -1,5 +1,5 @@
 """LogPolicy handlers: observe the pods a policy covers, the agent DaemonSet's rollout and the
-collector's ``validate`` verdict on the rendered configuration.
+collector's ``validate`` verdict on the rendered configuration, and the agents' reports.
 
 Reads come from the watch store; validation is :mod:`kubeinfer.controllers.log_validation`; the
 plan is :mod:`kubeinfer.planning.log_policy`.
@@ -7,16 +7,25 @@ plan is :mod:`kubeinfer.planning.log_policy`.
 
 from __future__ import annotations
 
+import contextvars
+import time
+
 from kubeinfer.api import base, kinds
 from kubeinfer.api import log_policy as api
-from kubeinfer.controllers import context, log_validation
+from kubeinfer.controllers import context, log_reports, log_validation
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
 
+#: The context reconciles run in (kopf's, which Events need); reports arrive through the HTTP
+#: server's context, so their reconciles are scheduled from a copy of this one.
+_reconcile_context: list[contextvars.Context] = []
+
 
 async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Observed:
     """Count the covered pods, read the agents' rollout and validate the configuration."""
+    if not _reconcile_context:
+        _reconcile_context.append(contextvars.copy_context())
     store = context.current().store
     if spec.inference_service is not None:
         selector = base.LabelSelector(
@@ -41,7 +50,17 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
         else None,
         agents_updated=int(status.get("updatedNumberScheduled", 0)),
         validation=validation,
+        reports=log_reports.recent(owner.namespace, owner.name, time.monotonic()),
     )
 
 
 CONTROLLER = Controller(kinds.LOG_POLICY, observe, planner.plan)
+
+
+def _on_report(namespace: str, name: str) -> None:
+    """Reconcile a policy whose agent reported (once reconciles have run, so kopf is up)."""
+    if _reconcile_context:
+        _reconcile_context[0].copy().run(CONTROLLER.schedule, namespace, name)
+
+
+log_reports.subscribe(_on_report)

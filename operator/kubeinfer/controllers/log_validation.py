@@ -68,7 +68,11 @@ async def _run(binary: pathlib.Path, config_text: str) -> str | None:
             f"--config={path}",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={"PATH": os.environ.get("PATH", ""), log_agent.HASH_KEY_ENV: _PLACEHOLDER_KEY},
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                log_agent.HASH_KEY_ENV: _PLACEHOLDER_KEY,
+                planner.NODE_NAME_ENV: "validation",
+            },
         )
         try:
             output, _ = await asyncio.wait_for(process.communicate(), TIMEOUT_SECONDS)

@@ -92,7 +92,9 @@ def merge(
     return merged
 
 
-ABNORMAL_WHEN_TRUE = frozenset({ConditionType.ROLLED_BACK, ConditionType.OOM_RISK})
+ABNORMAL_WHEN_TRUE = frozenset(
+    {ConditionType.ROLLED_BACK, ConditionType.OOM_RISK, ConditionType.DISK_PRESSURE}
+)
 """Conditions whose True is the bad state (the rest are good when True)."""
 
 

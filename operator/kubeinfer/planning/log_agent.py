@@ -30,6 +30,7 @@ kept) next to the sampler's own ``sampling.threshold``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from kubeinfer.api import base
@@ -56,6 +57,20 @@ QUEUE_STORAGE = "file_storage/queue"
 METRICS_PORT = 8888
 AUDIT_FILE = "audit.log"
 DISK_GUARD = "kubeinfer_diskguard"
+REPORT = "kubeinfer_report"
+REPORT_INTERVAL = "10s"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reporting:
+    """Where the agent posts its counts and disk-pressure level, and who it is."""
+
+    endpoint: str
+    namespace: str
+    policy: str
+    node: str
+
+
 #: Under disk pressure, records below ERROR that are not always kept are sampled 10x harder.
 PRESSURE_TIGHTEN_FACTOR = 0.1
 
@@ -221,11 +236,13 @@ def render_config(
     state_dir: str,
     volume: str = "/var/log",
     metrics_port: int = METRICS_PORT,
+    reporting: Reporting | None = None,
 ) -> dict[str, Any]:
     """The collector configuration of ``spec`` reading ``include`` globs, keeping state in
     ``state_dir`` (file offsets and the output queue survive restarts) and serving its own
     metrics (records seen, sampled, rate-limited, sent per output) on loopback. ``volume`` is
-    the filesystem the disk-pressure ladder watches."""
+    the filesystem the disk-pressure ladder watches; with ``reporting`` the agent posts its
+    counts and disk-pressure level to the operator."""
     outputs = spec.outputs
     exporters = dict(
         _exporter(o, spec.retention, last=i == len(outputs) - 1) for i, o in enumerate(outputs)
@@ -305,16 +322,23 @@ def render_config(
             "processors": ["filter/audit", *redact],
             "exporters": ["kubeinfer_audit"],
         }
+    extensions: dict[str, Any] = {
+        QUEUE_STORAGE: {"directory": state_dir, "create_directory": True},
+    }
+    if reporting is not None:
+        extensions[REPORT] = {
+            **dataclasses.asdict(reporting),
+            "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
+            "interval": REPORT_INTERVAL,
+        }
     return {
         "receivers": {"filelog": _filelog(include)},
-        "extensions": {
-            QUEUE_STORAGE: {"directory": state_dir, "create_directory": True},
-        },
+        "extensions": extensions,
         "processors": processors,
         "connectors": {"kubeinfer_failover": {"priority": out_pipelines}},
         "exporters": exporters,
         "service": {
-            "extensions": [QUEUE_STORAGE],
+            "extensions": sorted(extensions),
             "pipelines": pipelines,
             "telemetry": {
                 "metrics": {

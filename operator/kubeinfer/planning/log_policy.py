@@ -30,6 +30,9 @@ CONFIG_KEY = "collector.yaml"
 CONFIG_DIR = "/etc/kubeinfer"
 POD_LOGS = "/var/log/pods"
 STATE_ROOT = "/var/lib/kubeinfer/log-agent"
+#: The operator's Service; agents post their reports there (see controllers.log_reports).
+REPORT_ENDPOINT = "http://kubeinfer-operator.kubeinfer-system.svc:8080/v1/log-agent-reports"
+NODE_NAME_ENV = "NODE_NAME"
 HASHING_DATA_ITEM = "key"  # which data item of the hashing Secret holds the key
 #: Python-only regular-expression syntax RE2 (the collector's engine) rejects.
 _NOT_RE2 = re.compile(r"\(\?[=!]|\(\?<[=!]|\(\?>|\\[1-9]|[*+?}][+]|\(\?P=")
@@ -44,6 +47,17 @@ class Validation:
 
 
 @dataclasses.dataclass(frozen=True)
+class AgentReport:
+    """What one agent last reported: cumulative counts and its volume's disk-pressure step."""
+
+    node: str
+    seen: int
+    kept: int
+    dropped: tuple[tuple[str, int], ...]
+    disk_pressure_level: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Observed:
     """What the controller read: matched pods, the agents' rollout and the validate verdict."""
 
@@ -52,6 +66,8 @@ class Observed:
     agents_updated: int = 0
     validation: Validation | None = None
     """None when no collector binary is available to the operator."""
+    reports: tuple[AgentReport, ...] = ()
+    """Recent reports of the policy's agents, one per node."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +92,12 @@ def config_text(owner: children.Owner, spec: api.LogPolicySpec) -> str:
         include=include_globs(owner.namespace, spec),
         state_dir=f"{STATE_ROOT}/{owner.namespace}-{owner.name}",
         volume=POD_LOGS,
+        reporting=log_agent.Reporting(
+            endpoint=REPORT_ENDPOINT,
+            namespace=owner.namespace,
+            policy=owner.name,
+            node="${env:" + NODE_NAME_ENV + "}",
+        ),
     )
     return yaml.safe_dump(config, sort_keys=True, width=120)
 
@@ -157,6 +179,41 @@ def _file_outputs(spec: api.LogPolicySpec) -> list[tuple[str, str]]:
     return [(f"out-{o.name}", o.path) for o in spec.outputs if o.type == "file" and o.path]
 
 
+def records(reports: tuple[AgentReport, ...]) -> dict[str, Any]:
+    """Counts summed over the agents, as ``status.records``."""
+    dropped: dict[str, int] = {}
+    for report in reports:
+        for reason, count in report.dropped:
+            dropped[reason] = dropped.get(reason, 0) + count
+    return {
+        "seen": sum(r.seen for r in reports),
+        "kept": sum(r.kept for r in reports),
+        "dropped": dict(sorted(dropped.items())),
+    }
+
+
+def disk_pressure(reports: tuple[AgentReport, ...]) -> Observation:
+    """DiskPressure from the agents' ladder steps (True is the bad state)."""
+    if not reports:
+        return Observation.unknown(
+            ConditionType.DISK_PRESSURE, Reason.NO_AGENT_REPORTS, "No agent has reported yet."
+        )
+    pressed = sorted((r.node, r.disk_pressure_level) for r in reports if r.disk_pressure_level)
+    if not pressed:
+        return Observation.false(
+            ConditionType.DISK_PRESSURE,
+            Reason.AS_EXPECTED,
+            f"All {len(reports)} reporting agents' log volumes are below the thresholds.",
+        )
+    steps = ", ".join(f"{node} at step {level}" for node, level in pressed)
+    return Observation.true(
+        ConditionType.DISK_PRESSURE,
+        Reason.LOG_VOLUME_FILLING,
+        f"Log volumes past the thresholds: {steps} (1: sampling tightened tenfold, 2: also "
+        "rotating at a quarter size, 3: also keeping one rotated file).",
+    )
+
+
 def _agent_container(spec: api.LogPolicySpec) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "collector",
@@ -169,9 +226,10 @@ def _agent_container(spec: api.LogPolicySpec) -> dict[str, Any]:
             *({"name": v, "mountPath": path} for v, path in _file_outputs(spec)),
         ],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+        "env": [{"name": NODE_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
     }
     if spec.redaction.hash_key_secret:
-        container["env"] = [
+        container["env"] += [
             {
                 "name": log_agent.HASH_KEY_ENV,
                 "valueFrom": {
@@ -240,6 +298,7 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
         "matchedTargets": observed.matched_pods,
         "outputs": len(spec.outputs),
         "configHash": digest,
+        "records": records(observed.reports),
     }
     for check in CHECKS:
         reason, message, failed = check(spec)
@@ -249,5 +308,9 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
                 ConditionType.APPLIED, reason, "No agent runs this policy until it is fixed."
             )
             return Plan((), with_ready((invalid, applied), GATES), status)
-    observations = (_config_valid(digest, observed.validation), _applied(digest, observed))
+    observations = (
+        _config_valid(digest, observed.validation),
+        _applied(digest, observed),
+        disk_pressure(observed.reports),
+    )
     return Plan(_agent_objects(owner, spec, text, digest), with_ready(observations, GATES), status)
