@@ -124,11 +124,11 @@ class Output(ApiModel):
     path: str | None = Field(default=None, max_length=1024)
     """Host directory for file: JSON lines, rotated per retention into zstd files."""
     compression: Literal["none", "gzip", "zstd"] = "zstd"
-    """Compression where the output supports it."""
+    """Compression of otlp and http outputs; file outputs always zstd-compress rotated files."""
     max_retry_time: Duration = "5m"
-    """How long a batch is retried before the next output takes over."""
+    """How long a batch is retried (backing off up to 10 s) before the next output takes over."""
     queue_size: Quantity = "512Mi"
-    """Cap of the on-disk queue."""
+    """Cap of the on-disk queue, which only the last output has (counted in ~1 MiB batches)."""
 
 
 class Retention(ApiModel):
