@@ -188,9 +188,12 @@ def cri_line(line: str, *, stream: str = "stdout") -> str:
     return f"{stamp} {stream} F {line}\n"
 
 
-def container_log(root: pathlib.Path, container: str = "server") -> pathlib.Path:
-    """Path of a container log file under ``root`` laid out like ``/var/log/pods``."""
-    path = root / POD_DIR / container / "0.log"
+def container_log(
+    root: pathlib.Path, container: str = "server", *, pod_dir: str = POD_DIR
+) -> pathlib.Path:
+    """Path of a container log file under ``root`` laid out like ``/var/log/pods``
+    (``<namespace>_<pod>_<uid>/<container>/0.log``)."""
+    path = root / pod_dir / container / "0.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -7,7 +7,7 @@ bounds, decisions are consistent by trace id (same on two agents, same for every
 trace, nested across levels), always-keep lines survive a level sampled to 0, every kept record
 carries its weight, every canary secret is redacted (card numbers only when Luhn-valid) and
 keyed hashing is exact; a token-bucket
-rate limit overshoots by at most 1% over 10 s; with the primary output down every record reaches
+rate limit per pod and level overshoots by at most 1% over 10 s; with the primary output down every record reaches
 the secondary; a file output rotates before max size, keeps max files, ages files out and
 compresses them with zstd; on a filling volume the disk-pressure ladder samples 10x harder
 (consistently, never ERROR or always-keep), then rotates at a quarter of the size, then keeps one
@@ -25,6 +25,7 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -256,10 +257,14 @@ def test_replay_samples_per_level_consistently_keeps_always_keep_and_redacts(
     assert decisions[0] == decisions[1], "two agents decide alike for every trace id"
 
 
-def test_rate_limit_overshoots_by_at_most_one_percent_over_ten_seconds(
+def test_rate_limit_per_pod_and_level_overshoots_by_at_most_one_percent_over_ten_seconds(
     collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
 ) -> None:
     per_second, burst, seconds = 100, 50, 10.0
+    pods = {
+        name: log_replay.container_log(tmp_path / "pods", pod_dir=f"replay_{name}_{uuid.uuid4()}")
+        for name in ("llama-a", "llama-b")
+    }
     sink = log_replay.Sink()
     try:
         spec = _spec(
@@ -268,26 +273,30 @@ def test_rate_limit_overshoots_by_at_most_one_percent_over_ten_seconds(
             rateLimits=[{"level": "INFO", "perSecond": per_second, "burst": burst}],
         )
         agent = _start(supervisor, collector, spec, tmp_path / "agent", tmp_path / "pods")
-        path = log_replay.container_log(tmp_path / "pods")
         written, started = 0, time.monotonic()
         while (elapsed := time.monotonic() - started) < seconds:  # 5x the limit, in 50 ms ticks
-            due = int(elapsed * per_second * 5) - written
-            written += log_replay.write_lines(
-                path, (f"INFO line {written + i}" for i in range(max(due, 0)))
-            )
+            due = max(int(elapsed * per_second * 5) - written, 0)
+            for name, path in pods.items():
+                log_replay.write_lines(path, (f"INFO {name} {written + i}" for i in range(due)))
+            log_replay.write_lines(pods["llama-a"], (f"WARN llama-a {i}" for i in range(due)))
+            written += due
             time.sleep(0.05)
         window = time.monotonic() - started
-        log_replay.wait_settled(supervisor, agent, [sink], lines=written)
+        log_replay.wait_settled(supervisor, agent, [sink], lines=3 * written)
         limited = agent.metric("kubeinfer_log_records_rate_limited_total")
     finally:
         sink.close()
     allowed = burst + per_second * window
-    print(
-        f"wrote {written} INFO lines in {window:.1f} s; kept {sink.count()}, allowed {allowed:.0f}"
-    )
-    assert sink.count() <= allowed * 1.01
-    assert sink.count() >= 0.9 * per_second * seconds, "the limiter must not starve the pod"
-    assert limited == written - sink.count()
+    kept = {
+        f"{level} {pod}": sum(r.body.startswith(f"{level} {pod} ") for r in sink.records)
+        for level in ("INFO", "WARN")
+        for pod in pods
+    }
+    print(f"wrote {written} lines per pod and level in {window:.1f} s; kept {kept}")
+    for pod in pods:  # each pod has its own INFO bucket
+        assert 0.9 * per_second * seconds <= kept[f"INFO {pod}"] <= allowed * 1.01, kept
+    assert kept["WARN llama-a"] == written, "a limit on INFO leaves WARN alone"
+    assert limited == 3 * written - sink.count()
 
 
 def test_primary_output_down_sends_every_record_to_the_secondary(

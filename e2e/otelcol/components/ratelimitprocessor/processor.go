@@ -104,8 +104,11 @@ func (l *limiter) key(res pcommon.Map, index int) string {
 	names := l.cfg.Limits[index].KeyAttributes
 	parts := make([]string, 0, len(names)+1)
 	for _, name := range names {
-		v, _ := res.Get(name)
-		parts = append(parts, v.AsString())
+		value := "" // a record without the attribute shares the bucket of the others without it
+		if v, ok := res.Get(name); ok {
+			value = v.AsString()
+		}
+		parts = append(parts, value)
 	}
 	parts = append(parts, l.cfg.Limits[index].Name)
 	return strings.Join(parts, "\x00")

@@ -3,6 +3,8 @@ package ratelimitprocessor
 import (
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 func TestBucketAdmitsBurstThenRefillsAtPerSecond(t *testing.T) {
@@ -28,5 +30,14 @@ func TestBucketAdmitsBurstThenRefillsAtPerSecond(t *testing.T) {
 	}
 	if admitted != 5 {
 		t.Fatalf("admitted %d after 0.5 s at 10/s, want 5", admitted)
+	}
+}
+
+func TestKeyOfARecordWithoutTheKeyAttributesIsEmptyNotACrash(t *testing.T) {
+	l := &limiter{cfg: &Config{Limits: []Limit{{Name: "info", KeyAttributes: []string{"k8s.pod.name"}}}}}
+	withPod := pcommon.NewMap()
+	withPod.PutStr("k8s.pod.name", "llama-0")
+	if l.key(pcommon.NewMap(), 0) == l.key(withPod, 0) {
+		t.Fatal("a pod's bucket must differ from the bucket of records without a pod")
 	}
 }
