@@ -539,3 +539,42 @@ def test_disk_pressure_rotates_earlier_then_trims_rotated_files_but_never_the_au
     supervisor.wait_until(lambda: _level(agent) == 0, what="pressure to clear", timeout=15)
     write(1_000, "relieved")
     assert max(rotated_sizes()) > max_size // 2, "full-size rotation once pressure clears"
+
+
+MALFORMED = (
+    '{"level":"INFO","trace_id":"not-hex","msg":"a trace id that is not hex"}',
+    '{"level":"warning","msg":{"nested":{"user":"bob@example.com"}}}',
+    '{"msg": 5, "level": 17}',
+    '{"level":"INFO","trace_id":"' + "a" * 32 + '"}',
+    "not json { at all",
+    "\x01\x02 control bytes \x7f",
+    "ERROR",
+    "",
+    "INFO " + "long " * 20_000,
+    '{"level":"FATAL","trace_id":"' + "0" * 32 + '","msg":"all-zero trace id"}',
+    '{"level":"INFO","msg":"login","user":{"email":"carol@example.com","card":"4111111111111111"}}',
+)
+LEAKS = ("bob@example.com", "carol@example.com", "4111111111111111")
+
+
+def test_malformed_lines_never_crash_the_agent_every_one_is_delivered_and_nothing_leaks(
+    collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
+) -> None:
+    sink = log_replay.Sink()
+    try:
+        spec = _spec(
+            [_http("out", sink)],
+            sampling={"rates": {}},
+            rateLimits=[{"perSecond": 1000, "burst": 1000, "key": "container"}],
+        )
+        agent = _start(supervisor, collector, spec, tmp_path / "agent", tmp_path / "pods")
+        lines = list(MALFORMED) * 20
+        written = log_replay.write_lines(log_replay.container_log(tmp_path / "pods"), lines)
+        log_replay.wait_settled(supervisor, agent, [sink], lines=written)
+        agent.process.ensure_running()
+    finally:
+        sink.close()
+    assert sink.count() == written
+    for record in sink.records:  # nested JSON fields become (flattened) attributes: redacted too
+        text = record.body + json.dumps(record.attributes)
+        assert not any(leak in text for leak in LEAKS), text

@@ -123,6 +123,8 @@ def _rates(spec: api.LogPolicySpec) -> dict[api.Level, float]:
 
 def _classify(spec: api.LogPolicySpec) -> list[str]:
     statements = [
+        # A JSON line whose message is an object or a number: redaction works on strings.
+        "set(body, String(body)) where body != nil and not IsString(body)",
         f'set(attributes["{SAMPLE_KEY_ATTRIBUTE}"], body) where IsString(body)',
         f'set(attributes["{WEIGHT_ATTRIBUTE}"], 1.0)',
     ]
@@ -143,24 +145,29 @@ def _classify(spec: api.LogPolicySpec) -> list[str]:
 
 
 def _redact(spec: api.LogPolicySpec) -> list[str]:
-    statements: list[str] = []
-    for preset, (pattern, keep) in PRESET_PATTERNS.items():
-        if preset in spec.redaction.presets:
-            replacement = ottl_string(f"{keep}<redacted:{preset}>")
-            statements.append(
-                f"replace_pattern(body, {ottl_string(pattern)}, {replacement}) where IsString(body)"
-            )
+    """Helper attributes removed, nested attributes flattened, then every pattern applied to the
+    body and to every string attribute value (a JSON line's other fields are attributes)."""
+    statements = [
+        f'delete_key(attributes, "{helper}")'
+        for helper in (SAMPLE_KEY_ATTRIBUTE, KEEP_ATTRIBUTE, PRIORITY_ATTRIBUTE)
+    ]
+    statements.append("flatten(attributes)")
+    replacements: list[tuple[str, str]] = [
+        (pattern, ottl_string(f"{keep}<redacted:{preset}>"))
+        for preset, (pattern, keep) in PRESET_PATTERNS.items()
+        if preset in spec.redaction.presets
+    ]
     for rule in spec.redaction.rules:
         if rule.action == "mask":
             tail = ottl_string(f"<redacted:{rule.name}>")
         else:  # keyed hash: SHA-256 of the key followed by the match, so equal values stay joinable
             key = "${env:" + HASH_KEY_ENV + "}"
             tail = f'"{key}$${{0}}", SHA256, {ottl_string(f"<{rule.name}:%s>")}'
-        statements.append(
-            f"replace_pattern(body, {ottl_string(rule.pattern)}, {tail}) where IsString(body)"
-        )
-    for helper in (SAMPLE_KEY_ATTRIBUTE, KEEP_ATTRIBUTE, PRIORITY_ATTRIBUTE):
-        statements.append(f'delete_key(attributes, "{helper}")')
+        replacements.append((rule.pattern, tail))
+    for pattern, tail in replacements:
+        regex = ottl_string(pattern)
+        statements.append(f"replace_pattern(body, {regex}, {tail}) where IsString(body)")
+        statements.append(f'replace_all_patterns(attributes, "value", {regex}, {tail})')
     return statements
 
 

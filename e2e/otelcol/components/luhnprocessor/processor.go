@@ -1,4 +1,5 @@
-// Package luhnprocessor masks payment card numbers in log bodies: runs of 13 to 19 digits
+// Package luhnprocessor masks payment card numbers in log bodies and string attribute values
+// (flattened before it): runs of 13 to 19 digits
 // (single spaces or dashes allowed between them) whose Luhn checksum holds.
 //
 // It owns that one detection; OTTL cannot compute a checksum, and masking every long digit run
@@ -43,16 +44,25 @@ func createLogs(ctx context.Context, set processor.Settings, cfg component.Confi
 	return processorhelper.NewLogs(ctx, set, cfg, next,
 		func(_ context.Context, ld plog.Logs) (plog.Logs, error) {
 			err := record.Each(ld, func(_ pcommon.Resource, r plog.LogRecord) error {
-				if body := r.Body(); body.Type() == pcommon.ValueTypeStr {
-					if masked, changed := Mask(body.Str(), replacement); changed {
-						body.SetStr(masked)
-					}
-				}
+				maskValue(r.Body(), replacement)
+				r.Attributes().Range(func(_ string, v pcommon.Value) bool {
+					maskValue(v, replacement)
+					return true
+				})
 				return nil
 			})
 			return ld, err
 		},
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
+}
+
+// maskValue masks card numbers in a string value in place; other values pass untouched.
+func maskValue(v pcommon.Value, replacement string) {
+	if v.Type() == pcommon.ValueTypeStr {
+		if masked, changed := Mask(v.Str(), replacement); changed {
+			v.SetStr(masked)
+		}
+	}
 }
 
 // Mask replaces every Luhn-valid card number in text.
