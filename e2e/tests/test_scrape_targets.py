@@ -109,19 +109,11 @@ def test_match_expressions_select_like_label_selectors(
     assert bool(groups) is selected
 
 
-DOUBLE_SCRAPE = pytest.mark.xfail(
-    strict=True,
-    reason="the ServiceMonitor's selector also matches the front Service, which has the `http` "
-    "port too, so prometheus-operator scrapes each pod twice and per-pod rates double "
-    "(reported to the lead)",
-)
-
-
 @pytest.mark.parametrize(
     "runtime",
     [
-        pytest.param("vllm", marks=DOUBLE_SCRAPE),
-        pytest.param("generic", marks=DOUBLE_SCRAPE),
+        "vllm",
+        "generic",
         "triton",  # its metrics port exists on the version Service only
     ],
 )

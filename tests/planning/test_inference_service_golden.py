@@ -92,13 +92,18 @@ def test_triton_loads_with_the_tier_batching_through_model_control() -> None:
 def test_pvc_models_are_mounted_read_only() -> None:
     deployment = next(yaml.safe_load_all(_render("runtime-generic-pvc")))
     pod = deployment["spec"]["template"]["spec"]
-    assert {"name": "model", "persistentVolumeClaim": {"claimName": "weights", "readOnly": True}} in pod["volumes"]
+    assert {
+        "name": "model",
+        "persistentVolumeClaim": {"claimName": "weights", "readOnly": True},
+    } in pod["volumes"]
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["KUBEINFER_MODEL_LOCATION"] == "/models/chat/v2"
 
 
 def test_startup_probe_allows_the_model_load_timeout() -> None:
     spec = _merge(BASE, {"model": {"loadTimeout": "30m"}})
-    deployment = inference_service.build_deployment(OWNER, api.InferenceServiceSpec.model_validate(spec))
+    deployment = inference_service.build_deployment(
+        OWNER, api.InferenceServiceSpec.model_validate(spec)
+    )
     probe = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 30 * 60

@@ -96,7 +96,7 @@ class Replicas(ApiModel):
     """Replica bounds; the autoscaler chooses the count inside them."""
 
     min: int = Field(default=1, ge=0, le=1000)
-    """Lowest replica count the autoscaler may choose."""
+    """Lowest replica count the autoscaler may choose; the tier may raise it (gold keeps 2)."""
     max: int = Field(default=1, ge=1, le=1000)
     """Highest replica count the autoscaler may choose."""
     desired: int | None = Field(default=None, ge=0, le=1000)

@@ -240,7 +240,11 @@ def build_pdb(owner: children.Owner, spec: api.InferenceServiceSpec) -> children
 def build_service_monitor(
     owner: children.Owner, spec: api.InferenceServiceSpec
 ) -> children.Manifest:
-    """Return the ServiceMonitor scraping every version's model servers."""
+    """Return the ServiceMonitor scraping every version's model servers, each pod once.
+
+    It selects only the per-version Services (they carry the version label): the front Service
+    reaches the same pods, and selecting it too would scrape every pod twice and double rates.
+    """
     runtime = runtimes.RUNTIMES[spec.model.runtime]
     port = "metrics" if runtime.metrics_port != runtime.port else "http"
     return {
@@ -248,7 +252,10 @@ def build_service_monitor(
         "kind": "ServiceMonitor",
         "metadata": children.metadata(owner, owner.name),
         "spec": {
-            "selector": {"matchLabels": {owner.label_key: owner.name}},
+            "selector": {
+                "matchLabels": {owner.label_key: owner.name},
+                "matchExpressions": [{"key": VERSION_LABEL, "operator": "Exists"}],
+            },
             "podTargetLabels": [owner.label_key, VERSION_LABEL],
             "endpoints": [{"port": port, "path": runtime.metrics_path, "interval": "15s"}],
         },
