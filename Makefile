@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup dev run test unit e2e lint crds render bench clean
+.PHONY: setup dev run test unit e2e tools lint crds render bench clean
 
 setup: $(STAMP) ## create .venv and install kubeinfer with its test and lint tools
 
@@ -27,9 +27,15 @@ test: unit e2e ## every test: unit and integration, then end-to-end on the real 
 unit: setup ## unit and planning tests (no cluster)
 	$(PY) -m pytest tests
 
-e2e: setup ## end-to-end tests on a real control plane built from Go modules (built first, cached)
-	$(PY) -m e2e.harness.toolchain build
+e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e
+
+tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, Prometheus
+	$(PY) -m e2e.harness.toolchain build
+	$(PY) -m e2e.harness.prometheus_adapter build
+	$(PY) -m e2e.harness.otelcol build
+	$(PY) -m e2e.harness.argocd build
+	$(PY) -m e2e.harness.prometheus
 
 lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	$(VENV)/bin/ruff check operator tests e2e
