@@ -553,8 +553,9 @@ MALFORMED = (
     "INFO " + "long " * 20_000,
     '{"level":"FATAL","trace_id":"' + "0" * 32 + '","msg":"all-zero trace id"}',
     '{"level":"INFO","msg":"login","user":{"email":"carol@example.com","card":"4111111111111111"}}',
+    '{"level":"INFO","msg":"call","api_key":"plainKEY0123","db":{"password":"hunter2x"}}',
 )
-LEAKS = ("bob@example.com", "carol@example.com", "4111111111111111")
+LEAKS = ("bob@example.com", "carol@example.com", "4111111111111111", "plainKEY0123", "hunter2x")
 
 
 def test_malformed_lines_never_crash_the_agent_every_one_is_delivered_and_nothing_leaks(

@@ -97,6 +97,11 @@ PRESET_PATTERNS: dict[api.RedactionPreset, tuple[str, str]] = {
     "phone": (r"\+[0-9]{1,3}[ .-]?\(?[0-9]{1,4}\)?(?:[ .-]?[0-9]{2,4}){2,4}", ""),
 }
 PRESET_ORDER: tuple[api.RedactionPreset, ...] = (*PRESET_PATTERNS, "creditCard")
+#: Attribute keys that name a credential; with the apiKey preset such attributes are dropped.
+CREDENTIAL_KEYS = (
+    r"(?i)^(.*[._-])?(api[_-]?key|access[_-]?token|auth[_-]?token|token|secret|password"
+    r"|passwd|authorization|cookie)$"
+)
 LUHN = "kubeinfer_luhn"
 
 
@@ -144,28 +149,43 @@ def _classify(spec: api.LogPolicySpec) -> list[str]:
     return statements
 
 
+def _rule_replacement(rule: api.RedactionRule) -> str:
+    """The replacement arguments of a custom rule: a mask, or a keyed SHA-256 of the match."""
+    if rule.action == "mask":
+        return ottl_string(f"<redacted:{rule.name}>")
+    key = "${env:" + HASH_KEY_ENV + "}"  # SHA-256(key || match): equal values stay joinable
+    return f'"{key}$${{0}}", SHA256, {ottl_string(f"<{rule.name}:%s>")}'
+
+
 def _redact(spec: api.LogPolicySpec) -> list[str]:
-    """Helper attributes removed, nested attributes flattened, then every pattern applied to the
-    body and to every string attribute value (a JSON line's other fields are attributes)."""
+    """Redaction of the body and of every string attribute value (a JSON line's other fields
+    are attributes): helper attributes removed, nested attributes flattened, attributes named
+    like credentials dropped (with the ``apiKey`` preset), then each pattern on the body and,
+    in fewer passes, on attribute values (presets without a kept prefix share one pass)."""
+    presets = [p for p in PRESET_PATTERNS if p in spec.redaction.presets]
     statements = [
         f'delete_key(attributes, "{helper}")'
         for helper in (SAMPLE_KEY_ATTRIBUTE, KEEP_ATTRIBUTE, PRIORITY_ATTRIBUTE)
     ]
     statements.append("flatten(attributes)")
-    replacements: list[tuple[str, str]] = [
-        (pattern, ottl_string(f"{keep}<redacted:{preset}>"))
-        for preset, (pattern, keep) in PRESET_PATTERNS.items()
-        if preset in spec.redaction.presets
-    ]
+    if "apiKey" in presets:
+        statements.append(f"delete_matching_keys(attributes, {ottl_string(CREDENTIAL_KEYS)})")
+    for preset in presets:
+        pattern, keep = PRESET_PATTERNS[preset]
+        replacement = ottl_string(f"{keep}<redacted:{preset}>")
+        statements.append(
+            f"replace_pattern(body, {ottl_string(pattern)}, {replacement}) where IsString(body)"
+        )
+        if keep:
+            statements.append(
+                f'replace_all_patterns(attributes, "value", {ottl_string(pattern)}, {replacement})'
+            )
+    plain = [PRESET_PATTERNS[p][0] for p in presets if not PRESET_PATTERNS[p][1]]
+    if plain:
+        merged = ottl_string("|".join(f"(?:{p})" for p in plain))
+        statements.append(f'replace_all_patterns(attributes, "value", {merged}, "<redacted>")')
     for rule in spec.redaction.rules:
-        if rule.action == "mask":
-            tail = ottl_string(f"<redacted:{rule.name}>")
-        else:  # keyed hash: SHA-256 of the key followed by the match, so equal values stay joinable
-            key = "${env:" + HASH_KEY_ENV + "}"
-            tail = f'"{key}$${{0}}", SHA256, {ottl_string(f"<{rule.name}:%s>")}'
-        replacements.append((rule.pattern, tail))
-    for pattern, tail in replacements:
-        regex = ottl_string(pattern)
+        regex, tail = ottl_string(rule.pattern), _rule_replacement(rule)
         statements.append(f"replace_pattern(body, {regex}, {tail}) where IsString(body)")
         statements.append(f'replace_all_patterns(attributes, "value", {regex}, {tail})')
     return statements
