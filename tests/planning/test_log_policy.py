@@ -9,6 +9,7 @@ What the rendered configuration does is proven against the real collector in
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -222,3 +223,31 @@ def test_disk_pressure_and_record_counts_come_from_the_agents_reports(
     if expected[0] == "True":
         message = next(o.message for o in plan.observations if o.type == "DiskPressure")
         assert "b at step 2" in message and "a at" not in message
+
+
+@pytest.mark.parametrize(
+    ("key", "dropped"),
+    [
+        ("api_key", True),
+        ("db.password", True),
+        ("Authorization", True),
+        ("user.auth-token", True),
+        ("token_count", False),
+        ("max_tokens", False),
+        ("kubeinfer.sampling.weight", False),
+    ],
+)
+def test_attributes_named_like_credentials_are_dropped_and_others_kept(
+    key: str, dropped: bool
+) -> None:
+    assert bool(re.match(log_agent.CREDENTIAL_KEYS, key)) is dropped
+
+
+def test_redaction_covers_attribute_values_for_presets_and_rules() -> None:
+    spec = _spec(redaction={"rules": [{"name": "uid", "pattern": "uid=[0-9]+"}]})
+    config = log_agent.render_config(spec, include=["/x/*.log"], state_dir="/s")
+    statements = config["processors"]["transform/redact"]["log_statements"][0]["statements"]
+    assert "flatten(attributes)" in statements
+    assert any(s.startswith("delete_matching_keys(attributes") for s in statements)
+    assert any('replace_all_patterns(attributes, "value", "uid=[0-9]+"' in s for s in statements)
+    assert any('"<redacted>")' in s for s in statements), "plain presets share one pass"
