@@ -59,6 +59,7 @@ class Controller:
         """Runs between planning and applying (a kind's own preparatory writes)."""
         self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
 
     def schedule(self, namespace: str, name: str) -> None:
         """Reconcile the object soon; repeated calls before it runs coalesce into one."""
@@ -66,6 +67,15 @@ class Controller:
         if key in self._pending:
             return
         self._pending[key] = asyncio.get_running_loop().create_task(self._run(key))
+
+    def _requeue(self, owner: children.Owner, delay: float | None) -> None:
+        """Keep at most one timed reconcile per object: the latest plan's wish replaces older."""
+        key = (owner.namespace, owner.name)
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        if delay:
+            self._timers[key] = asyncio.get_running_loop().call_later(delay, self.schedule, *key)
 
     def schedule_all(self, predicate: Callable[[Body], bool] = lambda body: True) -> None:
         """Schedule every known object of the kind that matches ``predicate``."""
@@ -114,6 +124,9 @@ class Controller:
             status = plan.status
             result = "ok"
             # decisions a planner reports once (a replica's new GPU placement)
+            # a planner that waits on time (a rollout step, an analysis interval) asks to be
+            # reconciled again then, since no watch event may come
+            self._requeue(owner, getattr(plan, "requeue_after", None))
             for reason, message in getattr(plan, "events", ()):
                 _post(body, warning=False, reason=reason, message=message)
         await self._write_status(owner, body, plan_obs, status)

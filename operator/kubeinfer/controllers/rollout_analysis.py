@@ -15,8 +15,8 @@ from kubeinfer.controllers import context
 from kubeinfer.planning import analysis, children, rollout
 from kubeinfer.prom import client as prom
 
-MIN_WINDOW_SECONDS = 30
-"""Shortest rate window: shorter ones hold too few scrapes to compute a rate."""
+MIN_WINDOW_SECONDS = 60
+"""Shortest rate window: four 15 s scrapes, so a new error series has a rate within it."""
 
 
 def _window(spec: api.InferenceServiceSpec) -> str:

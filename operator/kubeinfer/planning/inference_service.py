@@ -94,6 +94,8 @@ class Plan:
     """(reason, message) of decisions worth an Event (new placements, rollout steps)."""
     handover: str | None = None
     """A Deployment whose replicas pass from kubeinfer to the autoscaler (a promoted candidate)."""
+    requeue_after: float | None = None
+    """Seconds after which to reconcile again without a watch event (a running rollout)."""
 
 
 def version_name(owner: children.Owner, version: str) -> str:
@@ -433,6 +435,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         status,
         (*replica_placement.events(outcome), *decision.events),
         handover=version_name(owner, stable.version) if promoted else None,
+        requeue_after=rollout.requeue_after(spec, decision),
     )
 
 

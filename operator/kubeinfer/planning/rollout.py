@@ -99,6 +99,17 @@ def analysis_due(spec: api.InferenceServiceSpec, state: State, now: datetime) ->
     return now - state.last_analysis >= interval
 
 
+REQUEUE_FLOOR_SECONDS = 5.0
+
+
+def requeue_after(spec: api.InferenceServiceSpec, decision: Decision) -> float | None:
+    """Seconds until a running rollout next needs a look (its analysis interval), else None."""
+    if decision.candidate is None or decision.state.phase == "Paused":
+        return None
+    interval = base.duration_seconds(spec.rollout.analysis.interval)
+    return max(interval / 2, REQUEUE_FLOOR_SECONDS)
+
+
 def candidate_replicas(spec: api.InferenceServiceSpec, step: int, stable_replicas: int) -> int:
     """Pods the candidate runs at ``step`` (the stable version keeps its autoscaled count)."""
     full = max(stable_replicas, spec.replicas.min, 1)

@@ -1,0 +1,283 @@
+"""Rollouts judged by real Prometheus: simulators stand for the pods of both versions on
+loopback, Debian's Prometheus scrapes them with the labels the operator's ServiceMonitor gives,
+and the operator (run with ``--prometheus-url``) analyses candidate against stable.
+
+Covers: a healthy canary promotes through every step (the old version's Deployment goes, the
+autoscaler targets the new one); a candidate whose simulators return 5% errors is rolled back
+automatically, with ``RolledBack`` carrying the evidence and the version denylisted. The time
+from the degradation to all traffic on stable is printed (``pytest -s``) beside the target of
+two analysis intervals (60 s with the default 30 s) and Flagger's 60 s x threshold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.harness import cluster as cluster_setup
+from e2e.harness import operator_process, processes, prometheus, scrape_targets
+from e2e.simulator import behaviour, fleet, load, server
+
+pytestmark = pytest.mark.e2e
+
+NAME = "chat"
+LOAD = load.Limits(rate=24.0, duration_s=900.0, max_requests=30_000, concurrency=32)
+
+
+@pytest.fixture(scope="module")
+def scraper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prometheus.Prometheus]:
+    """Prometheus on loopback for this module."""
+    with processes.Supervisor() as supervisor:
+        yield prometheus.start(supervisor, tmp_path_factory.mktemp("prometheus"))
+
+
+@pytest.fixture
+def analysing_operator(
+    kubeinfer_crds: tuple[str, ...],
+    operator_kubeconfig: pathlib.Path,
+    scraper: prometheus.Prometheus,
+    tmp_path: pathlib.Path,
+) -> Iterator[operator_process.RunningOperator]:
+    """The operator as its ServiceAccount, analysing rollouts on the module's Prometheus."""
+    with processes.Supervisor() as supervisor:
+        yield operator_process.start(
+            supervisor,
+            kubeconfig=operator_kubeconfig,
+            log_path=tmp_path / "kubeinfer-operator.log",
+            extra_args=["--prometheus-url", scraper.url],
+        )
+
+
+def _manifest(namespace: str, version: str, pause: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kubeinfer.io/v1alpha1",
+            "kind": "InferenceService",
+            "metadata": {"name": NAME, "namespace": namespace},
+            "spec": {
+                "model": {
+                    "name": "chat",
+                    "version": version,
+                    "uri": "s3://models/chat",
+                    "runtime": "vllm",
+                },
+                "resources": {"gpus": 0, "cpu": "1", "memory": "2Gi", "sharedMemory": "256Mi"},
+                "replicas": {"min": 2, "max": 2},
+                "sla": {"tier": "silver"},
+                "autoscaling": {"engine": "keda"},
+                "traffic": {"provider": "none"},
+                "rollout": {
+                    "strategy": "canary",
+                    "steps": [{"weight": 20, "pause": pause}, {"weight": 50, "pause": pause}],
+                    "analysis": {"interval": "30s", "failureLimit": 1, "minSamples": 20},
+                },
+            },
+        }
+    )
+
+
+def _eventually(
+    check: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    detail: Callable[[], str] = lambda: "",
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} {detail()}")
+        time.sleep(1.0)
+
+
+def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "infsvc", NAME, "-n", namespace, "-o", "json").stdout
+    status: dict[str, Any] = json.loads(out).get("status") or {}
+    return status
+
+
+def _summary(cluster: cluster_setup.Cluster, namespace: str) -> str:
+    status = _status(cluster, namespace)
+    return json.dumps(
+        {"rollout": status.get("rollout"), "progressing": _condition(status, "Progressing")},
+        indent=1,
+    )
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c["type"] == kind), {}
+    )
+    return found
+
+
+@contextlib.contextmanager
+def _simulated(
+    cluster: cluster_setup.Cluster, namespace: str, scraper: prometheus.Prometheus
+) -> Iterator[fleet.Fleet]:
+    """A simulator per pod of every version, scraped by Prometheus, under steady load."""
+    identity = server.Identity(runtime="vllm", model="chat")
+    with (
+        contextlib.closing(cluster.api_client()) as api,
+        fleet.Fleet(identity, behaviour.Behaviour()) as sims,
+        scrape_targets.Follower(
+            api, namespace=namespace, monitor_name=NAME, simulators=sims, scraper=scraper
+        ) as follower,
+    ):
+        _eventually(
+            # One pod: the Deployment's count is the autoscaler's, and KEDA does not run here.
+            lambda: len(sims.addresses()) >= 1,
+            timeout=60,
+            what="simulators for the stable pods",
+            detail=lambda: f"(follower error: {follower.error!r})",
+        )
+        _, stop = sims.start_load(LOAD)
+        try:
+            yield sims
+        finally:
+            stop()
+
+
+def _break(sims: fleet.Fleet, version_prefix: str, document: dict[str, Any]) -> list[str]:
+    """Apply ``document`` to the simulators of one version's pods (their admin endpoint)."""
+    broken = []
+    for pod, address in sims.addresses().items():
+        if pod.startswith(version_prefix):
+            request = urllib.request.Request(
+                f"http://{address}/admin/behaviour",
+                data=json.dumps(document).encode(),
+                method="PUT",
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+            broken.append(pod)
+    return broken
+
+
+def _start_rollout(cluster: cluster_setup.Cluster, namespace: str, pause: str) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, "v1", pause))
+    cluster.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        f"infsvc/{NAME}",
+        "--for=condition=Ready",
+        "--timeout=120s",
+        timeout=130,
+    )
+
+
+def test_healthy_candidate_promotes_through_every_step(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    scraper: prometheus.Prometheus,
+    analysing_operator: operator_process.RunningOperator,
+) -> None:
+    _start_rollout(cluster, namespace, pause="30s")
+    with _simulated(cluster, namespace, scraper):
+        started = time.monotonic()
+        cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, "v2", pause="30s"))
+        weights: set[int] = set()
+
+        def promoted() -> bool:
+            status = _status(cluster, namespace)
+            weights.add(int(status.get("traffic", {}).get("candidateWeight", 0)))
+            return bool(status.get("stable", {}).get("version") == "v2")
+
+        _eventually(
+            promoted,
+            timeout=420,
+            what="v2 to be promoted",
+            detail=lambda: _summary(cluster, namespace),
+        )
+        print(
+            f"\nhealthy canary promoted after {time.monotonic() - started:.0f} s; weights seen {sorted(weights)}"
+        )
+    assert {20, 50} <= weights
+    status = _status(cluster, namespace)
+    assert _condition(status, "Progressing")["reason"] in ("Promoted", "NoRollout")
+    assert _condition(status, "Ready")["status"] == "True"
+    assert all(m["verdict"] == "Passed" for m in status["rollout"]["measurements"])
+    _eventually(
+        lambda: (
+            cluster.kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
+            == ["deployment.apps/chat-v2"]
+        ),
+        timeout=60,
+        what="the old version's Deployment to go",
+    )
+    scaled = cluster.kubectl(
+        "get", "scaledobject", NAME, "-n", namespace, "-o", "jsonpath={.spec.scaleTargetRef.name}"
+    ).stdout
+    assert scaled == "chat-v2"
+
+
+def test_candidate_with_five_percent_errors_is_rolled_back(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    scraper: prometheus.Prometheus,
+    analysing_operator: operator_process.RunningOperator,
+) -> None:
+    _start_rollout(cluster, namespace, pause="10m")
+    with _simulated(cluster, namespace, scraper) as sims:
+        cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, "v2", pause="10m"))
+
+        def judged_healthy() -> bool:
+            measurements = _status(cluster, namespace).get("rollout", {}).get("measurements") or []
+            return bool(measurements) and all(m["verdict"] == "Passed" for m in measurements)
+
+        _eventually(
+            judged_healthy,
+            timeout=240,
+            what="a passing analysis of the candidate",
+            detail=lambda: _summary(cluster, namespace),
+        )
+        assert _break(sims, "chat-v2", {"errorRate": 0.05})
+        degraded = time.monotonic()
+
+        def rolled_back() -> dict[str, Any] | None:
+            status = _status(cluster, namespace)
+            if (
+                status.get("rollout", {}).get("phase") == "RolledBack"
+                and status["traffic"]["candidateWeight"] == 0
+            ):
+                return status
+            return None
+
+        status = _eventually(
+            rolled_back,
+            timeout=240,
+            what="the rollback",
+            detail=lambda: _summary(cluster, namespace),
+        )
+        took = time.monotonic() - degraded
+        print(
+            f"\n5% errors: all traffic back on stable {took:.0f} s after the degradation "
+            f"(target 2 x 30 s analysis interval = 60 s; Flagger's default 60 s x threshold)"
+        )
+    rolled = _condition(status, "RolledBack")
+    assert rolled["status"] == "True"
+    assert "success-rate=" in rolled["message"]
+    assert _condition(status, "Ready")["status"] == "True", "stable keeps serving"
+    assert status["rollout"]["deniedVersions"] == ["v2"]
+    assert status["stable"]["version"] == "v1"
+    _eventually(
+        lambda: (
+            cluster.kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
+            == ["deployment.apps/chat-v1"]
+        ),
+        timeout=60,
+        what="the candidate's Deployment to go",
+    )
