@@ -24,8 +24,9 @@ run: setup ## run the operator against the current KUBECONFIG
 
 test: unit e2e ## every test: unit and integration, then end-to-end on the real control plane
 
-unit: setup ## unit and planning tests (no cluster)
+unit: setup ## unit and planning tests (no cluster), and the Go tests of the collector components
 	$(PY) -m pytest tests
+	cd e2e/otelcol/components && go vet ./... && go test ./...
 
 e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e
@@ -54,6 +55,7 @@ bench: setup ## benchmarks, reported as figures and ratios against peers measure
 	$(PY) -m pytest tests --benchmark-enable --benchmark-only
 	$(PY) e2e/bench_placement.py
 	PYTHONPATH=operator:. $(PY) -m e2e.bench_oom
+	$(PY) e2e/bench_log_agent.py
 	$(PY) e2e/bench_scale.py --count 1000
 
 clean:
