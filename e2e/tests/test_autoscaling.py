@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import pathlib
 import time
@@ -37,7 +38,14 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, processes, prometheus, prometheus_adapter, scrape_targets
+from e2e.harness import (
+    operator_process,
+    processes,
+    prometheus,
+    prometheus_adapter,
+    scrape_targets,
+    waiting,
+)
 from e2e.simulator import behaviour, fleet, load, server
 from kubeinfer.api import conditions
 from kubeinfer.planning import autoscaling
@@ -130,15 +138,8 @@ def _inference_service(namespace: str, *, scale_down_stabilization: str | None) 
     )
 
 
-def _eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(POLL_SECONDS)
+_eventually = functools.partial(waiting.first, interval=POLL_SECONDS)
+"""Poll until the check holds; returns its first truthy result."""
 
 
 class _View:
@@ -410,7 +411,7 @@ def test_more_replicas_bring_a_load_spikes_latency_back_under_the_target(
             _eventually(lambda: view.replicas()[1] > 2, timeout=120, what="the new replica ready")
             figures["replicas_after_scale_up"] = view.replicas()[0]
             scaled = time.monotonic()
-            recovered = _eventually(
+            recovered: dict[str, float] = _eventually(
                 lambda: (
                     (m := view.custom_metric()) and len(m) > 2 and _average(m) < TARGET_MS and m
                 ),

@@ -20,11 +20,12 @@ with NVLink pairs through the fake NVML):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
@@ -32,7 +33,7 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import gpu_agents, gpu_nodes, operator_process, processes
+from e2e.harness import gpu_agents, gpu_nodes, operator_process, processes, waiting
 
 pytestmark = pytest.mark.e2e
 RECORDING = gpu_agents.RECORDINGS / "pcie-a100x8-nvlink-pairs-2socket.txt"
@@ -40,15 +41,8 @@ NVLINK_PAIRS = {frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}), frozens
 XID_BUDGET_S = 5.0
 
 
-def _eventually(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
+_eventually = functools.partial(waiting.first, timeout=60.0, interval=0.2)
+"""Poll until the check holds; returns its first truthy result."""
 
 
 @pytest.fixture

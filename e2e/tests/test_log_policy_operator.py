@@ -12,17 +12,16 @@ with a ``LogVolumeFilling`` Event, cleared when the volume empties.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import log_replay, operator_process, otelcol, processes, versions
+from e2e.harness import log_replay, operator_process, otelcol, processes, versions, waiting
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
 from kubeinfer.planning import log_agent
@@ -57,13 +56,8 @@ def _get(cluster: cluster_setup.Cluster, namespace: str, *what: str) -> dict[str
     return dict(json.loads(out))
 
 
-def _eventually(check: Callable[[], Any], *, timeout: float = 90.0, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.5)
-    return result
+_eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
+"""Poll until the check holds; returns its first truthy result."""
 
 
 def _condition(body: dict[str, Any], type_: str) -> dict[str, Any]:

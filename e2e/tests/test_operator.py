@@ -7,17 +7,16 @@ garbage collection of children, and that a reconcile of an unchanged object send
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import urllib.request
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, versions
+from e2e.harness import operator_process, versions, waiting
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = versions.REPO_ROOT / "manifests" / "examples"
@@ -29,15 +28,8 @@ def _example(name: str, namespace: str) -> str:
     return yaml.safe_dump(doc)
 
 
-def _eventually(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.5)
+_eventually = functools.partial(waiting.first, timeout=60.0, interval=0.5)
+"""Poll until the check holds; returns its first truthy result."""
 
 
 def _writes(op: operator_process.RunningOperator) -> dict[str, float]:

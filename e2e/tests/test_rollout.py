@@ -4,31 +4,24 @@ operator restarted mid-rollout resumes at the same step from status."""
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, processes, versions
+from e2e.harness import operator_process, processes, versions, waiting
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = versions.REPO_ROOT / "manifests" / "examples" / "02-inferenceservice-cpu.yaml"
 
 
-def _eventually(check: Callable[[], Any], *, timeout: float = 90.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.5)
+_eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
+"""Poll until the check holds; returns its first truthy result."""
 
 
 def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
@@ -68,13 +61,13 @@ def test_rollout_waits_on_missing_prometheus_and_resumes_after_restart(
     patch = json.dumps({"spec": {"model": {"version": "v2"}}})
     kubectl("patch", "infsvc", "tiny-embedder", "-n", namespace, "--type=merge", "-p", patch)
 
-    def waiting() -> dict[str, Any] | None:
+    def waits_on_prometheus() -> dict[str, Any] | None:
         status = _status(cluster, namespace)
         if _condition(status, "Progressing") == ("True", "PrometheusUnavailable"):
             return status
         return None
 
-    status = _eventually(waiting, what="the rollout to wait on Prometheus")
+    status = _eventually(waits_on_prometheus, what="the rollout to wait on Prometheus")
     assert status["stable"]["version"] == "v1"
     assert status["candidate"]["version"] == "v2"
     assert status["rollout"]["phase"] == "Waiting"

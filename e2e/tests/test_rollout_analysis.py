@@ -12,18 +12,19 @@ two analysis intervals (60 s with the default 30 s) and Flagger's 60 s x thresho
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import pathlib
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, processes, prometheus, scrape_targets
+from e2e.harness import operator_process, processes, prometheus, scrape_targets, waiting
 from e2e.simulator import behaviour, fleet, load, server
 
 pytestmark = pytest.mark.e2e
@@ -84,21 +85,8 @@ def _manifest(namespace: str, version: str, pause: str) -> str:
     )
 
 
-def _eventually(
-    check: Callable[[], Any],
-    *,
-    timeout: float,
-    what: str,
-    detail: Callable[[], str] = lambda: "",
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} {detail()}")
-        time.sleep(1.0)
+_eventually = functools.partial(waiting.first, interval=1.0)
+"""Poll until the check holds; returns its first truthy result."""
 
 
 def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
@@ -140,7 +128,7 @@ def _simulated(
             lambda: len(sims.addresses()) >= 1,
             timeout=60,
             what="simulators for the stable pods",
-            detail=lambda: f"(follower error: {follower.error!r})",
+            on_timeout=lambda: f"(follower error: {follower.error!r})",
         )
         _, stop = sims.start_load(LOAD)
         try:
@@ -200,7 +188,7 @@ def test_healthy_candidate_promotes_through_every_step(
             promoted,
             timeout=420,
             what="v2 to be promoted",
-            detail=lambda: _summary(cluster, namespace),
+            on_timeout=lambda: _summary(cluster, namespace),
         )
         print(
             f"\nhealthy canary promoted after {time.monotonic() - started:.0f} s; weights seen {sorted(weights)}"
@@ -242,7 +230,7 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
             judged_healthy,
             timeout=240,
             what="a passing analysis of the candidate",
-            detail=lambda: _summary(cluster, namespace),
+            on_timeout=lambda: _summary(cluster, namespace),
         )
         assert _break(sims, "chat-v2", {"errorRate": 0.05})
         degraded = time.monotonic()
@@ -260,7 +248,7 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
             rolled_back,
             timeout=240,
             what="the rollback",
-            detail=lambda: _summary(cluster, namespace),
+            on_timeout=lambda: _summary(cluster, namespace),
         )
         took = time.monotonic() - degraded
         print(

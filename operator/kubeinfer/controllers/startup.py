@@ -59,9 +59,12 @@ def register(*, http_host: str, http_port: int, prometheus_url: str | None = Non
         metrics = Metrics(CollectorRegistry())
         kube = client.Kube(client.load_config(), observe=metrics.observe_request)
         prometheus = client_prom.Prometheus(prometheus_url) if prometheus_url else None
+        store = Store()
         context.install(
-            context.Context(kube=kube, store=Store(), metrics=metrics, prometheus=prometheus)
+            context.Context(kube=kube, store=store, metrics=metrics, prometheus=prometheus)
         )
+        listed = await watches.prefill(kube, store)
+        log.info("Filled the watch mirror with %d objects before reconciling", listed)
         await _ensure_peering(kube, settings.peering.name)
         state["http"] = await http.serve(http_host, http_port)
         state["resync"] = asyncio.get_running_loop().create_task(_resync())

@@ -14,7 +14,8 @@ import kopf
 from kubeinfer.api import GROUP, VERSION, kinds
 from kubeinfer.controllers import chaos_experiment, context, gpu_pool, inference_service, log_policy
 from kubeinfer.controllers.reconcile import Controller
-from kubeinfer.kube import resources
+from kubeinfer.kube import client, errors, resources
+from kubeinfer.kube.store import Store
 from kubeinfer.planning import children
 
 CONTROLLERS: dict[str, Controller] = {
@@ -89,6 +90,61 @@ def _slim_pod(body: Body) -> dict[str, Any]:
     }
 
 
+def _slim_claim(body: Body) -> dict[str, Any]:
+    """An allocated claim says which GPUs are held (GPUPool) and taken (placement)."""
+    return {
+        "metadata": {k: body["metadata"].get(k) for k in ("name", "namespace", "labels")},
+        "status": {"allocation": (body.get("status") or {}).get("allocation")},
+    }
+
+
+def _slim_slice(body: Body) -> dict[str, Any]:
+    """A node publishing kubeinfer's devices makes DRA enforcement possible there."""
+    spec = body.get("spec") or {}
+    return {
+        "metadata": {"name": body["metadata"]["name"]},
+        "spec": {k: spec.get(k) for k in ("driver", "nodeName", "pool", "devices")},
+    }
+
+
+def _keep(body: Body) -> dict[str, Any]:
+    return dict(body)
+
+
+PREFILL: tuple[tuple[resources.Resource, str, Callable[[Body], dict[str, Any]]], ...] = (
+    *(
+        (res, f"app.kubernetes.io/managed-by={children.MANAGED_BY}", _keep)
+        for res in resources.CHILD_KINDS
+    ),
+    *((resources.lookup(k.api_version, k.kind), "", _keep) for k in kinds.ALL),
+    (resources.lookup("v1", "Node"), "", _keep),
+    (resources.lookup("v1", "Pod"), "", _slim_pod),
+    (resources.lookup("apiregistration.k8s.io/v1", "APIService"), "", _keep),
+    (resources.lookup("resource.k8s.io/v1", "ResourceClaim"), "", _slim_claim),
+    (resources.lookup("resource.k8s.io/v1", "ResourceSlice"), "", _slim_slice),
+)
+"""What the store holds before the first reconcile, and in which shape."""
+
+
+async def prefill(kube: client.Kube, store: Store) -> int:
+    """List every watched kind into the store before any reconcile runs; return the count.
+
+    Controllers must not act on a half-filled mirror: an operator restarted mid-rollout would
+    otherwise see its InferenceService before its candidate Deployment and believe the candidate
+    gone. This is the informer's wait for cache sync; the watches keep it current afterwards.
+    """
+    count = 0
+    for res, selector, shape in PREFILL:
+        try:
+            items = await kube.list_objects(res.api_version, res.kind, selector=selector)
+        except errors.NotServed:
+            continue
+        for item in items:
+            store.put(res.kind, shape(item))
+        count += len(items)
+    return count
+
+
 def _register_cluster_inputs() -> None:
     def wake(*kind_names: str, predicate: Callable[[Body], bool] = lambda b: True) -> None:
         for name in kind_names:
@@ -115,11 +171,7 @@ def _register_cluster_inputs() -> None:
     @kopf.on.event("resource.k8s.io", "v1", "resourceclaims")
     async def on_claim(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         # allocated claims say which GPUs are held (GPUPool) and taken (placement)
-        slim = {
-            "metadata": {k: body.metadata.get(k) for k in ("name", "namespace", "labels")},
-            "status": {"allocation": (body.get("status") or {}).get("allocation")},
-        }
-        _mirror("ResourceClaim", event, slim)
+        _mirror("ResourceClaim", event, _slim_claim(dict(body)))
         wake(kinds.GPU_POOL.kind)
         namespace = body.metadata["namespace"]
         wake(
@@ -130,12 +182,7 @@ def _register_cluster_inputs() -> None:
     @kopf.on.event("resource.k8s.io", "v1", "resourceslices")
     async def on_slice(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         # a node publishing kubeinfer's devices makes DRA enforcement possible there
-        spec = body.get("spec") or {}
-        slim = {
-            "metadata": {"name": body.metadata["name"]},
-            "spec": {k: spec.get(k) for k in ("driver", "nodeName", "pool", "devices")},
-        }
-        _mirror("ResourceSlice", event, slim)
+        _mirror("ResourceSlice", event, _slim_slice(dict(body)))
         wake(kinds.INFERENCE_SERVICE.kind)
 
     @kopf.on.event("apiregistration.k8s.io", "v1", "apiservices")
