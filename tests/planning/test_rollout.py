@@ -332,7 +332,7 @@ def _children(decision: rollout.Decision, provider: str = "gateway-api") -> dict
         }
     )
     owner = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "m", "ns", "u")
-    out = inference_service.render(owner, spec, None, decision, stable_replicas=4)
+    out = inference_service.render(owner, spec, decision=decision, stable_replicas=4)
     return {f"{c['kind']}/{c['metadata']['name']}": c for c in out}
 
 

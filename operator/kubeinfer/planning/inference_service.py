@@ -8,6 +8,7 @@ applies the returned :class:`Plan`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from kubeinfer.planning import (
     analysis,
     autoscaling,
     children,
+    nccl,
     oom,
     replica_placement,
     rollout,
@@ -108,6 +110,7 @@ def build_deployment(
     spec: api.InferenceServiceSpec,
     gpus: replica_placement.Enforcement | None = None,
     claim_template: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> children.Manifest:
     """Return the Deployment of the spec's model version.
 
@@ -139,7 +142,10 @@ def build_deployment(
         "name": "server",
         "image": spec.model.image or runtime.image,
         "args": runtime.args(launch),
-        "env": [{"name": k, "value": v} for k, v in sorted(runtime.env(launch).items())],
+        "env": [
+            {"name": k, "value": v}
+            for k, v in sorted({**runtime.env(launch), **(extra_env or {})}.items())
+        ],
         "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}]
         + (
             [{"name": "metrics", "containerPort": runtime.metrics_port, "protocol": "TCP"}]
@@ -298,9 +304,11 @@ def for_version(
 def render(
     owner: children.Owner,
     spec: api.InferenceServiceSpec,
+    *,
     gpus: replica_placement.Enforcement | None = None,
     decision: rollout.Decision | None = None,
     stable_replicas: int = 0,
+    nccl_env: Mapping[str, str] | None = None,
 ) -> tuple[children.Manifest, ...]:
     """Return every child of the InferenceService, each stamped with its content hash.
 
@@ -317,7 +325,11 @@ def render(
         else None
     )
     deployment = build_deployment(
-        owner, stable_spec, gpus, claims["metadata"]["name"] if claims is not None else None
+        owner,
+        stable_spec,
+        gpus,
+        claims["metadata"]["name"] if claims is not None else None,
+        extra_env=nccl_env,
     )
     stable = deployment["metadata"]["name"]
     split = traffic.Split(stable=stable)
@@ -430,7 +442,17 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
     promoted = any(reason == "Promoted" for reason, _ in decision.events)
     gpus = outcome.enforcement if outcome is not None else None
     return Plan(
-        render(owner, spec, gpus, decision, dep.replicas),
+        render(
+            owner,
+            spec,
+            gpus=gpus,
+            decision=decision,
+            stable_replicas=dep.replicas,
+            nccl_env=nccl.environment(
+                outcome.placements if outcome is not None else (),
+                {n.name: n.topology for n in (observed.pool.nodes if observed.pool else ())},
+            ),
+        ),
         with_ready(observations, GATES),
         status,
         (*replica_placement.events(outcome), *decision.events),
