@@ -16,8 +16,8 @@ SHARED = REPO.parent / "shared" / "fixtures" / "topologies"
 SYNTHETIC = Path(__file__).resolve().parent / "fixtures"
 
 
-def shared_or_skip() -> Path:
-    """The shared recordings directory, or skip the test when it is not checked out beside."""
+def shared_recordings() -> Path:
+    """The shared recordings directory; fails (never skips) when it is not checked out beside."""
     if not SHARED.is_dir():
-        pytest.skip(f"shared recordings not found at {SHARED.relative_to(REPO.parent)}")
+        pytest.fail(f"shared recordings not found at {SHARED.relative_to(REPO.parent)}")
     return SHARED

@@ -104,7 +104,7 @@ def test_mig_enabled_gpus_report_their_devices_and_are_not_whole_gpu_candidates(
 
 def test_products_without_mig_or_nvlink_answer_not_supported() -> None:
     inventory = recordings.inventory_of(
-        recordings.load(paths.shared_or_skip() / "aws-g6e-l40s.txt")
+        recordings.load(paths.shared_recordings() / "aws-g6e-l40s.txt")
     )
     device = inventory.devices[0]
     assert device.mig_enabled is None
@@ -152,7 +152,7 @@ def test_fake_and_protocol_use_pynvml_names_and_parameters() -> None:
 
 
 def test_event_watch_reports_xid_of_a_gpu_falling_off_the_bus() -> None:
-    nvml = fake_nvml.FakeNvml(recordings.load(paths.shared_or_skip() / "dgx-a100.txt"))
+    nvml = fake_nvml.FakeNvml(recordings.load(paths.shared_recordings() / "dgx-a100.txt"))
     nvml.nvmlInit()
     handles = {i: nvml.nvmlDeviceGetHandleByIndex(i) for i in range(8)}
     watch = events.EventWatch(nvml, handles)

@@ -80,6 +80,8 @@ def test_recorded_faults_reach_the_verdicts() -> None:
 
 
 def test_volta_reports_retired_pages_not_remapped_rows() -> None:
-    inventory = recordings.inventory_of(recordings.load(paths.shared_or_skip() / "dgx1-v100.txt"))
+    inventory = recordings.inventory_of(
+        recordings.load(paths.shared_recordings() / "dgx1-v100.txt")
+    )
     assert inventory.health[0].retired_pages == 0
     assert inventory.health[0].remapped_rows is None

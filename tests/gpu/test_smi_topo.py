@@ -14,11 +14,11 @@ from tests.gpu import paths
 
 
 def _shared(name: str) -> smi_topo.TopoMatrix:
-    return smi_topo.parse((paths.shared_or_skip() / name).read_text())
+    return smi_topo.parse((paths.shared_recordings() / name).read_text())
 
 
 def test_every_recording_parses_into_a_symmetric_matrix_with_one_row_per_gpu() -> None:
-    files = sorted(paths.shared_or_skip().glob("*.txt")) + sorted(paths.SYNTHETIC.glob("*.txt"))
+    files = sorted(paths.shared_recordings().glob("*.txt")) + sorted(paths.SYNTHETIC.glob("*.txt"))
     assert len(files) >= 13
     for path in files:
         matrix = smi_topo.parse(path.read_text())

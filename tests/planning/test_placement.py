@@ -21,7 +21,7 @@ from tests.gpu import paths
 
 @cache
 def _topo(name: str) -> topology.NodeTopology:
-    directory = paths.SYNTHETIC if (paths.SYNTHETIC / name).exists() else paths.shared_or_skip()
+    directory = paths.SYNTHETIC if (paths.SYNTHETIC / name).exists() else paths.shared_recordings()
     return recordings.topology_of(recordings.load(directory / name))
 
 

@@ -22,7 +22,7 @@ from tests.gpu import paths
 
 @cache
 def _pool() -> tuple[placement.NodeState, ...]:
-    machines = recordings.load_dir(paths.shared_or_skip())
+    machines = recordings.load_dir(paths.shared_recordings())
     topologies = [t for t in map(recordings.topology_of, machines.values()) if len(t.gpus) == 8]
     rng = random.Random(1000)
     return tuple(

@@ -25,7 +25,7 @@ from tests.gpu import paths
 @cache
 def _topologies() -> dict[str, topology.NodeTopology]:
     machines = {
-        **recordings.load_dir(paths.shared_or_skip()),
+        **recordings.load_dir(paths.shared_recordings()),
         **recordings.load_dir(paths.SYNTHETIC),
     }
     return {name: recordings.topology_of(machine) for name, machine in machines.items()}
