@@ -281,7 +281,12 @@ def _post(body: Body, *, warning: bool, reason: str, message: str) -> None:
     """Post an Event on the object (kopf.event: unlike kopf.info it ignores the log level that
     filters which log lines become Events)."""
     target = kopf.Body(dict(body))  # type: ignore[arg-type]
-    kopf.event(target, type="Warning" if warning else "Normal", reason=reason, message=message)
+    try:
+        kopf.event(target, type="Warning" if warning else "Normal", reason=reason, message=message)
+    except LookupError:
+        # A reconcile woken by a timer outside kopf's handler context has no event queue; the
+        # decision must still be applied, so it is logged instead of failing the reconcile.
+        log.warning("Posted no Event (outside kopf's context): %s %s", reason, message)
 
 
 def _dedupe(observations: Sequence[Observation]) -> list[Observation]:
