@@ -91,6 +91,31 @@ def test_cpu_example_becomes_ready_and_kubectl_wait_works(
     assert "Applied Deployment tiny-embedder-v1" in events
     metrics = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
     assert metrics["status"] == "False" and metrics["reason"] == "MetricsAPIMissing"
+    # Its Events tell the story once: each change once, no Event for a condition's healthy first
+    # value (Progressing NoRollout, Placed), and no Ready Event repeating ModelLoaded's.
+    posted = [
+        (e["reason"], e["message"])
+        for e in yaml.safe_load(
+            kubectl(
+                "get",
+                "events",
+                "-n",
+                namespace,
+                "--field-selector",
+                "involvedObject.name=tiny-embedder,involvedObject.kind=InferenceService",
+                "-o",
+                "yaml",
+            ).stdout
+        )["items"]
+    ]
+    assert len(posted) == len(set(posted)), posted
+    assert not [m for _, m in posted if m.startswith(("Progressing is", "Placed is True"))], posted
+    assert ("MetricsAPIMissing", _event_message(metrics)) in posted, posted
+
+
+def _event_message(condition: dict[str, str]) -> str:
+    """The Event message the operator posts for a condition it records."""
+    return f"{condition['type']} is {condition['status']}: {condition['message']}"
 
 
 def test_unchanged_object_reconcile_sends_no_write(

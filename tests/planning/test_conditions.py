@@ -104,8 +104,60 @@ def test_every_reason_and_condition_type_is_documented() -> None:
         (T.ROLLED_BACK, "True", True),
         (T.OOM_RISK, "False", False),
         (T.MODEL_LOADED, "Unknown", False),
+        (T.PROGRESSING, "False", False),
+        (T.PROGRESSING, "True", False),
     ],
 )
 def test_problems_are_warnings_whatever_the_polarity(type_: T, status: str, abnormal: bool) -> None:
     (cond,) = conditions.merge([], [O(type_, status, R.AS_EXPECTED, "")], generation=1, now=NOW)  # type: ignore[arg-type]
     assert conditions.is_abnormal(cond) is abnormal
+
+
+def test_a_paused_rollout_is_a_problem_though_progressing_is_neutral() -> None:
+    (cond,) = conditions.merge(
+        [], [O.false(T.PROGRESSING, R.ROLLOUT_PAUSED, "")], generation=1, now=NOW
+    )
+    assert conditions.is_abnormal(cond)
+
+
+def test_a_new_object_announces_only_its_problems() -> None:
+    first = conditions.merge(
+        [],
+        [
+            O.true(T.PLACED, R.AS_EXPECTED, ""),
+            O.false(T.MODEL_LOADED, R.NO_READY_REPLICAS, ""),
+            O.false(T.PROGRESSING, R.NO_ROLLOUT, ""),
+            O.false(T.METRICS_AVAILABLE, R.METRICS_API_MISSING, ""),
+        ],
+        generation=1,
+        now=NOW,
+    )
+    announced = [c.type for c in conditions.transitions([], first)]
+    assert announced == ["ModelLoaded", "MetricsAvailable"]
+    later = conditions.merge(
+        first,
+        [
+            O.true(T.PLACED, R.AS_EXPECTED, ""),
+            O.true(T.MODEL_LOADED, R.AS_EXPECTED, ""),
+            O.false(T.PROGRESSING, R.NO_ROLLOUT, ""),
+            O.false(T.METRICS_AVAILABLE, R.METRICS_API_MISSING, ""),
+        ],
+        generation=1,
+        now=NOW,
+    )
+    assert [c.type for c in conditions.transitions(first, later)] == ["ModelLoaded"]
+
+
+def test_ready_repeating_a_gate_gets_no_event_of_its_own() -> None:
+    pending = [
+        O.false(T.READY, R.NO_READY_REPLICAS, "none ready"),
+        O.false(T.MODEL_LOADED, R.NO_READY_REPLICAS, "none ready"),
+    ]
+    first = conditions.merge([], pending, generation=1, now=NOW)
+    assert [c.type for c in conditions.transitions([], first)] == ["ModelLoaded"]
+    ready = [
+        O.true(T.READY, R.AS_EXPECTED, "All conditions are met."),
+        O.true(T.MODEL_LOADED, R.AS_EXPECTED, "2 of 2 ready."),
+    ]
+    later = conditions.merge(first, ready, generation=1, now=NOW)
+    assert [c.type for c in conditions.transitions(first, later)] == ["Ready", "ModelLoaded"]

@@ -60,6 +60,8 @@ class Controller:
         self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._own_writes: dict[tuple[str, str], str] = {}
+        """resourceVersion each object got from this controller's last status write."""
 
     def schedule(self, namespace: str, name: str) -> None:
         """Reconcile the object soon; repeated calls before it runs coalesce into one."""
@@ -77,6 +79,20 @@ class Controller:
         if delay:
             self._timers[key] = asyncio.get_running_loop().call_later(delay, self.schedule, *key)
 
+    def is_own_echo(self, body: Body) -> bool:
+        """Whether a watch event only carries this controller's own last status write back.
+
+        Such an event changes nothing the reconcile that wrote it did not already know, so it
+        needs no reconcile of its own (that would only re-derive the same status).
+        """
+        meta = body["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        written = self._own_writes.get(key)
+        if written is None or written != meta.get("resourceVersion"):
+            return False
+        del self._own_writes[key]
+        return True
+
     def schedule_all(self, predicate: Callable[[Body], bool] = lambda body: True) -> None:
         """Schedule every known object of the kind that matches ``predicate``."""
         for body in context.current().store.all(self.kind.kind):
@@ -91,6 +107,7 @@ class Controller:
             body = context.current().store.get(self.kind.kind, *key)
             if body is None:
                 self._locks.pop(key, None)
+                self._own_writes.pop(key, None)
                 return
             try:
                 await self.reconcile(body)
@@ -248,10 +265,11 @@ class Controller:
         patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
         for key in old_raw:
             patch.setdefault(key, None)
-        await ctx.kube.patch_status(
+        written = await ctx.kube.patch_status(
             owner.api_version, owner.kind, owner.namespace, owner.name, patch
         )
         ctx.metrics.status_writes.labels(self.kind.kind).inc()
+        self._remember_write(body, written)
         for cond in conditions.transitions(previous, merged):
             message = f"{cond.type} is {cond.status}: {cond.message}"
             _post(body, warning=conditions.is_abnormal(cond), reason=cond.reason, message=message)
@@ -264,6 +282,23 @@ class Controller:
             ready.status,
             ready.reason,
         )
+
+    def _remember_write(self, read: Body, written: Body) -> None:
+        """Put a status write's result into the store at once and remember its version.
+
+        The watch event that brings the write back comes later; a reconcile that starts before
+        it would otherwise read the old status and repeat the transitions (and their Events).
+        The store takes the written body only while it still holds the body the reconcile read,
+        so a newer change that has already arrived is never replaced.
+        """
+        store = context.current().store
+        meta = written["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        held = store.get(self.kind.kind, *key)
+        read_version = read["metadata"].get("resourceVersion")
+        if held is not None and held["metadata"].get("resourceVersion") == read_version:
+            store.put(self.kind.kind, written)
+        self._own_writes[key] = meta.get("resourceVersion", "")
 
 
 def _up_to_date(child: children.Manifest) -> bool:

@@ -45,7 +45,7 @@ def _register_custom(kind: kinds.Kind) -> None:
     @kopf.on.event(GROUP, VERSION, kind.plural)
     async def on_custom(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         _mirror(kind.kind, event, dict(body))
-        if event.get("type") != "DELETED":
+        if event.get("type") != "DELETED" and not controller.is_own_echo(body):
             controller.schedule(body.metadata["namespace"], body.metadata["name"])
         if kind is kinds.GPU_POOL:
             pool = body.metadata["name"]

@@ -95,17 +95,45 @@ def merge(
 ABNORMAL_WHEN_TRUE = frozenset(
     {ConditionType.ROLLED_BACK, ConditionType.OOM_RISK, ConditionType.DISK_PRESSURE}
 )
-"""Conditions whose True is the bad state (the rest are good when True)."""
+"""Conditions whose True is the bad state."""
+
+ABNORMAL_REASONS = frozenset({Reason.ROLLOUT_PAUSED.value})
+"""Reasons of a neutral condition that still report a problem."""
+
+NEUTRAL = frozenset({ConditionType.PROGRESSING})
+"""Conditions whose status is no verdict: Progressing is False whenever no rollout runs, and a
+failed rollout is reported by RolledBack. The rest are good when True."""
 
 
 def is_abnormal(condition: Condition) -> bool:
     """Whether a condition reports a problem: its Event is a Warning, not Normal."""
     if condition.type in ABNORMAL_WHEN_TRUE:
         return condition.status == "True"
+    if condition.type in NEUTRAL:
+        return condition.reason in ABNORMAL_REASONS
     return condition.status == "False"
 
 
 def transitions(previous: Sequence[Condition], merged: Sequence[Condition]) -> list[Condition]:
-    """Return the conditions whose status or reason changed: each deserves an Event."""
+    """Return the conditions that deserve an Event.
+
+    A condition deserves one when its status or reason changed. A condition recorded for the
+    first time (a new object) deserves one only when it reports a problem: a new object's healthy
+    or still-starting conditions are no news, and announcing each of them would flood the
+    namespace's Events (and the API server) whenever many objects are created at once. Ready,
+    when it only repeats a gate condition that changed with it (same status, reason and
+    message), adds nothing to that gate's Event and gets none of its own.
+    """
     before = {c.type: (c.status, c.reason) for c in previous}
-    return [c for c in merged if before.get(c.type) != (c.status, c.reason)]
+    changed = [
+        c
+        for c in merged
+        if (c.type in before and before[c.type] != (c.status, c.reason))
+        or (c.type not in before and is_abnormal(c))
+    ]
+    gates = {(c.status, c.reason, c.message) for c in changed if c.type != ConditionType.READY}
+    return [
+        c
+        for c in changed
+        if c.type != ConditionType.READY or (c.status, c.reason, c.message) not in gates
+    ]
