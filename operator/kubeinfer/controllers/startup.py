@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -24,6 +25,28 @@ RESYNC_SECONDS = 60.0
 """Every object is reconciled at least this often, so drift and missed events heal."""
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """A diff base that is never built, fetched or stored.
+
+    kopf computes every event's diff base (a deep copy of the whole body) for its change
+    handlers; kubeinfer registers none, only raw event handlers that never read a diff, so the
+    copy was pure cost: about a tenth of the operator's CPU when 1,000 objects are created.
+    """
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        del body, extra_fields
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        del body
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        del body, patch, essence
+
+
 def register(*, http_host: str, http_port: int, prometheus_url: str | None = None) -> None:
     """Register the startup/cleanup hooks and every watch handler."""
     watches.register()
@@ -31,14 +54,13 @@ def register(*, http_host: str, http_port: int, prometheus_url: str | None = Non
 
     @kopf.on.startup()
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Progress and the diff base live in annotations, never in status: our status schema
-        # is strict and owned by the reconcilers. (Raw event handlers use neither.)
+        # Progress would live in annotations, never in status: our status schema is strict and
+        # owned by the reconcilers. Raw event handlers write no progress and read no diff, so
+        # the diff base is not even computed.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
             prefix="kopf.kubeinfer.io"
         )
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="kopf.kubeinfer.io", key="last-handled-configuration"
-        )
+        settings.persistence.diffbase_storage = NoDiffBase()
         # Peering lets a second replica stand by for HA; it is not mandatory so a cluster
         # without the peering CRD still runs one replica.
         settings.peering.name = "kubeinfer"
