@@ -5,9 +5,13 @@ Covers: a LogPolicy selecting an InferenceService gets its agent ConfigMap and D
 collector's own validate passes the rendered configuration, the agents (on kwok nodes) roll onto
 the config hash that status, the ConfigMap and the pod template agree on, and Ready turns True;
 a pattern RE2 cannot compile gets ``InvalidRegex`` naming the rule, with an Event and no agents;
-a hash rule without a key Secret is rejected at apply time; a real agent's reports become
-``status.records`` (every line accounted for) and, on a filling volume, ``DiskPressure=True``
-with a ``LogVolumeFilling`` Event, cleared when the volume empties.
+a hash rule without a key Secret is rejected at apply time; a policy selecting an
+InferenceService that logs to files puts a native collector sidecar and the ConfigMap of its
+configuration into the service's Deployment, with the hash the policy's status names on the pod
+template, and a changed policy changes that hash (the pods roll); a log directory mounted for
+something else is refused at apply time; a real agent's reports become ``status.records`` (every
+line accounted for) and, on a filling volume, ``DiskPressure=True`` with a ``LogVolumeFilling``
+Event, cleared when the volume empties.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from e2e.harness import cluster as cluster_setup
 from e2e.harness import log_replay, operator_process, otelcol, processes, versions, waiting
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
-from kubeinfer.planning import log_agent
+from kubeinfer.planning import children, log_agent
 from kubeinfer.planning import log_policy as planner
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +60,13 @@ def _get(cluster: cluster_setup.Cluster, namespace: str, *what: str) -> dict[str
     return dict(json.loads(out))
 
 
+def _ready_policy(cluster: cluster_setup.Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """The policy, once Ready."""
+    wait = ("wait", "-n", namespace, f"logpolicy/{name}", "--for=condition=Ready")
+    cluster.kubectl(*wait, "--timeout=120s", timeout=130)
+    return _get(cluster, namespace, f"logpolicy/{name}")
+
+
 _eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
 """Poll until the check holds; returns its first truthy result."""
 
@@ -77,16 +88,7 @@ def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
     isvc["metadata"]["namespace"] = namespace
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(isvc))
     cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "embedder-logs"))
-    cluster.kubectl(
-        "wait",
-        "-n",
-        namespace,
-        "logpolicy/embedder-logs",
-        "--for=condition=Ready",
-        "--timeout=120s",
-        timeout=130,
-    )
-    policy = _get(cluster, namespace, "logpolicy/embedder-logs")
+    policy = _ready_policy(cluster, namespace, "embedder-logs")
     digest = policy["status"]["configHash"]
     assert _condition(policy, "ConfigValid")["reason"] == "AsExpected"
     assert digest in _condition(policy, "ConfigValid")["message"]
@@ -143,6 +145,74 @@ def test_a_hash_rule_without_a_key_secret_is_rejected_at_apply_time(
     )
     assert refused.returncode != 0
     assert "hash rules need hashKeySecret" in refused.stderr
+
+
+def _file_logging_embedder(namespace: str, **logging: Any) -> str:
+    isvc = yaml.safe_load((EXAMPLES / "02-inferenceservice-cpu.yaml").read_text())
+    isvc["metadata"]["namespace"] = namespace
+    isvc["spec"]["logging"] = {"mode": "file", **logging}
+    return yaml.safe_dump(isvc)
+
+
+def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with_the_policy(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    validating: None,
+    operator: operator_process.RunningOperator,
+) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=_file_logging_embedder(namespace))
+    cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "embedder-files"))
+    policy = _ready_policy(cluster, namespace, "embedder-files")
+    first = policy["status"]["sidecarConfigHash"]
+    assert "sidecar configuration " + first in _condition(policy, "ConfigValid")["message"]
+
+    def template_with(digest: str) -> dict[str, Any]:
+        deployment = _get(cluster, namespace, "deployment/tiny-embedder-v1")
+        template = deployment["spec"]["template"]
+        annotations = template["metadata"].get("annotations") or {}
+        return template if annotations.get(planner.CONFIG_HASH_ANNOTATION) == digest else {}
+
+    template = _eventually(lambda: template_with(first), what="the sidecar's hash on the pods")
+    (sidecar,) = template["spec"]["initContainers"]
+    assert sidecar["name"] == "kubeinfer-log-embedder-files"
+    assert sidecar["restartPolicy"] == "Always"
+    server = template["spec"]["containers"][0]
+    assert {"name": "KUBEINFER_LOG_DIR", "value": "/var/log/model-server"} in server["env"]
+    config_map = _get(cluster, namespace, "configmap/tiny-embedder-log-collector")
+    text = config_map["data"]["embedder-files.yaml"]
+    assert children.content_hash(text) == first
+    assert f"{planner.SIDECAR_LOGS}/*.log" in text
+
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "logpolicy/embedder-files",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"sampling": {"rates": {"INFO": 0.5}}}}),
+    )
+
+    def changed() -> str:
+        digest = _get(cluster, namespace, "logpolicy/embedder-files")["status"]["sidecarConfigHash"]
+        return digest if digest != first else ""
+
+    second = _eventually(changed, what="a new sidecarConfigHash")
+    _eventually(lambda: template_with(second), what="the new hash on the pod template")
+
+
+def test_a_log_directory_mounted_for_something_else_is_refused_at_apply_time(
+    cluster: cluster_setup.Cluster, namespace: str, kubeinfer_crds: tuple[str, ...]
+) -> None:
+    refused = cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=_file_logging_embedder(namespace, directory="/dev/shm"),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "logging.directory must not be" in refused.stderr
 
 
 def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_events(

@@ -43,6 +43,8 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     status = (agents or {}).get("status") or {}
     text = planner.config_text(owner, spec)
     validation = await log_validation.validate(text, children.content_hash(text))
+    sidecar = planner.sidecar_config_text(owner, spec)
+    sidecar_validation = await log_validation.validate(sidecar, children.content_hash(sidecar))
     return planner.Observed(
         matched_pods=matched,
         agents_desired=int(status["desiredNumberScheduled"])
@@ -50,6 +52,7 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
         else None,
         agents_updated=int(status.get("updatedNumberScheduled", 0)),
         validation=validation,
+        sidecar_validation=sidecar_validation,
         reports=log_reports.recent(owner.namespace, owner.name, time.monotonic()),
     )
 

@@ -72,6 +72,7 @@ async def _run(binary: pathlib.Path, config_text: str) -> str | None:
                 "PATH": os.environ.get("PATH", ""),
                 log_agent.HASH_KEY_ENV: _PLACEHOLDER_KEY,
                 planner.NODE_NAME_ENV: "validation",
+                planner.POD_NAME_ENV: "validation",
             },
         )
         try:

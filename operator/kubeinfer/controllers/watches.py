@@ -52,6 +52,15 @@ def _register_custom(kind: kinds.Kind) -> None:
             CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule_all(
                 lambda b: (b.get("spec", {}).get("placement") or {}).get("gpuPool") == pool
             )
+        if kind is kinds.LOG_POLICY:
+            # an InferenceService logging to files runs a sidecar per policy selecting it
+            namespace = body.metadata["namespace"]
+            CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule_all(
+                lambda b: (
+                    b["metadata"]["namespace"] == namespace
+                    and ((b.get("spec") or {}).get("logging") or {}).get("mode") == "file"
+                )
+            )
         if kind is kinds.INFERENCE_SERVICE:
             # its recorded placement holds GPUs of its pool
             used = (body.get("spec", {}).get("placement") or {}).get("gpuPool")
