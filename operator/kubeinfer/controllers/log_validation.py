@@ -1,7 +1,8 @@
 """Run the log agent's own ``validate`` on a rendered LogPolicy configuration.
 
-Owns: locating the collector binary (``KUBEINFER_COLLECTOR``; the operator image ships it at
-that path), running ``<collector> validate --config=<file>`` once per configuration hash, and
+Owns: locating the collector binary (``KUBEINFER_COLLECTOR``: the operator Deployment in
+``manifests/`` names ``/usr/local/bin/otelcol-kubeinfer``, which the operator image must contain;
+``make dev`` passes the harness-built binary), running ``<collector> validate --config=<file>`` once per configuration hash, and
 caching the verdict. Must not: render configuration (``planning.log_policy`` does) or decide
 conditions from the verdict (the planner does).
 """
