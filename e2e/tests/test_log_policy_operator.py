@@ -9,9 +9,12 @@ a hash rule without a key Secret is rejected at apply time; a policy selecting a
 InferenceService that logs to files puts a native collector sidecar and the ConfigMap of its
 configuration into the service's Deployment, with the hash the policy's status names on the pod
 template, and a changed policy changes that hash (the pods roll); a log directory mounted for
-something else is refused at apply time; a real agent's reports become ``status.records`` (every
-line accounted for) and, on a filling volume, ``DiskPressure=True`` with a ``LogVolumeFilling``
-Event, cleared when the volume empties.
+something else is refused at apply time; the report endpoint refuses a report without a token, with
+a token the API server does not accept or one issued for another audience (401), and from another
+namespace's ServiceAccount (403), and takes one with a projected token of the policy's namespace;
+a real agent's reports (sent with such a token) become ``status.records`` (every line accounted
+for) and, on a filling volume, ``DiskPressure=True`` with a ``LogVolumeFilling`` Event, cleared
+when the volume empties.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -215,6 +220,58 @@ def test_a_log_directory_mounted_for_something_else_is_refused_at_apply_time(
     assert "logging.directory must not be" in refused.stderr
 
 
+def _token(cluster: cluster_setup.Cluster, namespace: str, *audience: str) -> str:
+    """A token of a ServiceAccount of ``namespace`` (for the API server without ``audience``)."""
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "log-agent"}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(account))
+    flags = [f"--audience={a}" for a in audience]
+    return cluster.kubectl("create", "token", "log-agent", "-n", namespace, *flags).stdout.strip()
+
+
+def _post_report(url: str, namespace: str, token: str | None, *, seen: int = 666) -> int:
+    node = "node-a" if seen != 666 else f"forger-{token is not None}"
+    body = {"namespace": namespace, "policy": "reported", "node": node, "seen": seen, "kept": 0}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_reports_need_a_token_for_the_operator_from_the_policys_namespace(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    operator: operator_process.RunningOperator,
+) -> None:
+    url = operator.liveness_url.removesuffix("/healthz") + log_reports.PATH
+    other = f"{namespace[:50]}-other"
+    cluster.kubectl("create", "namespace", other)
+    cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "reported"))
+    try:
+        assert _post_report(url, namespace, None) == 401, "no token"
+        assert _post_report(url, namespace, "not-a-token") == 401, "a token nobody issued"
+        for_the_api_server = _token(cluster, namespace)
+        assert _post_report(url, namespace, for_the_api_server) == 401, "another audience"
+        foreign = _token(cluster, other, planner.REPORT_AUDIENCE)
+        assert _post_report(url, namespace, foreign) == 403, "another namespace's account"
+        own = _token(cluster, namespace, planner.REPORT_AUDIENCE)
+        assert _post_report(url, namespace, own, seen=7) == 204
+
+        def counted() -> int:
+            body = _get(cluster, namespace, "logpolicy/reported")
+            return int(body.get("status", {}).get("records", {}).get("seen", 0))
+
+        assert _eventually(counted, what="the taken report in status.records") == 7, (
+            "only the authenticated report counts"
+        )
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
 def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_events(
     cluster: cluster_setup.Cluster,
     namespace: str,
@@ -228,6 +285,8 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
     body = yaml.safe_load(_policy(namespace, "reported", outputs=outputs))
     spec = api.LogPolicySpec.model_validate(body["spec"])
     operator_url = operator.liveness_url.removesuffix("/healthz")
+    token_file = tmp_path / "token"
+    token_file.write_text(_token(cluster, namespace, planner.REPORT_AUDIENCE), encoding="utf-8")
     logs = tmp_path / "pods"
     with (
         log_replay.tmpfs(tmp_path / "vol", size="8m") as volume,
@@ -247,6 +306,7 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
                 namespace=namespace,
                 policy="reported",
                 node="node-a",
+                token_file=str(token_file),
             ),
         )
         log_replay.start_agent(

@@ -70,6 +70,8 @@ class Reporting:
     namespace: str
     policy: str
     node: str
+    token_file: str | None = None
+    """A projected ServiceAccount token the agent sends as its bearer token."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,7 +370,7 @@ def render_config(
     }
     if reporting is not None:
         extensions[REPORT] = {
-            **dataclasses.asdict(reporting),
+            **{k: v for k, v in dataclasses.asdict(reporting).items() if v is not None},
             "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
             "interval": REPORT_INTERVAL,
         }

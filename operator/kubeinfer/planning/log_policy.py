@@ -36,6 +36,12 @@ POD_LOGS = "/var/log/pods"
 STATE_ROOT = "/var/lib/kubeinfer/log-agent"
 #: The operator's Service; agents post their reports there (see controllers.log_reports).
 REPORT_ENDPOINT = "http://kubeinfer-operator.kubeinfer-system.svc:8080/v1/log-agent-reports"
+#: Agents prove who they are with a projected ServiceAccount token for this audience (the
+#: operator reviews it), mounted from this volume; the kubelet rotates it before it expires.
+REPORT_AUDIENCE = "kubeinfer-operator"
+REPORT_TOKEN_VOLUME = "report-token"  # noqa: S105 - a volume name, not a secret
+REPORT_TOKEN_DIR = "/var/run/secrets/kubeinfer"  # noqa: S105 - a mount path, not a secret
+REPORT_TOKEN_SECONDS = 3600
 NODE_NAME_ENV = "NODE_NAME"
 POD_NAME_ENV = "POD_NAME"
 #: Collector sidecars' container names start so. The node agents skip those containers' logs:
@@ -115,7 +121,11 @@ def _text(
         state_dir=state_dir,
         volume=volume,
         reporting=log_agent.Reporting(
-            endpoint=REPORT_ENDPOINT, namespace=owner.namespace, policy=owner.name, node=node
+            endpoint=REPORT_ENDPOINT,
+            namespace=owner.namespace,
+            policy=owner.name,
+            node=node,
+            token_file=f"{REPORT_TOKEN_DIR}/token",
         ),
         source=source,
     )
@@ -297,7 +307,8 @@ def collector_container(
 ) -> dict[str, Any]:
     """The collector container of a node agent or a sidecar: ``identity`` maps environment
     variables to the pod fields they carry (the agent's node, the sidecar's pod name); the
-    redaction key comes from the policy's Secret."""
+    redaction key comes from the policy's Secret; the report token (:func:`report_token_volume`)
+    is mounted."""
     env: list[dict[str, Any]] = [
         {"name": var, "valueFrom": {"fieldRef": {"fieldPath": field}}}
         for var, field in sorted(identity.items())
@@ -318,9 +329,25 @@ def collector_container(
         "name": name,
         "image": COLLECTOR_IMAGE,
         "args": [f"--config={config_path}"],
-        "volumeMounts": mounts,
+        "volumeMounts": [
+            *mounts,
+            {"name": REPORT_TOKEN_VOLUME, "mountPath": REPORT_TOKEN_DIR, "readOnly": True},
+        ],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
         "env": env,
+    }
+
+
+def report_token_volume() -> dict[str, Any]:
+    """The projected ServiceAccount token an agent sends with its reports."""
+    token = {
+        "audience": REPORT_AUDIENCE,
+        "expirationSeconds": REPORT_TOKEN_SECONDS,
+        "path": "token",
+    }
+    return {
+        "name": REPORT_TOKEN_VOLUME,
+        "projected": {"sources": [{"serviceAccountToken": token}]},
     }
 
 
@@ -386,6 +413,7 @@ def _agent_objects(
                             "name": "state",
                             "hostPath": {"path": STATE_ROOT, "type": "DirectoryOrCreate"},
                         },
+                        report_token_volume(),
                         *file_output_volumes(spec)[0],
                     ],
                 },

@@ -124,6 +124,7 @@ def add_to_pod(
     pod["volumes"] += [
         {"name": STATE_VOLUME, "emptyDir": {}},
         {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(owner)}},
+        log_policy.report_token_volume(),
         *(
             volume
             for i, p in enumerate(policies)
