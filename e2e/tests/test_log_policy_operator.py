@@ -8,7 +8,8 @@ a pattern RE2 cannot compile gets ``InvalidRegex`` naming the rule, with an Even
 a hash rule without a key Secret is rejected at apply time; a policy selecting an
 InferenceService that logs to files puts a native collector sidecar and the ConfigMap of its
 configuration into the service's Deployment, with the hash the policy's status names on the pod
-template, and a changed policy changes that hash (the pods roll); a log directory mounted for
+template, and a changed policy changes that hash, and Applied waits until the pods rolled onto
+it; a log directory mounted for
 something else is refused at apply time; the report endpoint refuses a report without a token, with
 a token the API server does not accept or one issued for another audience (401), and from another
 namespace's ServiceAccount (403), and takes one with a projected token of the policy's namespace;
@@ -204,6 +205,16 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
 
     second = _eventually(changed, what="a new sidecarConfigHash")
     _eventually(lambda: template_with(second), what="the new hash on the pod template")
+
+    def applied() -> dict[str, Any]:
+        condition = _condition(_get(cluster, namespace, "logpolicy/embedder-files"), "Applied")
+        done = condition.get("status") == "True"
+        return (
+            condition if done and f"sidecar configuration {second}" in condition["message"] else {}
+        )
+
+    condition = _eventually(applied, what="Applied once the pods run the new sidecar")
+    assert "pods with a sidecar run" in condition["message"]
 
 
 def test_a_log_directory_mounted_for_something_else_is_refused_at_apply_time(

@@ -148,3 +148,47 @@ def test_node_agents_skip_the_sidecars_own_container_logs() -> None:
     assert config["receivers"]["filelog"]["exclude"] == [
         f"/var/log/pods/ml_*/{planner.SIDECAR_CONTAINER_PREFIX}*/*.log"
     ]
+
+
+def _deployment(namespace: str, annotations: dict[str, str], replicas: int, updated: int) -> Any:
+    return {
+        "metadata": {"namespace": namespace},
+        "spec": {"template": {"metadata": {"annotations": annotations}}},
+        "status": {"replicas": replicas, "updatedReplicas": updated},
+    }
+
+
+def test_the_sidecar_rollout_counts_pods_of_templates_running_the_current_hash() -> None:
+    policy = _policy()
+    current = children.content_hash(policy.config_text)
+    names = log_sidecar.POLICIES_ANNOTATION
+    hashes = planner.CONFIG_HASH_ANNOTATION
+    deployments = [
+        _deployment("ml", {names: "audit,chat-logs", hashes: f"aaaa,{current}"}, 3, 2),
+        _deployment("ml", {names: "chat-logs", hashes: "old"}, 2, 2),
+        _deployment("ml", {names: "audit", hashes: current}, 5, 5),
+        _deployment("other", {names: "chat-logs", hashes: current}, 7, 7),
+        _deployment("ml", {}, 4, 4),
+    ]
+    assert log_sidecar.rollout(deployments, owner=policy.owner, digest=current) == (5, 2)
+
+
+@pytest.mark.parametrize(
+    ("pods", "updated", "expected"),
+    [
+        (0, 0, ("True", "AsExpected")),
+        (3, 1, ("False", "AgentsRolling")),
+        (3, 3, ("True", "AsExpected")),
+    ],
+    ids=["no sidecars", "sidecar pods still rolling", "every sidecar pod updated"],
+)
+def test_applied_waits_for_the_pods_with_a_sidecar(
+    pods: int, updated: int, expected: tuple[str, str]
+) -> None:
+    policy = _policy()
+    observed = planner.Observed(
+        agents_desired=2, agents_updated=2, sidecar_pods=pods, sidecar_pods_updated=updated
+    )
+    plan = planner.plan(policy.owner, policy.spec, observed)
+    applied = next(o for o in plan.observations if o.type == "Applied")
+    assert (applied.status, applied.reason) == expected

@@ -88,6 +88,10 @@ class Observed:
     """Verdict on the sidecars' configuration; None when the operator has no collector binary."""
     reports: tuple[AgentReport, ...] = ()
     """Recent reports of the policy's agents, one per node."""
+    sidecar_pods: int = 0
+    """Pods of the Deployments whose template runs this policy's sidecar (any configuration)."""
+    sidecar_pods_updated: int = 0
+    """Of those, pods of a template that runs the current sidecar configuration."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,20 +249,37 @@ def _config_valid(verdicts: tuple[tuple[str, str, Validation | None], ...]) -> O
     )
 
 
-def _applied(digest: str, observed: Observed) -> Observation:
+def _applied(digest: str, sidecar_digest: str, observed: Observed) -> Observation:
     if observed.agents_desired is None:
         return Observation.unknown(
             ConditionType.APPLIED, Reason.AGENTS_ROLLING, "The agent DaemonSet is being created."
         )
-    if observed.agents_updated < observed.agents_desired:
-        return Observation.false(
-            ConditionType.APPLIED,
-            Reason.AGENTS_ROLLING,
-            f"{observed.agents_updated} of {observed.agents_desired} agents run "
-            f"configuration {digest}.",
-        )
+    rollouts = (
+        (observed.agents_updated, observed.agents_desired, "agents", f"configuration {digest}"),
+        (
+            observed.sidecar_pods_updated,
+            observed.sidecar_pods,
+            "pods with a sidecar",
+            f"sidecar configuration {sidecar_digest}",
+        ),
+    )
+    for done, wanted, who, what in rollouts:
+        if done < wanted:
+            return Observation.false(
+                ConditionType.APPLIED,
+                Reason.AGENTS_ROLLING,
+                f"{done} of {wanted} {who} run {what}.",
+            )
+    sidecars = (
+        f" and {observed.sidecar_pods} pods with a sidecar run sidecar configuration "
+        f"{sidecar_digest}"
+        if observed.sidecar_pods
+        else ""
+    )
     return Observation.true(
-        ConditionType.APPLIED, Reason.AS_EXPECTED, f"Every agent runs configuration {digest}."
+        ConditionType.APPLIED,
+        Reason.AS_EXPECTED,
+        f"Every agent runs configuration {digest}{sidecars}.",
     )
 
 
@@ -454,7 +475,7 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
                 ("sidecar", sidecar_digest, observed.sidecar_validation),
             )
         ),
-        _applied(digest, observed),
+        _applied(digest, sidecar_digest, observed),
         disk_pressure(observed.reports),
     )
     return Plan(_agent_objects(owner, spec, text, digest), with_ready(observations, GATES), status)

@@ -6,7 +6,7 @@ pod for them: one native sidecar per policy (an init container with ``restartPol
 so it starts before the server and stops after it), the ``emptyDir`` the server writes its
 ``*.log`` files into, the sidecars' state, the ConfigMap holding each policy's sidecar
 configuration, and the pod annotation naming the configuration hashes, so a changed policy
-rolls the pods.
+rolls the pods; and how far the Deployments running a policy's sidecar have rolled.
 Must not: render collector configuration (``planning.log_policy`` does) or read LogPolicies
 (the InferenceService controller does).
 """
@@ -14,8 +14,9 @@ Must not: render collector configuration (``planning.log_policy`` does) or read 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as isvc_api
@@ -94,6 +95,37 @@ def _sidecar(index: int, policy: Policy) -> children.Manifest:
         identity={log_policy.POD_NAME_ENV: "metadata.name"},
     )
     return {**container, "restartPolicy": "Always"}
+
+
+def policies_of(annotations: Mapping[str, str]) -> dict[str, str]:
+    """``{policy: sidecar config hash}`` a pod template's annotations say its sidecars run."""
+    names = [n for n in annotations.get(POLICIES_ANNOTATION, "").split(",") if n]
+    hashes = annotations.get(log_policy.CONFIG_HASH_ANNOTATION, "").split(",")
+    return dict(zip(names, hashes, strict=False)) if len(names) == len(hashes) else {}
+
+
+def template_annotations(deployment: Mapping[str, Any]) -> Mapping[str, str]:
+    """The pod template annotations of a Deployment body."""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    annotations: Mapping[str, str] = (template.get("metadata") or {}).get("annotations") or {}
+    return annotations
+
+
+def rollout(
+    deployments: Iterable[Mapping[str, Any]], *, owner: children.Owner, digest: str
+) -> tuple[int, int]:
+    """``(pods, updated)``: pods of the Deployments of the policy ``owner``'s namespace whose
+    template runs its sidecar, and of those the pods of a template running ``digest``."""
+    pods = updated = 0
+    for deployment in deployments:
+        running = policies_of(template_annotations(deployment))
+        if deployment["metadata"].get("namespace") != owner.namespace or owner.name not in running:
+            continue
+        status = deployment.get("status") or {}
+        pods += int(status.get("replicas", 0))
+        if running[owner.name] == digest:
+            updated += int(status.get("updatedReplicas", 0))
+    return pods, updated
 
 
 def add_to_pod(
