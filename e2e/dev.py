@@ -6,9 +6,13 @@ starts the control plane with GPU nodes, installs third-party and kubeinfer CRDs
 ``kubeinfer agent`` per GPU node replaying a recorded machine through the fake NVML (inject
 faults by appending ``xid <gpu> <n>`` to ``<run dir>/agents/<node>.faults``), applies
 ``manifests/examples/*.yaml``, and prints how to talk to the cluster. Ctrl-C stops everything.
+The operator validates LogPolicy configurations with the log agent built by
+``e2e.harness.otelcol`` (``KUBEINFER_COLLECTOR``; cached, built on first use in about five
+minutes); without it (``--no-collector``, or no Go toolchain) LogPolicies show
+``ConfigValid=Unknown, reason=ValidatorUnavailable``.
 
     python -m e2e.dev [--gpu-nodes 2] [--gpus-per-node 8] [--no-operator] [--no-examples]
-                      [--fake-nvml RECORDING | --no-agents]
+                      [--fake-nvml RECORDING | --no-agents] [--no-collector]
 """
 
 from __future__ import annotations
@@ -25,15 +29,18 @@ import yaml
 
 from e2e.harness import cluster as cluster_setup
 from e2e.harness import (
+    gomodules,
     gpu_agents,
     gpu_nodes,
     kubectl,
     logfmt,
     operator_process,
+    otelcol,
     processes,
     toolchain,
     versions,
 )
+from kubeinfer.controllers import log_validation
 
 log = logging.getLogger("e2e.dev")  # not __name__: this module runs as __main__
 
@@ -56,7 +63,28 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="recording the GPU node agents replay",
     )
     parser.add_argument("--no-agents", action="store_true", help="run no GPU node agents")
+    parser.add_argument(
+        "--no-collector",
+        action="store_true",
+        help="do not build the log agent (LogPolicies then show ValidatorUnavailable)",
+    )
     return parser.parse_args(argv)
+
+
+def _collector_env(skip: bool) -> dict[str, str]:
+    """``KUBEINFER_COLLECTOR`` for the operator: the log agent, built on first use."""
+    if skip:
+        return {}
+    try:
+        binary = otelcol.ensure_collector()
+    except (otelcol.OtelcolError, gomodules.GoToolError) as err:
+        log.error(
+            "Failed to build the log agent; LogPolicies will show ValidatorUnavailable",
+            extra={"error": str(err)},
+        )
+        return {}
+    log.info("Log agent ready", extra={"binary": str(binary)})
+    return {log_validation.COLLECTOR_ENV: str(binary)}
 
 
 def _instructions(cluster: cluster_setup.Cluster, bin_dir: pathlib.Path) -> str:
@@ -114,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     logfmt.setup()
     binaries = toolchain.ensure_binaries()
+    collector = {} if args.no_operator else _collector_env(args.no_collector)
     fleet = gpu_nodes.fleet(args.gpu_nodes, gpus=args.gpus_per_node)
     with (
         contextlib.suppress(KeyboardInterrupt),
@@ -132,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = cluster.run_dir / "logs" / "kubeinfer-operator.log"
         with processes.Supervisor() as supervisor:
             running = operator_process.start(
-                supervisor, kubeconfig=cluster.operator_kubeconfig, log_path=out
+                supervisor, kubeconfig=cluster.operator_kubeconfig, log_path=out, env=collector
             )
             log.info("Operator running", extra={"liveness": running.liveness_url, "log": str(out)})
             if not args.no_agents:

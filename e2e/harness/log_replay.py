@@ -41,6 +41,7 @@ class Record:
     severity_number: int
     trace_id: str
     attributes: dict[str, Any]
+    resource: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _value(v: dict[str, Any]) -> Any:
@@ -60,6 +61,9 @@ def parse_otlp_json(payload: dict[str, Any]) -> list[Record]:
             severity_number=int(r.get("severityNumber", 0)),
             trace_id=r.get("traceId", ""),
             attributes={a["key"]: _value(a["value"]) for a in r.get("attributes", [])},
+            resource={
+                a["key"]: _value(a["value"]) for a in rl.get("resource", {}).get("attributes", [])
+            },
         )
         for rl in payload.get("resourceLogs", [])
         for sl in rl.get("scopeLogs", [])

@@ -2,7 +2,8 @@
 
 Owns: the command line of ``kubeinfer run`` for tests and ``make dev`` (contract:
 ``python -m kubeinfer run --all-namespaces --liveness http://127.0.0.1:<port>/healthz`` with
-``KUBECONFIG`` set), its log file, and waiting for its liveness endpoint.
+``KUBECONFIG`` set, plus what the caller adds), its log file, and waiting for its liveness
+endpoint.
 Must not: configure the operator beyond that contract; kopf settings live in the operator.
 """
 
@@ -14,7 +15,7 @@ import pathlib
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from e2e.harness import processes, versions
 
@@ -45,11 +46,13 @@ def command(liveness_url: str, extra_args: Sequence[str] = ()) -> list[str]:
     ]
 
 
-def _environment(kubeconfig: pathlib.Path) -> dict[str, str]:
+def _environment(kubeconfig: pathlib.Path, extra: Mapping[str, str]) -> dict[str, str]:
     path = os.pathsep.join(
         p for p in (str(OPERATOR_SOURCE_ROOT), os.environ.get("PYTHONPATH")) if p
     )
-    return dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONPATH=path, PYTHONUNBUFFERED="1")
+    return dict(
+        os.environ, **extra, KUBECONFIG=str(kubeconfig), PYTHONPATH=path, PYTHONUNBUFFERED="1"
+    )
 
 
 def _alive(url: str) -> bool:
@@ -66,15 +69,18 @@ def start(
     kubeconfig: pathlib.Path,
     log_path: pathlib.Path,
     extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
     wait: bool = True,
 ) -> RunningOperator:
-    """Start the operator under ``supervisor``; by default wait until its liveness answers 200."""
+    """Start the operator under ``supervisor``; by default wait until its liveness answers 200.
+
+    ``env`` adds to the environment the operator inherits (``KUBEINFER_COLLECTOR``, say)."""
     liveness_url = f"http://127.0.0.1:{processes.free_port()}/healthz"
     process = supervisor.start(
         "kubeinfer-operator",
         command(liveness_url, extra_args),
         log_path=log_path,
-        env=_environment(kubeconfig),
+        env=_environment(kubeconfig, env or {}),
         cwd=versions.REPO_ROOT,
     )
     if wait:

@@ -5,9 +5,17 @@ Covers: a LogPolicy selecting an InferenceService gets its agent ConfigMap and D
 collector's own validate passes the rendered configuration, the agents (on kwok nodes) roll onto
 the config hash that status, the ConfigMap and the pod template agree on, and Ready turns True;
 a pattern RE2 cannot compile gets ``InvalidRegex`` naming the rule, with an Event and no agents;
-a hash rule without a key Secret is rejected at apply time; a real agent's reports become
-``status.records`` (every line accounted for) and, on a filling volume, ``DiskPressure=True``
-with a ``LogVolumeFilling`` Event, cleared when the volume empties.
+a hash rule without a key Secret is rejected at apply time; a policy selecting an
+InferenceService that logs to files puts a native collector sidecar and the ConfigMap of its
+configuration into the service's Deployment, with the hash the policy's status names on the pod
+template, and a changed policy changes that hash, and Applied waits until the pods rolled onto
+it; a log directory mounted for
+something else is refused at apply time; the report endpoint refuses a report without a token, with
+a token the API server does not accept or one issued for another audience (401), and from another
+namespace's ServiceAccount (403), and takes one with a projected token of the policy's namespace;
+a real agent's reports (sent with such a token) become ``status.records`` (every line accounted
+for) and, on a filling volume, ``DiskPressure=True`` with a ``LogVolumeFilling`` Event, cleared
+when the volume empties.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -24,7 +34,7 @@ from e2e.harness import cluster as cluster_setup
 from e2e.harness import log_replay, operator_process, otelcol, processes, versions, waiting
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
-from kubeinfer.planning import log_agent
+from kubeinfer.planning import children, log_agent
 from kubeinfer.planning import log_policy as planner
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +66,13 @@ def _get(cluster: cluster_setup.Cluster, namespace: str, *what: str) -> dict[str
     return dict(json.loads(out))
 
 
+def _ready_policy(cluster: cluster_setup.Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """The policy, once Ready."""
+    wait = ("wait", "-n", namespace, f"logpolicy/{name}", "--for=condition=Ready")
+    cluster.kubectl(*wait, "--timeout=120s", timeout=130)
+    return _get(cluster, namespace, f"logpolicy/{name}")
+
+
 _eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
 """Poll until the check holds; returns its first truthy result."""
 
@@ -77,16 +94,7 @@ def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
     isvc["metadata"]["namespace"] = namespace
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(isvc))
     cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "embedder-logs"))
-    cluster.kubectl(
-        "wait",
-        "-n",
-        namespace,
-        "logpolicy/embedder-logs",
-        "--for=condition=Ready",
-        "--timeout=120s",
-        timeout=130,
-    )
-    policy = _get(cluster, namespace, "logpolicy/embedder-logs")
+    policy = _ready_policy(cluster, namespace, "embedder-logs")
     digest = policy["status"]["configHash"]
     assert _condition(policy, "ConfigValid")["reason"] == "AsExpected"
     assert digest in _condition(policy, "ConfigValid")["message"]
@@ -145,6 +153,136 @@ def test_a_hash_rule_without_a_key_secret_is_rejected_at_apply_time(
     assert "hash rules need hashKeySecret" in refused.stderr
 
 
+def _file_logging_embedder(namespace: str, **logging: Any) -> str:
+    isvc = yaml.safe_load((EXAMPLES / "02-inferenceservice-cpu.yaml").read_text())
+    isvc["metadata"]["namespace"] = namespace
+    isvc["spec"]["logging"] = {"mode": "file", **logging}
+    return yaml.safe_dump(isvc)
+
+
+def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with_the_policy(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    validating: None,
+    operator: operator_process.RunningOperator,
+) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=_file_logging_embedder(namespace))
+    cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "embedder-files"))
+    policy = _ready_policy(cluster, namespace, "embedder-files")
+    first = policy["status"]["sidecarConfigHash"]
+    assert "sidecar configuration " + first in _condition(policy, "ConfigValid")["message"]
+
+    def template_with(digest: str) -> dict[str, Any]:
+        deployment = _get(cluster, namespace, "deployment/tiny-embedder-v1")
+        template = deployment["spec"]["template"]
+        annotations = template["metadata"].get("annotations") or {}
+        return template if annotations.get(planner.CONFIG_HASH_ANNOTATION) == digest else {}
+
+    template = _eventually(lambda: template_with(first), what="the sidecar's hash on the pods")
+    (sidecar,) = template["spec"]["initContainers"]
+    assert sidecar["name"] == "kubeinfer-log-embedder-files"
+    assert sidecar["restartPolicy"] == "Always"
+    server = template["spec"]["containers"][0]
+    assert {"name": "KUBEINFER_LOG_DIR", "value": "/var/log/model-server"} in server["env"]
+    config_map = _get(cluster, namespace, "configmap/tiny-embedder-log-collector")
+    text = config_map["data"]["embedder-files.yaml"]
+    assert children.content_hash(text) == first
+    assert f"{planner.SIDECAR_LOGS}/*.log" in text
+
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "logpolicy/embedder-files",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"sampling": {"rates": {"INFO": 0.5}}}}),
+    )
+
+    def changed() -> str:
+        digest = _get(cluster, namespace, "logpolicy/embedder-files")["status"]["sidecarConfigHash"]
+        return digest if digest != first else ""
+
+    second = _eventually(changed, what="a new sidecarConfigHash")
+    _eventually(lambda: template_with(second), what="the new hash on the pod template")
+
+    def applied() -> dict[str, Any]:
+        condition = _condition(_get(cluster, namespace, "logpolicy/embedder-files"), "Applied")
+        done = condition.get("status") == "True"
+        return (
+            condition if done and f"sidecar configuration {second}" in condition["message"] else {}
+        )
+
+    condition = _eventually(applied, what="Applied once the pods run the new sidecar")
+    assert "pods with a sidecar run" in condition["message"]
+
+
+def test_a_log_directory_mounted_for_something_else_is_refused_at_apply_time(
+    cluster: cluster_setup.Cluster, namespace: str, kubeinfer_crds: tuple[str, ...]
+) -> None:
+    refused = cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=_file_logging_embedder(namespace, directory="/dev/shm"),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "logging.directory must not be" in refused.stderr
+
+
+def _token(cluster: cluster_setup.Cluster, namespace: str, *audience: str) -> str:
+    """A token of a ServiceAccount of ``namespace`` (for the API server without ``audience``)."""
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "log-agent"}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(account))
+    flags = [f"--audience={a}" for a in audience]
+    return cluster.kubectl("create", "token", "log-agent", "-n", namespace, *flags).stdout.strip()
+
+
+def _post_report(url: str, namespace: str, token: str | None, *, seen: int = 666) -> int:
+    node = "node-a" if seen != 666 else f"forger-{token is not None}"
+    body = {"namespace": namespace, "policy": "reported", "node": node, "seen": seen, "kept": 0}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_reports_need_a_token_for_the_operator_from_the_policys_namespace(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    operator: operator_process.RunningOperator,
+) -> None:
+    url = operator.liveness_url.removesuffix("/healthz") + log_reports.PATH
+    other = f"{namespace[:50]}-other"
+    cluster.kubectl("create", "namespace", other)
+    cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "reported"))
+    try:
+        assert _post_report(url, namespace, None) == 401, "no token"
+        assert _post_report(url, namespace, "not-a-token") == 401, "a token nobody issued"
+        for_the_api_server = _token(cluster, namespace)
+        assert _post_report(url, namespace, for_the_api_server) == 401, "another audience"
+        foreign = _token(cluster, other, planner.REPORT_AUDIENCE)
+        assert _post_report(url, namespace, foreign) == 403, "another namespace's account"
+        own = _token(cluster, namespace, planner.REPORT_AUDIENCE)
+        assert _post_report(url, namespace, own, seen=7) == 204
+
+        def counted() -> int:
+            body = _get(cluster, namespace, "logpolicy/reported")
+            return int(body.get("status", {}).get("records", {}).get("seen", 0))
+
+        assert _eventually(counted, what="the taken report in status.records") == 7, (
+            "only the authenticated report counts"
+        )
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
 def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_events(
     cluster: cluster_setup.Cluster,
     namespace: str,
@@ -158,6 +296,8 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
     body = yaml.safe_load(_policy(namespace, "reported", outputs=outputs))
     spec = api.LogPolicySpec.model_validate(body["spec"])
     operator_url = operator.liveness_url.removesuffix("/healthz")
+    token_file = tmp_path / "token"
+    token_file.write_text(_token(cluster, namespace, planner.REPORT_AUDIENCE), encoding="utf-8")
     logs = tmp_path / "pods"
     with (
         log_replay.tmpfs(tmp_path / "vol", size="8m") as volume,
@@ -177,6 +317,7 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
                 namespace=namespace,
                 policy="reported",
                 node="node-a",
+                token_file=str(token_file),
             ),
         )
         log_replay.start_agent(

@@ -12,7 +12,8 @@ the secondary; a file output rotates before max size, keeps max files, ages file
 compresses them with zstd; on a filling volume the disk-pressure ladder samples 10x harder
 (consistently, never ERROR or always-keep), then rotates at a quarter of the size, then keeps one
 rotated file, never touches the audit file, and reverts when the volume empties; the audit stream is hash-chained and ``kubeinfer audit verify`` finds one flipped
-byte, a removed record and a removed tail.
+byte, a removed record and a removed tail; the collector sidecar's configuration reads a
+server's plain ``*.log`` files (no container framing) as records of its pod, parsed and redacted.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import zstandard
 from e2e.harness import log_replay, otelcol, processes, versions
 from kubeinfer import audit
 from kubeinfer.api import log_policy as api
-from kubeinfer.planning import log_agent
+from kubeinfer.planning import children, log_agent, log_policy
 
 RATES = {"ERROR": 1.0, "WARN": 0.1, "INFO": 0.01, "DEBUG": 0.0}
 TRACES = 20_000
@@ -579,3 +580,47 @@ def test_malformed_lines_never_crash_the_agent_every_one_is_delivered_and_nothin
     for record in sink.records:  # nested JSON fields become (flattened) attributes: redacted too
         text = record.body + json.dumps(record.attributes)
         assert not any(leak in text for leak in LEAKS), text
+
+
+def test_the_sidecar_configuration_reads_a_servers_plain_log_files_as_its_pods_records(
+    collector: pathlib.Path, supervisor: processes.Supervisor, tmp_path: pathlib.Path
+) -> None:
+    sink = log_replay.Sink()
+    try:
+        spec = _spec([_http("gateway", sink)], sampling={"rates": {}, "alwaysKeep": []})
+        owner = children.Owner("kubeinfer.io/v1alpha1", "LogPolicy", "chat-logs", "ml", "uid")
+        logs, state, port = tmp_path / "server-logs", tmp_path / "state", processes.free_port()
+        logs.mkdir()
+        text = log_policy.sidecar_config_text(owner, spec)
+        text = text.replace(log_policy.SIDECAR_LOGS, str(logs))
+        config = yaml.safe_load(text.replace(log_policy.SIDECAR_STATE, str(state)))
+        del config["extensions"][log_agent.REPORT]  # reports are the operator test's subject
+        config["service"]["extensions"].remove(log_agent.REPORT)
+        reader = config["service"]["telemetry"]["metrics"]["readers"][0]
+        reader["pull"]["exporter"]["prometheus"]["port"] = port
+        agent = log_replay.start_agent(
+            supervisor,
+            binary=collector,
+            config=config,
+            workdir=tmp_path / "agent",
+            metrics_port=port,
+            env={log_agent.HASH_KEY_ENV: HASH_KEY, "POD_NAME": "chat-v1-abc12"},
+        )
+        lines = [
+            "INFO loaded model in 3.2 s",
+            log_replay.json_line("WARN", "0af7651916cd43dd8448eb211c80319c", "slow batch"),
+            f"ERROR request failed for {CANARIES['email']}",
+        ]
+        (logs / "server.log").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        (logs / "notes.txt").write_text("INFO not a log file\n", encoding="utf-8")
+        log_replay.wait_settled(supervisor, agent, [sink], lines=len(lines))
+        records = sorted(sink.records, key=lambda r: r.severity_number)
+        assert [r.severity_number for r in records] == [9, 13, 17], "severity of plain lines"
+        assert records[0].body == lines[0], "no container framing is expected or stripped"
+        assert records[1].body == "slow batch"
+        assert records[1].trace_id == "0af7651916cd43dd8448eb211c80319c"
+        assert CANARIES["email"] not in records[2].body
+        assert {r.resource["k8s.pod.name"] for r in records} == {"chat-v1-abc12"}
+        assert {r.resource["k8s.namespace.name"] for r in records} == {"ml"}
+    finally:
+        sink.close()

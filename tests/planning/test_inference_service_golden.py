@@ -1,5 +1,7 @@
 """Golden renders of every InferenceService child, for each tier (and autoscaler engine), each
-runtime and each traffic provider: one axis varied at a time from a common base."""
+runtime, each traffic provider and each way of logging (stdout; files without a LogPolicy; files
+read by the collector sidecars of one or two selecting LogPolicies, with policies that select
+another service or fail their checks left out): one axis varied at a time from a common base."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import pytest
 import yaml
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children, inference_service, render
+from kubeinfer.api import log_policy as log_api
+from kubeinfer.planning import children, inference_service, log_sidecar, render
 
 GOLDEN = Path(__file__).parent / "golden" / "inference_service"
 OWNER = children.Owner(
@@ -43,6 +46,42 @@ CASES: dict[str, dict[str, Any]] = {
     "provider-gateway-api": {"traffic": {"hostnames": ["chat.example.internal"]}},
     "provider-istio": {"traffic": {"provider": "istio", "parentRefs": []}},
     "provider-none": {"traffic": {"provider": "none", "parentRefs": []}},
+    "logging-file-no-policy": {"logging": {"mode": "file"}},
+    "logging-file-one-policy": {"logging": {"mode": "file", "directory": "/var/log/vllm"}},
+    "logging-file-two-policies": {"logging": {"mode": "file", "sizeLimit": "4Gi"}},
+    "logging-stdout-with-policies": {},
+}
+
+
+def _log_policy(name: str, **spec: Any) -> log_sidecar.Policy:
+    owner = children.Owner("kubeinfer.io/v1alpha1", "LogPolicy", name, "serving", f"uid-{name}")
+    outputs = [{"name": "gateway", "type": "otlp", "endpoint": "http://gw.obs.svc:4317"}]
+    return log_sidecar.Policy(
+        owner, log_api.LogPolicySpec.model_validate({"outputs": outputs, **spec})
+    )
+
+
+BY_NAME = _log_policy(
+    "chat-logs",
+    inferenceService="chat",
+    redaction={
+        "rules": [{"name": "user", "pattern": "user=[0-9]+", "action": "hash"}],
+        "hashKeySecret": "chat-log-key",
+    },
+    outputs=[
+        {"name": "gateway", "type": "otlp", "endpoint": "http://gw.obs.svc:4317"},
+        {"name": "disk", "type": "file", "path": "/var/log/kubeinfer/chat"},
+    ],
+)
+BY_LABEL = _log_policy("team-ml-audit", selector={"matchLabels": {"team": "ml"}})
+OTHER_SERVICE = _log_policy("other-logs", inferenceService="other")
+INVALID = _log_policy(
+    "broken", inferenceService="chat", redaction={"rules": [{"name": "x", "pattern": "a(?=b)"}]}
+)
+LOG_POLICIES: dict[str, tuple[log_sidecar.Policy, ...]] = {
+    "logging-file-one-policy": (BY_NAME, OTHER_SERVICE),
+    "logging-file-two-policies": (INVALID, BY_LABEL, BY_NAME, OTHER_SERVICE),
+    "logging-stdout-with-policies": (BY_NAME, BY_LABEL),
 }
 
 
@@ -55,7 +94,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _render(case: str) -> str:
     spec = api.InferenceServiceSpec.model_validate(_merge(BASE, CASES[case]))
-    items = inference_service.render(OWNER, spec)
+    items = inference_service.render(OWNER, spec, log_policies=LOG_POLICIES.get(case, ()))
     return "---\n".join(yaml.safe_dump(c, sort_keys=True, width=100) for c in items)
 
 

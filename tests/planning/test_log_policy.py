@@ -35,12 +35,20 @@ def _digest(spec: api.LogPolicySpec) -> str:
     return children.content_hash(planner.config_text(OWNER, spec))
 
 
+def _sidecar_digest(spec: api.LogPolicySpec) -> str:
+    return children.content_hash(planner.sidecar_config_text(OWNER, spec))
+
+
 def _conditions(plan: planner.Plan) -> dict[ConditionType, tuple[str, Reason]]:
     return {o.type: (o.status, o.reason) for o in plan.observations}
 
 
 def _ok(spec: api.LogPolicySpec, **observed: Any) -> planner.Observed:
-    return planner.Observed(validation=planner.Validation(_digest(spec), None), **observed)
+    return planner.Observed(
+        validation=planner.Validation(_digest(spec), None),
+        sidecar_validation=planner.Validation(_sidecar_digest(spec), None),
+        **observed,
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,30 +100,45 @@ def test_a_file_output_is_rotated_per_retention_and_its_directory_mounted() -> N
 
 
 @pytest.mark.parametrize(
-    ("validation", "expected"),
+    ("agent", "sidecar", "expected"),
     [
-        (None, ("Unknown", Reason.VALIDATOR_UNAVAILABLE)),
-        (planner.Validation("stale", None), ("Unknown", Reason.RECONCILING)),
-        ("error", ("False", Reason.CONFIG_REJECTED)),
-        ("ok", ("True", Reason.AS_EXPECTED)),
+        (None, None, ("Unknown", Reason.VALIDATOR_UNAVAILABLE)),
+        ("stale", "ok", ("Unknown", Reason.RECONCILING)),
+        ("ok", "stale", ("Unknown", Reason.RECONCILING)),
+        ("error", "ok", ("False", Reason.CONFIG_REJECTED)),
+        ("ok", "error", ("False", Reason.CONFIG_REJECTED)),
+        ("ok", "ok", ("True", Reason.AS_EXPECTED)),
     ],
     ids=[
         "no collector binary leaves ConfigValid unknown",
-        "a verdict on another hash does not count",
-        "a refusal by validate is ConfigRejected",
-        "validate passing this hash is ConfigValid",
+        "a verdict on another agent hash does not count",
+        "a verdict on another sidecar hash does not count",
+        "a refusal of the agent configuration is ConfigRejected",
+        "a refusal of the sidecar configuration is ConfigRejected",
+        "validate passing both hashes is ConfigValid",
     ],
 )
-def test_config_valid_follows_the_collectors_verdict_on_this_hash(
-    validation: Any, expected: tuple[str, Reason]
+def test_config_valid_follows_the_collectors_verdicts_on_these_hashes(
+    agent: str | None, sidecar: str | None, expected: tuple[str, Reason]
 ) -> None:
     spec = _spec()
-    if validation == "error":
-        validation = planner.Validation(_digest(spec), "processors::transform: bad")
-    elif validation == "ok":
-        validation = planner.Validation(_digest(spec), None)
-    plan = planner.plan(OWNER, spec, planner.Observed(validation=validation))
+
+    def verdict(kind: str | None, digest: str) -> planner.Validation | None:
+        if kind is None:
+            return None
+        if kind == "stale":
+            return planner.Validation("stale", None)
+        return planner.Validation(digest, "processors::transform: bad" if kind == "error" else None)
+
+    observed = planner.Observed(
+        validation=verdict(agent, _digest(spec)),
+        sidecar_validation=verdict(sidecar, _sidecar_digest(spec)),
+    )
+    plan = planner.plan(OWNER, spec, observed)
     assert _conditions(plan)[ConditionType.CONFIG_VALID] == expected
+    if expected[1] == Reason.CONFIG_REJECTED:
+        which = "agent" if agent == "error" else "sidecar"
+        assert f"refused {which} configuration" in plan.observations[0].message
 
 
 @pytest.mark.parametrize(

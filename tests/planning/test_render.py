@@ -1,5 +1,6 @@
 """Rendering children: every example renders, output is byte-for-byte deterministic and equal
-to the golden files, children are GitOps-clean, and invalid manifests name the field."""
+to the golden files, children are GitOps-clean, invalid manifests name the field, and a
+LogPolicy rendered with a file-logging InferenceService of its namespace gives it a sidecar."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_there_is_an_example_of_every_kind_with_children() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_children_never_carry_argocd_tracking_and_are_owned(example: Path) -> None:
+def test_objsnever_carry_argocd_tracking_and_are_owned(example: Path) -> None:
     docs = list(yaml.safe_load_all(example.read_text(encoding="utf-8")))
     for doc in docs:
         doc.setdefault("metadata", {}).setdefault("labels", {})[children.ARGOCD_TRACKING_LABEL] = (
@@ -143,3 +144,24 @@ def test_priority_classes_shipped_match_the_tiers() -> None:
     shipped = {d["metadata"]["name"]: d["value"] for d in docs}
     assert shipped == tiers.PRIORITY_VALUES
     assert {t.priority_class for t in tiers.TIERS.values()} == set(shipped)
+
+
+def test_a_log_policy_in_the_same_change_gives_a_file_logging_service_its_sidecar() -> None:
+    isvc = yaml.safe_load((ROOT / "manifests/examples/02-inferenceservice-cpu.yaml").read_text())
+    isvc["spec"]["logging"] = {"mode": "file"}
+    outputs = [{"name": "out", "type": "stdout"}]
+    policies = [
+        {
+            "apiVersion": "kubeinfer.io/v1alpha1",
+            "kind": "LogPolicy",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"inferenceService": "tiny-embedder", "outputs": outputs},
+        }
+        for name, namespace in (("embedder-logs", "default"), ("elsewhere", "other"))
+    ]
+    rendered = render.render_documents([isvc, *policies])
+    objs = next(r for r in rendered if r.kind == "InferenceService").children
+    deployment = next(c for c in objs if c["kind"] == "Deployment")
+    sidecars = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in sidecars] == ["kubeinfer-log-embedder-logs"], "same namespace only"
+    assert any(c["kind"] == "ConfigMap" for c in objs)

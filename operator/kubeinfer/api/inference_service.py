@@ -245,6 +245,33 @@ class Traffic(ApiModel):
     """Hostnames the route answers for."""
 
 
+class Logging(ApiModel):
+    """Where the model server writes its logs, so a LogPolicy selecting the service reads them."""
+
+    model_config = with_rules(
+        [
+            {
+                "rule": "!(self.directory in ['/', '/dev/shm', '/models'])",
+                "message": "logging.directory must not be /, /dev/shm or /models (mounted for "
+                "other purposes)",
+                "fieldPath": ".directory",
+            },
+        ]
+    )
+
+    mode: Literal["stdout", "file"] = "stdout"
+    """stdout: container logs, read on each node by a LogPolicy's agent DaemonSet. file: the
+    server also writes *.log files into directory, a volume shared with one collector sidecar
+    per LogPolicy that selects the service."""
+    directory: str = Field(
+        default="/var/log/model-server", min_length=2, max_length=1024, pattern=r"^/[^:]*$"
+    )
+    """Absolute directory the server writes its *.log files into (file mode). The server finds it
+    in KUBEINFER_LOG_DIR; Triton is started with --log-file=<directory>/triton.log."""
+    size_limit: Quantity = "1Gi"
+    """Size limit of the shared log volume (file mode); the kubelet evicts a pod that passes it."""
+
+
 class InferenceServiceSpec(ApiModel):
     """Desired state of an InferenceService."""
 
@@ -306,6 +333,8 @@ class InferenceServiceSpec(ApiModel):
     """Version rollout strategy."""
     traffic: Traffic = Field(default_factory=Traffic)
     """Traffic routing."""
+    logging: Logging = Field(default_factory=Logging)
+    """Where the model server logs (stdout, or files a LogPolicy's sidecar reads)."""
 
 
 class VersionStatus(ApiModel):

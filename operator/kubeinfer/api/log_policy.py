@@ -222,5 +222,8 @@ class LogPolicyStatus(ApiModel):
     """Outputs configured."""
     config_hash: str = ""
     """Hash of the rendered agent configuration."""
+    sidecar_config_hash: str = ""
+    """Hash of the collector sidecar's configuration, run in the pods of selected
+    InferenceServices that log to files (their pod template's kubeinfer.io/log-config-hash)."""
     records: RecordCounts = Field(default_factory=RecordCounts)
     """Counts the agents reported."""

@@ -1,4 +1,5 @@
-"""InferenceService handlers: observe the pool, the Deployments, the route and the metrics API.
+"""InferenceService handlers: observe the pool, the Deployments, the route, the metrics API and
+the namespace's LogPolicies (a server logging to files gets their collector sidecars).
 
 Reads come from the watch store; the plan is :mod:`kubeinfer.planning.inference_service`.
 """
@@ -12,9 +13,11 @@ from pydantic import ValidationError
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import kinds
+from kubeinfer.api import log_policy as log_api
 from kubeinfer.controllers import context, gpu_placement, rollout_analysis
-from kubeinfer.controllers.reconcile import Controller
-from kubeinfer.planning import autoscaling, children, rollout
+from kubeinfer.controllers.reconcile import Controller, owner_of
+from kubeinfer.kube import store as kube_store
+from kubeinfer.planning import autoscaling, children, log_sidecar, rollout
 from kubeinfer.planning import inference_service as planner
 
 HANDOVER_MANAGER = "kubeinfer-handover"
@@ -50,7 +53,23 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         status=status,
         samples=await rollout_analysis.samples(owner, spec, state=state, stable=stable, now=now),
         now=now,
+        log_policies=log_policies(store, owner.namespace) if spec.logging.mode == "file" else (),
     )
+
+
+def log_policies(store: kube_store.Store, namespace: str) -> tuple[log_sidecar.Policy, ...]:
+    """The LogPolicies of ``namespace``; one whose spec does not parse is skipped here (its own
+    reconcile reports it)."""
+    found = []
+    for body in store.all(kinds.LOG_POLICY.kind):
+        if body["metadata"].get("namespace") != namespace:
+            continue
+        try:
+            spec = log_api.LogPolicySpec.model_validate(body.get("spec") or {})
+        except ValidationError:
+            continue
+        found.append(log_sidecar.Policy(owner_of(body), spec))
+    return tuple(sorted(found, key=lambda p: p.owner.name))
 
 
 def _status(body: Any) -> api.InferenceServiceStatus:

@@ -1,5 +1,6 @@
-"""LogPolicy handlers: observe the pods a policy covers, the agent DaemonSet's rollout and the
-collector's ``validate`` verdict on the rendered configuration, and the agents' reports.
+"""LogPolicy handlers: observe the pods a policy covers, the rollout of the agent DaemonSet and
+of the Deployments running its sidecar, the collector's ``validate`` verdict on the rendered
+configurations, and the agents' reports.
 
 Reads come from the watch store; validation is :mod:`kubeinfer.controllers.log_validation`; the
 plan is :mod:`kubeinfer.planning.log_policy`.
@@ -14,7 +15,7 @@ from kubeinfer.api import base, kinds
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import context, log_reports, log_validation
 from kubeinfer.controllers.reconcile import Controller
-from kubeinfer.planning import children
+from kubeinfer.planning import children, log_sidecar
 from kubeinfer.planning import log_policy as planner
 
 #: The context reconciles run in (kopf's, which Events need); reports arrive through the HTTP
@@ -43,6 +44,12 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     status = (agents or {}).get("status") or {}
     text = planner.config_text(owner, spec)
     validation = await log_validation.validate(text, children.content_hash(text))
+    sidecar = planner.sidecar_config_text(owner, spec)
+    sidecar_digest = children.content_hash(sidecar)
+    sidecar_validation = await log_validation.validate(sidecar, sidecar_digest)
+    sidecar_pods, sidecar_pods_updated = log_sidecar.rollout(
+        store.all("Deployment"), owner=owner, digest=sidecar_digest
+    )
     return planner.Observed(
         matched_pods=matched,
         agents_desired=int(status["desiredNumberScheduled"])
@@ -50,6 +57,9 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
         else None,
         agents_updated=int(status.get("updatedNumberScheduled", 0)),
         validation=validation,
+        sidecar_validation=sidecar_validation,
+        sidecar_pods=sidecar_pods,
+        sidecar_pods_updated=sidecar_pods_updated,
         reports=log_reports.recent(owner.namespace, owner.name, time.monotonic()),
     )
 

@@ -1,9 +1,16 @@
 """Reports the LogPolicy agents post to the operator: cumulative counts and disk-pressure steps.
 
-Owns: parsing a report (``POST /v1/log-agent-reports``, sent by the agent's ``kubeinfer_report``
-extension every 10 s), keeping the latest one per policy and node in memory, forgetting reports
-older than ``STALE_AFTER_SECONDS``, and scheduling the policy's reconcile when one arrives.
+Owns: taking a report (``POST /v1/log-agent-reports``, sent by the agent's ``kubeinfer_report``
+extension every 10 s) from an authenticated agent only, parsing it, keeping the latest one per
+policy and node in memory, forgetting reports older than ``STALE_AFTER_SECONDS``, and scheduling
+the policy's reconcile when one arrives.
 Must not: decide conditions or status (``planning.log_policy`` does).
+
+Who may report: the agent sends a projected ServiceAccount token issued for the audience
+``planning.log_policy.REPORT_AUDIENCE`` (401 without one, or when the API server's TokenReview
+does not accept it) and may report only for LogPolicies of its ServiceAccount's namespace (403),
+where the policy's DaemonSet and sidecars run. A pod of that namespace could still post false
+counts; reports only feed status, never configuration.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kubeinfer.controllers import agent_tokens, context
+from kubeinfer.kube import errors
 from kubeinfer.planning import log_policy as planner
 
 log = logging.getLogger(__name__)
@@ -83,14 +92,38 @@ def recent(namespace: str, policy: str, now: float) -> tuple[planner.AgentReport
     )
 
 
+def _refuse(status: int, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="kubeinfer"'} if status == 401 else None
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
 async def handle(request: web.Request) -> web.Response:
-    """``POST /v1/log-agent-reports``: 204 when taken, 400 naming what is wrong."""
+    """``POST /v1/log-agent-reports``: 204 when taken; 401 without an accepted token, 403 for
+    another namespace's policy, 400 naming what is wrong with the body, 503 when the token
+    cannot be reviewed."""
+    token = agent_tokens.bearer(request.headers.get("Authorization"))
+    if token is None:
+        return _refuse(
+            401, "a bearer token (the agent's projected ServiceAccount token) is required"
+        )
+    try:
+        identity = await agent_tokens.identify(context.current().kube, token, time.monotonic())
+    except errors.KubeError as err:
+        log.warning("Failed to review a LogPolicy agent's token", extra={"error": str(err)})
+        return _refuse(503, f"the token could not be reviewed: {err}")
+    if identity is None:
+        return _refuse(401, f"the token was not accepted for audience {planner.REPORT_AUDIENCE!r}")
     try:
         body = await request.json()
         if not isinstance(body, dict):
             raise ReportError("the body must be a JSON object")
         namespace, policy, report = parse(body)
     except (ReportError, ValueError) as err:
-        return web.json_response({"error": str(err)}, status=400)
+        return _refuse(400, str(err))
+    if identity.namespace != namespace:
+        return _refuse(
+            403,
+            f"{identity.username} may not report for LogPolicies of namespace {namespace!r}",
+        )
     record(namespace, policy, report, time.monotonic())
     return web.Response(status=204)

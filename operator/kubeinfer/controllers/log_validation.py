@@ -1,7 +1,8 @@
 """Run the log agent's own ``validate`` on a rendered LogPolicy configuration.
 
-Owns: locating the collector binary (``KUBEINFER_COLLECTOR``; the operator image ships it at
-that path), running ``<collector> validate --config=<file>`` once per configuration hash, and
+Owns: locating the collector binary (``KUBEINFER_COLLECTOR``: the operator Deployment in
+``manifests/`` names ``/usr/local/bin/otelcol-kubeinfer``, which the operator image must contain;
+``make dev`` passes the harness-built binary), running ``<collector> validate --config=<file>`` once per configuration hash, and
 caching the verdict. Must not: render configuration (``planning.log_policy`` does) or decide
 conditions from the verdict (the planner does).
 """
@@ -72,6 +73,7 @@ async def _run(binary: pathlib.Path, config_text: str) -> str | None:
                 "PATH": os.environ.get("PATH", ""),
                 log_agent.HASH_KEY_ENV: _PLACEHOLDER_KEY,
                 planner.NODE_NAME_ENV: "validation",
+                planner.POD_NAME_ENV: "validation",
             },
         )
         try:

@@ -16,7 +16,7 @@ from kubeinfer.controllers import chaos_experiment, context, gpu_pool, inference
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.kube import client, errors, resources
 from kubeinfer.kube.store import Store
-from kubeinfer.planning import children
+from kubeinfer.planning import children, log_sidecar
 
 CONTROLLERS: dict[str, Controller] = {
     c.kind.kind: c
@@ -52,6 +52,15 @@ def _register_custom(kind: kinds.Kind) -> None:
             CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule_all(
                 lambda b: (b.get("spec", {}).get("placement") or {}).get("gpuPool") == pool
             )
+        if kind is kinds.LOG_POLICY:
+            # an InferenceService logging to files runs a sidecar per policy selecting it
+            namespace = body.metadata["namespace"]
+            CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule_all(
+                lambda b: (
+                    b["metadata"]["namespace"] == namespace
+                    and ((b.get("spec") or {}).get("logging") or {}).get("mode") == "file"
+                )
+            )
         if kind is kinds.INFERENCE_SERVICE:
             # its recorded placement holds GPUs of its pool
             used = (body.get("spec", {}).get("placement") or {}).get("gpuPool")
@@ -69,6 +78,9 @@ def _register_child(res: resources.Resource) -> None:
             owner = CONTROLLERS.get(ref.get("kind", ""))
             if owner is not None and ref.get("apiVersion", "").startswith(GROUP + "/"):
                 owner.schedule(body.metadata["namespace"], ref["name"])
+        # a Deployment running LogPolicy sidecars tells those policies how far it rolled
+        for policy in log_sidecar.policies_of(log_sidecar.template_annotations(body)):
+            CONTROLLERS[kinds.LOG_POLICY.kind].schedule(body.metadata["namespace"], policy)
 
 
 def _slim_pod(body: Body) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """An asynchronous, typed face over the ``kubernetes`` client's REST calls.
 
-Server-side apply under one field manager, reads, status merge-patches, and deletes, addressed
+Server-side apply under one field manager, reads, status merge-patches, deletes, and token
+reviews (who sent a bearer token), addressed
 through :mod:`kubeinfer.kube.resources` so no discovery is needed. Blocking calls run in worker
 threads. Every request is reported to an injected observer (the controllers count them in
 Prometheus); this module itself knows nothing of metrics.
@@ -114,6 +115,22 @@ class Kube:
             body=body,
             content_type="application/merge-patch+json",
         )
+
+    async def review_token(self, token: str, audiences: list[str]) -> Manifest:
+        """Ask the API server who ``token`` belongs to (a TokenReview); return its ``status``.
+
+        The review is valid only for a token issued for one of ``audiences``, so a token meant
+        for the API server (or another service) is not accepted in their place.
+        """
+        res = resources.lookup("authentication.k8s.io/v1", "TokenReview")
+        body = {
+            "apiVersion": res.api_version,
+            "kind": res.kind,
+            "spec": {"token": token, "audiences": audiences},
+        }
+        review = await self._call("create", res.kind, res.path(), "POST", body=body)
+        status: Manifest = review.get("status") or {}
+        return status
 
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
         """Delete one object; a missing object is not an error."""

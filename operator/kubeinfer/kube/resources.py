@@ -55,6 +55,7 @@ _BUILTIN = (
     Resource("resource.k8s.io/v1", "ResourceClaimTemplate", "resourceclaimtemplates"),
     Resource("resource.k8s.io/v1", "ResourceClaim", "resourceclaims"),
     Resource("resource.k8s.io/v1", "ResourceSlice", "resourceslices", namespaced=False),
+    Resource("authentication.k8s.io/v1", "TokenReview", "tokenreviews", namespaced=False),
 )
 _CUSTOM = tuple(Resource(k.api_version, k.kind, k.plural) for k in kinds.ALL)
 
@@ -71,6 +72,7 @@ CHILD_KINDS: tuple[Resource, ...] = tuple(
         "ResourceClaim",
         "ResourceSlice",
         "ClusterKopfPeering",
+        "TokenReview",
     }
 )
 """Kinds kubeinfer creates as children (watched to re-reconcile their owner)."""

@@ -2,13 +2,14 @@
 
 Children: a Deployment and a Service per model version, the front Service, the route
 (Gateway API HTTPRoute or Istio VirtualService), the autoscaler (HPA or KEDA ScaledObject), a
-PodDisruptionBudget and a ServiceMonitor. Pure: the controller gathers :class:`Observed` and
+PodDisruptionBudget and a ServiceMonitor; for a server that logs to files and LogPolicies that
+select it, the ConfigMap of its collector sidecars (``planning.log_sidecar``). Pure: the controller gathers :class:`Observed` and
 applies the returned :class:`Plan`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from kubeinfer.planning import (
     analysis,
     autoscaling,
     children,
+    log_sidecar,
     nccl,
     oom,
     replica_placement,
@@ -83,6 +85,8 @@ class Observed:
     samples: tuple[analysis.Sample, ...] | None = None
     """Rollout analysis samples, when an analysis was due (see ``rollout.analysis_due``)."""
     now: datetime = EPOCH
+    log_policies: tuple[log_sidecar.Policy, ...] = ()
+    """The LogPolicies of the namespace (those selecting a file-logging server add sidecars)."""
 
 
 @dataclass(frozen=True)
@@ -105,17 +109,25 @@ def version_name(owner: children.Owner, version: str) -> str:
     return children.dns_name(owner.name, version)
 
 
+def pod_labels(owner: children.Owner, version: str) -> dict[str, str]:
+    """Labels of the model server pods of ``version``."""
+    return children.child_labels(owner, {VERSION_LABEL: version})
+
+
 def build_deployment(
     owner: children.Owner,
     spec: api.InferenceServiceSpec,
     gpus: replica_placement.Enforcement | None = None,
     claim_template: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    *,
+    log_policies: Sequence[log_sidecar.Policy] = (),
 ) -> children.Manifest:
     """Return the Deployment of the spec's model version.
 
     ``replicas`` is left out on purpose: the autoscaler owns it, so neither Git nor a
-    server-side apply of this manifest ever fights the autoscaler over it.
+    server-side apply of this manifest ever fights the autoscaler over it. A server logging to
+    files gets a collector sidecar for each of ``log_policies`` that selects its pods.
     """
     runtime = runtimes.RUNTIMES[spec.model.runtime]
     tier = tiers.TIERS[spec.sla.tier]
@@ -130,9 +142,10 @@ def build_deployment(
             if spec.batching.max_latency_ms is not None
             else tier.max_batch_latency_ms
         ),
+        log_dir=spec.logging.directory if spec.logging.mode == "file" else None,
     )
     name = version_name(owner, spec.model.version)
-    pod_labels = children.child_labels(owner, {VERSION_LABEL: spec.model.version})
+    labels = pod_labels(owner, spec.model.version)
     selector = {owner.label_key: owner.name, VERSION_LABEL: spec.model.version}
     limits: dict[str, str] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     if spec.resources.gpus:
@@ -196,6 +209,14 @@ def build_deployment(
         replica_placement.constrain_pod(pod_spec, container, gpus, claim_template=claim_template)
     elif spec.resources.gpus:
         replica_placement.hold_pod(pod_spec)
+    template: children.Manifest = {"metadata": {"labels": labels}, "spec": pod_spec}
+    log_sidecar.add_to_pod(
+        template,
+        container,
+        owner=owner,
+        logging=spec.logging,
+        policies=log_sidecar.selecting(log_policies, owner.name, labels),
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -207,7 +228,7 @@ def build_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
-            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+            "template": template,
         },
     }
 
@@ -309,12 +330,14 @@ def render(
     decision: rollout.Decision | None = None,
     stable_replicas: int = 0,
     nccl_env: Mapping[str, str] | None = None,
+    log_policies: Sequence[log_sidecar.Policy] = (),
 ) -> tuple[children.Manifest, ...]:
     """Return every child of the InferenceService, each stamped with its content hash.
 
     ``gpus`` (the placement's enforcement) pins the stable pods to their planned nodes and, in
     DRA mode, adds the ResourceClaimTemplate naming their GPUs. ``decision`` adds the candidate
     version of a rollout and the traffic split; without it the spec's model is the stable one.
+    ``log_policies`` (the namespace's LogPolicies) give a file-logging server its sidecars.
     """
     stable_spec = for_version(spec, decision.stable) if decision is not None else spec
     runtime = runtimes.RUNTIMES[spec.model.runtime]
@@ -330,13 +353,16 @@ def render(
         gpus,
         claims["metadata"]["name"] if claims is not None else None,
         extra_env=nccl_env,
+        log_policies=log_policies,
     )
     stable = deployment["metadata"]["name"]
     split = traffic.Split(stable=stable)
     candidate_objs: list[children.Manifest] = []
+    versions = [stable_spec.model.version]
     if decision is not None and decision.candidate is not None:
         candidate_spec = for_version(spec, decision.candidate)
-        candidate = build_deployment(owner, candidate_spec)
+        versions.append(candidate_spec.model.version)
+        candidate = build_deployment(owner, candidate_spec, log_policies=log_policies)
         candidate["spec"]["replicas"] = rollout.candidate_replicas(
             spec, decision.state.step, stable_replicas
         )
@@ -347,6 +373,11 @@ def render(
             candidate_weight=decision.candidate_weight,
             mirror_percent=decision.mirror_percent,
         )
+    sidecar_policies = {
+        p.owner.name: p
+        for version in versions
+        for p in log_sidecar.selecting(log_policies, owner.name, pod_labels(owner, version))
+    }
     objs: list[children.Manifest | None] = [
         claims,
         deployment,
@@ -366,6 +397,11 @@ def render(
         ),
         build_pdb(owner, spec),
         build_service_monitor(owner, spec),
+        (
+            log_sidecar.build_config_map(owner, tuple(sidecar_policies.values()))
+            if spec.logging.mode == "file" and sidecar_policies
+            else None
+        ),
     ]
     return tuple(children.stamp_hash(o) for o in objs if o is not None)
 
@@ -452,6 +488,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
                 outcome.placements if outcome is not None else (),
                 {n.name: n.topology for n in (observed.pool.nodes if observed.pool else ())},
             ),
+            log_policies=observed.log_policies,
         ),
         with_ready(observations, GATES),
         status,

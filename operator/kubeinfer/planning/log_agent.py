@@ -31,6 +31,7 @@ kept) next to the sampler's own ``sampling.threshold``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from kubeinfer.api import base
@@ -69,6 +70,19 @@ class Reporting:
     namespace: str
     policy: str
     node: str
+    token_file: str | None = None
+    """A projected ServiceAccount token the agent sends as its bearer token."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What the agent reads: the node's container log files (CRI or docker framing, pod and
+    container named by the path) or a server's own log files (plain lines; ``resource`` names
+    where they come from, so rate limits still key by pod)."""
+
+    container_logs: bool = True
+    exclude: tuple[str, ...] = ()
+    resource: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 #: Under disk pressure, records below ERROR that are not always kept are sampled 10x harder.
@@ -264,12 +278,14 @@ def render_config(
     volume: str = "/var/log",
     metrics_port: int = METRICS_PORT,
     reporting: Reporting | None = None,
+    source: Source | None = None,
 ) -> dict[str, Any]:
     """The collector configuration of ``spec`` reading ``include`` globs, keeping state in
     ``state_dir`` (file offsets and the output queue survive restarts) and serving its own
     metrics (records seen, sampled, rate-limited, sent per output) on loopback. ``volume`` is
     the filesystem the disk-pressure ladder watches; with ``reporting`` the agent posts its
-    counts and disk-pressure level to the operator."""
+    counts and disk-pressure level to the operator. ``source`` says what the files are
+    (container logs by default)."""
     outputs = spec.outputs
     exporters = dict(
         _exporter(o, spec.retention, last=i == len(outputs) - 1) for i, o in enumerate(outputs)
@@ -354,12 +370,12 @@ def render_config(
     }
     if reporting is not None:
         extensions[REPORT] = {
-            **dataclasses.asdict(reporting),
+            **{k: v for k, v in dataclasses.asdict(reporting).items() if v is not None},
             "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
             "interval": REPORT_INTERVAL,
         }
     return {
-        "receivers": {"filelog": _filelog(include)},
+        "receivers": {"filelog": _filelog(include, source or Source())},
         "extensions": extensions,
         "processors": processors,
         "connectors": {"kubeinfer_failover": {"priority": out_pipelines}},
@@ -385,16 +401,22 @@ def render_config(
     }
 
 
-def _filelog(include: list[str]) -> dict[str, Any]:
-    """Container log files: CRI/docker framing, then a JSON or ``LEVEL message`` line."""
+def _filelog(include: list[str], source: Source) -> dict[str, Any]:
+    """Log files: CRI/docker framing for container logs, then a JSON or ``LEVEL message`` line."""
     json_line = 'body matches "^\\\\s*\\\\{"'
+    receiver: dict[str, Any] = {"include": include}
+    if source.exclude:
+        receiver["exclude"] = list(source.exclude)
+    if source.resource:
+        receiver["resource"] = dict(sorted(source.resource.items()))
+    framing = [{"type": "container", "id": "container"}] if source.container_logs else []
     return {
-        "include": include,
+        **receiver,
         "include_file_path": True,
         "start_at": "end",
         "storage": QUEUE_STORAGE,
         "operators": [
-            {"type": "container", "id": "container"},
+            *framing,
             {
                 "type": "json_parser",
                 "if": json_line,

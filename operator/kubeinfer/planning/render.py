@@ -15,7 +15,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kubeinfer.api import kinds
-from kubeinfer.planning import chaos_experiment, children, gpu_pool, inference_service, log_policy
+from kubeinfer.api import log_policy as log_api
+from kubeinfer.planning import (
+    chaos_experiment,
+    children,
+    gpu_pool,
+    inference_service,
+    log_policy,
+    log_sidecar,
+)
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 """Offline stand-in for the uid the API server assigns; ownerReferences show it."""
@@ -50,8 +58,12 @@ class Rendered:
 
 
 def render_documents(docs: Iterable[Any], *, source: str = "<input>") -> list[Rendered]:
-    """Render every kubeinfer document in ``docs``; other kinds are skipped."""
-    out: list[Rendered] = []
+    """Render every kubeinfer document in ``docs``; other kinds are skipped.
+
+    LogPolicies in ``docs`` are what an InferenceService of their namespace sees, so a server
+    logging to files shows the sidecars a policy of the same change gives it.
+    """
+    parsed: list[tuple[kinds.Kind, children.Owner, BaseModel]] = []
     for index, doc in enumerate(docs):
         if not isinstance(doc, dict):
             continue
@@ -74,8 +86,21 @@ def render_documents(docs: Iterable[Any], *, source: str = "<input>") -> list[Re
             generation=1,
             labels=dict(meta.get("labels") or {}),
         )
+        parsed.append((kind, owner, spec))
+    policies = tuple(
+        log_sidecar.Policy(owner, spec)
+        for kind, owner, spec in parsed
+        if kind is kinds.LOG_POLICY and isinstance(spec, log_api.LogPolicySpec)
+    )
+    out: list[Rendered] = []
+    for kind, owner, spec in parsed:
         plan_fn, observed = _PLANNERS[kind.kind]
-        out.append(Rendered(kind.kind, str(name), tuple(plan_fn(owner, spec, observed).children)))
+        if kind is kinds.INFERENCE_SERVICE:
+            observed = inference_service.Observed(
+                pool=None,
+                log_policies=tuple(p for p in policies if p.owner.namespace == owner.namespace),
+            )
+        out.append(Rendered(kind.kind, owner.name, tuple(plan_fn(owner, spec, observed).children)))
     return out
 
 

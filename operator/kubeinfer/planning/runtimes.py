@@ -11,7 +11,9 @@ runtime does natively:
 - ``http(s)://`` and ``file://`` go to the generic runtime's environment contract.
 
 Which runtime accepts which scheme is a CEL rule on the API, so a mismatch is refused at apply
-time. Batching: vLLM batches continuously and takes ``--max-num-seqs``; Triton takes dynamic
+time. Logging: every runtime logs to stdout; with ``logging.mode: file`` the server also gets
+``KUBEINFER_LOG_DIR`` (the generic runtime's contract; a vLLM image points its logging
+configuration there) and Triton logs to ``--log-file``. Batching: vLLM batches continuously and takes ``--max-num-seqs``; Triton takes dynamic
 batching through its model-control API (a ``load`` with a configuration override, run by the
 container's postStart hook); the generic runtime reads ``KUBEINFER_MAX_BATCH_*``.
 """
@@ -77,6 +79,8 @@ class Launch:
     max_batch_size: int
     max_batch_latency_ms: int
     source: ModelSource = field(default_factory=lambda: ModelSource(location=""))
+    log_dir: str | None = None
+    """Directory the server writes its log files into (logging.mode file), else stdout only."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ class Runtime:
 
 
 def _common_env(launch: Launch) -> dict[str, str]:
-    return {
+    env = {
         "KUBEINFER_MODEL_NAME": launch.model.name,
         "KUBEINFER_MODEL_VERSION": launch.model.version,
         "KUBEINFER_MODEL_URI": launch.model.uri,
@@ -104,6 +108,9 @@ def _common_env(launch: Launch) -> dict[str, str]:
         "KUBEINFER_MAX_BATCH_SIZE": str(launch.max_batch_size),
         "KUBEINFER_MAX_BATCH_LATENCY_MS": str(launch.max_batch_latency_ms),
     }
+    if launch.log_dir is not None:
+        env["KUBEINFER_LOG_DIR"] = launch.log_dir
+    return env
 
 
 def _vllm_args(launch: Launch) -> list[str]:
@@ -125,7 +132,7 @@ def _vllm_args(launch: Launch) -> list[str]:
 
 
 def _triton_args(launch: Launch) -> list[str]:
-    return [
+    args = [
         "tritonserver",
         f"--model-repository={launch.source.location}",
         "--model-control-mode=explicit",
@@ -133,6 +140,9 @@ def _triton_args(launch: Launch) -> list[str]:
         "--metrics-port=8002",
         "--strict-readiness=true",
     ]
+    if launch.log_dir is not None:  # Triton then logs to the file instead of the console
+        args.append(f"--log-file={launch.log_dir}/triton.log")
+    return args
 
 
 def _triton_load(launch: Launch) -> list[str]:

@@ -2,8 +2,11 @@
 // kubeinfer operator, which summarises them in the LogPolicy's status and conditions.
 //
 // It owns reading the agent's own metrics (its Prometheus endpoint on loopback, every
-// interval) and the report's JSON shape; it must not decide anything from them. A report the
-// operator does not take is logged and the next one replaces it (counts are cumulative).
+// interval), the report's JSON shape, and proving who reports: with token_file set, each post
+// carries that file's content (a projected ServiceAccount token the kubelet rotates, so it is
+// read anew every time) as a bearer token, which the operator checks with a TokenReview. It
+// must not decide anything from the metrics. A report the operator does not take is logged and
+// the next one replaces it (counts are cumulative).
 package reportextension // import "kubeinfer.io/otelcol/components/reportextension"
 
 import (
@@ -14,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +39,7 @@ type Config struct {
 	Namespace  string        `mapstructure:"namespace"`
 	Policy     string        `mapstructure:"policy"`
 	Node       string        `mapstructure:"node"`
+	TokenFile  string        `mapstructure:"token_file"`
 }
 
 // Validate requires every field.
@@ -190,7 +195,19 @@ func (r *reporter) report() error {
 	if err != nil {
 		return err
 	}
-	post, err := r.client.Post(r.cfg.Endpoint, "application/json", bytes.NewReader(body))
+	request, err := http.NewRequest(http.MethodPost, r.cfg.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	request.Header.Set("Content-Type", "application/json")
+	if r.cfg.TokenFile != "" {
+		token, err := os.ReadFile(r.cfg.TokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the report token: %w", err)
+		}
+		request.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	}
+	post, err := r.client.Do(request)
 	if err != nil {
 		return err
 	}
