@@ -107,6 +107,26 @@ def _summary(cluster: cluster_setup.Cluster, namespace: str) -> str:
     )
 
 
+def _event(cluster: cluster_setup.Cluster, namespace: str, reason: str) -> dict[str, Any] | None:
+    """The first Event with ``reason`` on the InferenceService, read through events.k8s.io/v1.
+
+    The rollout's analyses and its rollback run in reconciles woken by the requeue timer (or the
+    resync), not by a watch event: nothing in the cluster changes between two analyses.
+    (kubectl, not the Python client: its model refuses the core/v1 Events other components
+    post, which have no ``eventTime``.)
+    """
+    out = cluster.kubectl("get", "events.v1.events.k8s.io", "-n", namespace, "-o", "json").stdout
+    found: list[dict[str, Any]] = json.loads(out)["items"]
+    return next(
+        (
+            e
+            for e in found
+            if e.get("reason") == reason and (e.get("regarding") or {}).get("name") == NAME
+        ),
+        None,
+    )
+
+
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     found: dict[str, Any] = next(
         (c for c in status.get("conditions") or [] if c["type"] == kind), {}
@@ -269,6 +289,14 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
         assert took <= budget + 60, f"rollback took {took:.0f} s, over {budget:.0f} s + 60 s"
     rolled = _condition(status, "RolledBack")
     assert rolled["status"] == "True"
+    event = _eventually(
+        lambda: _event(cluster, namespace, "RolledBack"),
+        timeout=30,
+        what="the RolledBack Event",
+    )
+    assert event["reportingController"] == "kubeinfer.io/operator"
+    assert event["regarding"]["kind"] == "InferenceService"
+    assert event["type"] == "Normal" and "success-rate=" in event["note"], event
     assert "success-rate=" in rolled["message"]
     assert _condition(status, "Ready")["status"] == "True", "stable keeps serving"
     assert status["rollout"]["deniedVersions"] == ["v2"]
