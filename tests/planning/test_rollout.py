@@ -45,6 +45,27 @@ def _samples(
 Traffic = Callable[[datetime], tuple[analysis.Sample, ...]]
 
 
+def _pass(
+    spec: api.InferenceServiceSpec,
+    state: rollout.State,
+    stable: rollout.Version | None,
+    traffic: Traffic,
+    now: datetime,
+    *,
+    analyse: bool = False,
+) -> rollout.Decision:
+    """One pass with a ready candidate, analysing when one is due (or ``analyse`` says so)."""
+    due = analyse or rollout.analysis_due(spec, state, now)
+    return rollout.decide(
+        spec,
+        state=state,
+        stable=stable,
+        candidate=rollout.Candidate(ready_replicas=1),
+        samples=traffic(now) if due else None,
+        now=now,
+    )
+
+
 def _run(
     spec: api.InferenceServiceSpec,
     traffic: Traffic,
@@ -58,19 +79,7 @@ def _run(
     out = []
     for tick in range(0, seconds, 5):
         now = T0 + timedelta(seconds=tick)
-        samples = (
-            traffic(now)
-            if rollout.analysis_due(spec, state, now) or state.phase == "Idle"
-            else None
-        )
-        d = rollout.decide(
-            spec,
-            state=state,
-            stable=stable,
-            candidate=rollout.Candidate(ready_replicas=1),
-            samples=samples,
-            now=now,
-        )
+        d = _pass(spec, state, stable, traffic, now, analyse=state.phase == "Idle")
         out.append((now, d))
         state, stable = d.state, d.stable
         if d.candidate is None and d.stable.version == "v2":
@@ -157,17 +166,10 @@ def _timed(
 ) -> list[tuple[datetime, rollout.Decision]]:
     """Drive passes only when the last one asked to be looked at again, like the timers do,
     from the pass in which the candidate's pods became ready."""
-    state, stable, now, out = rollout.State(phase="Progressing"), STABLE, T0, []
+    state, now, out = rollout.State(phase="Progressing"), T0, []
+    stable: rollout.Version | None = STABLE
     while now < T0 + timedelta(seconds=seconds):
-        samples = traffic(now) if rollout.analysis_due(spec, state, now) else None
-        d = rollout.decide(
-            spec,
-            state=state,
-            stable=stable,
-            candidate=rollout.Candidate(ready_replicas=1),
-            samples=samples,
-            now=now,
-        )
+        d = _pass(spec, state, stable, traffic, now)
         out.append((now, d))
         state, stable = d.state, d.stable
         wait = rollout.requeue_after(spec, d, now)
@@ -196,14 +198,8 @@ def test_a_pass_between_analyses_asks_for_the_rest_of_the_interval() -> None:
     spec = _spec()
     state = rollout.State(phase="Progressing", step_started=T0, last_analysis=T0)
     later = T0 + timedelta(seconds=12)
-    d = rollout.decide(
-        spec,
-        state=state,
-        stable=STABLE,
-        candidate=rollout.Candidate(ready_replicas=1),
-        samples=None,
-        now=later,
-    )
+    d = _pass(spec, state, STABLE, lambda now: _samples(HEALTHY), later)
+    assert not d.judgements, "no analysis was due"
     assert rollout.requeue_after(spec, d, later) == 18
 
 
