@@ -8,7 +8,9 @@ automatically, with ``RolledBack`` carrying the evidence and the version denylis
 Event read back from the API server); a canary whose candidate gets fewer requests than
 ``minSamples`` waits with ``InsufficientData`` and moves on once traffic arrives; Prometheus
 down (nothing listening at ``--prometheus-url``) waits with ``PrometheusUnavailable`` through
-more analyses than ``failureLimit`` allows failures, and never rolls back. The time
+more analyses than ``failureLimit`` allows failures, and never rolls back. Argo CD's own
+evaluator, with the shipped health scripts, judges the live rolled-back InferenceService
+Healthy with the rollback named (never Degraded, which would re-sync the bad commit). The time
 from the degradation to all traffic on stable is printed (``pytest -s``) beside the target of
 two analysis intervals (60 s with the default 30 s), the worst case the scrape interval and
 analysis settings allow (``analysis.rollback_budget_seconds``), and Flagger's documented
@@ -30,8 +32,16 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e.harness import (
+    argocd,
+    argocd_live,
+    operator_process,
+    processes,
+    prometheus,
+    scrape_targets,
+    waiting,
+)
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, processes, prometheus, scrape_targets, waiting
 from e2e.simulator import behaviour, fleet, load, server
 from kubeinfer.api import inference_service as api
 from kubeinfer.planning import analysis
@@ -269,6 +279,7 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
     namespace: str,
     scraper: prometheus.Prometheus,
     analysing_operator: operator_process.RunningOperator,
+    live: argocd_live.LiveJudge,
 ) -> None:
     _start_rollout(cluster, namespace, pause="10m")
     with _simulated(cluster, namespace, scraper) as sims:
@@ -337,6 +348,14 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
         timeout=60,
         what="the candidate's Deployment to go",
     )
+    # Argo CD, judging the live object with the shipped health scripts, must not see Degraded
+    # (it would re-sync the bad commit): Healthy, naming the rollback.
+    health = live.judge(yaml.safe_load(_manifest(namespace, "v2", pause="10m")))
+    judged = _condition(
+        yaml.safe_load(live.scratch.read_text(encoding="utf-8"))["status"], "RolledBack"
+    )
+    assert health == argocd.Health("Healthy", judged["message"]), health
+    assert judged["message"].startswith("Rolled back v2"), judged
 
 
 def _assert_waits(status: dict[str, Any], *, verdict: str, saying: str) -> None:
