@@ -9,11 +9,16 @@
   RBAC of ``manifests/``.
 - ``operator`` (function): ``kubeinfer run`` as a subprocess with that kubeconfig; its output
   goes to a file that is attached to the report of a failing test.
+- ``argocd_binary`` (session): the argocd command, built from its Go module on first use.
+- ``installed_config_map`` / ``argocd_cm`` (session): Argo CD's own argocd-cm with kubeinfer's
+  health component (``manifests/argocd``) merged in, as a dict and as a file.
+- ``live`` (function): Argo CD's health evaluator judging live objects of the control plane.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
 import re
 import secrets
@@ -22,9 +27,11 @@ from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 
+from e2e.harness import argocd, argocd_health, argocd_live, operator_process, processes, toolchain
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, processes
+from e2e.harness import kubectl as kubectl_cmd
 
 OPERATOR_LOG = pytest.StashKey[pathlib.Path]()
 MAX_ATTACHED_LOG_CHARS = 20_000
@@ -80,6 +87,41 @@ def operator(
     request.node.stash[OPERATOR_LOG] = log_path
     with processes.Supervisor() as supervisor:
         yield operator_process.start(supervisor, kubeconfig=operator_kubeconfig, log_path=log_path)
+
+
+@pytest.fixture(scope="session")
+def argocd_binary() -> pathlib.Path:
+    """The argocd command (built on first use, then cached by version)."""
+    return argocd.ensure_binary()
+
+
+@pytest.fixture(scope="session")
+def installed_config_map(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Argo CD's argocd-cm with the kubeinfer component applied, as a user's kustomization does."""
+    kubectl = kubectl_cmd.Kubectl(toolchain.ensure_binaries().kubectl, pathlib.Path(os.devnull))
+    root = tmp_path_factory.mktemp("argocd-install")
+    return argocd.installed_config_map(kubectl, argocd_health.ARGOCD_DIR, root)
+
+
+@pytest.fixture(scope="session")
+def argocd_cm(
+    installed_config_map: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> pathlib.Path:
+    """The installed argocd-cm written to a file for ``--argocd-cm-path``."""
+    path = tmp_path_factory.mktemp("argocd-cm") / "argocd-cm.yaml"
+    path.write_text(yaml.safe_dump(installed_config_map), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def live(
+    cluster: cluster_setup.Cluster,
+    argocd_binary: pathlib.Path,
+    argocd_cm: pathlib.Path,
+    tmp_path: pathlib.Path,
+) -> argocd_live.LiveJudge:
+    """A judge of live objects; the tests using it also start the operator."""
+    return argocd_live.LiveJudge(cluster, argocd_binary, argocd_cm, tmp_path / "live.yaml")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -23,13 +23,16 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import pathlib
 import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from e2e.harness import gomodules, logfmt, toolchain, versions
+import yaml
+
+from e2e.harness import gomodules, kubectl, logfmt, toolchain, versions
 
 log = logging.getLogger("e2e.harness.argocd")  # not __name__: also run as __main__
 
@@ -165,6 +168,40 @@ def ensure_binary(pinned: versions.Versions | None = None) -> pathlib.Path:
             scratch.replace(target)
         key_file.write_text(key, encoding="utf-8")
     return target
+
+
+def own_config_map(pinned: versions.Versions | None = None) -> dict[str, Any]:
+    """The argocd-cm of the pinned Argo CD's own install manifests (``manifests/base/config``)."""
+    pinned = pinned or versions.load()
+    base = gomodules.module_dir(MODULE, pinned.argocd) / "manifests" / "base"
+    loaded: dict[str, Any] = yaml.safe_load(
+        (base / "config" / "argocd-cm.yaml").read_text(encoding="utf-8")
+    )
+    return loaded
+
+
+def installed_config_map(
+    kubectl_: kubectl.Kubectl, component: pathlib.Path, root: pathlib.Path
+) -> dict[str, Any]:
+    """Argo CD's argocd-cm with the kustomize ``component`` applied, as a user's kustomization
+    does (rendered in the scratch directory ``root``)."""
+    (root / "argocd-cm.yaml").write_text(yaml.safe_dump(own_config_map()), encoding="utf-8")
+    (root / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": "argocd",
+                "resources": ["argocd-cm.yaml"],
+                "components": [os.path.relpath(component, root)],
+            }
+        ),
+        encoding="utf-8",
+    )
+    rendered = [d for d in yaml.safe_load_all(kubectl_.kustomize(root)) if isinstance(d, dict)]
+    if len(rendered) != 1:
+        raise ArgoCDError(f"the kustomization rendered {len(rendered)} objects, not argocd-cm")
+    return rendered[0]
 
 
 def health(binary: pathlib.Path, resource: pathlib.Path, argocd_cm: pathlib.Path) -> Health:

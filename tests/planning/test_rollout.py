@@ -45,6 +45,27 @@ def _samples(
 Traffic = Callable[[datetime], tuple[analysis.Sample, ...]]
 
 
+def _pass(
+    spec: api.InferenceServiceSpec,
+    state: rollout.State,
+    stable: rollout.Version | None,
+    traffic: Traffic,
+    now: datetime,
+    *,
+    analyse: bool = False,
+) -> rollout.Decision:
+    """One pass with a ready candidate, analysing when one is due (or ``analyse`` says so)."""
+    due = analyse or rollout.analysis_due(spec, state, now)
+    return rollout.decide(
+        spec,
+        state=state,
+        stable=stable,
+        candidate=rollout.Candidate(ready_replicas=1),
+        samples=traffic(now) if due else None,
+        now=now,
+    )
+
+
 def _run(
     spec: api.InferenceServiceSpec,
     traffic: Traffic,
@@ -58,19 +79,7 @@ def _run(
     out = []
     for tick in range(0, seconds, 5):
         now = T0 + timedelta(seconds=tick)
-        samples = (
-            traffic(now)
-            if rollout.analysis_due(spec, state, now) or state.phase == "Idle"
-            else None
-        )
-        d = rollout.decide(
-            spec,
-            state=state,
-            stable=stable,
-            candidate=rollout.Candidate(ready_replicas=1),
-            samples=samples,
-            now=now,
-        )
+        d = _pass(spec, state, stable, traffic, now, analyse=state.phase == "Idle")
         out.append((now, d))
         state, stable = d.state, d.stable
         if d.candidate is None and d.stable.version == "v2":
@@ -150,6 +159,85 @@ def test_degraded_candidate_rolls_back_within_two_intervals(
     assert _condition(d, ConditionType.ROLLED_BACK) == ("True", "AnalysisFailed")
     assert d.state.denied == ("v2",)
     assert "success-rate=0.95" in d.state.evidence or "latency-p95=240" in d.state.evidence
+
+
+def _timed(
+    spec: api.InferenceServiceSpec, traffic: Traffic, *, seconds: int
+) -> list[tuple[datetime, rollout.Decision]]:
+    """Drive passes only when the last one asked to be looked at again, like the timers do,
+    from the pass in which the candidate's pods became ready."""
+    state, now, out = rollout.State(phase="Progressing"), T0, []
+    stable: rollout.Version | None = STABLE
+    while now < T0 + timedelta(seconds=seconds):
+        d = _pass(spec, state, stable, traffic, now)
+        out.append((now, d))
+        state, stable = d.state, d.stable
+        wait = rollout.requeue_after(spec, d, now)
+        if wait is None:
+            break
+        now += timedelta(seconds=wait)
+    return out
+
+
+def test_each_look_comes_exactly_when_the_next_analysis_is_due() -> None:
+    passes = _timed(_spec(), lambda now: _samples(HEALTHY), seconds=300)
+    analysed = [now - T0 for now, d in passes if d.judgements]
+    assert analysed == [timedelta(seconds=s) for s in (0, 30, 60, 90, 120)]
+    assert len(passes) == len(analysed), "no look without an analysis"
+    assert passes[-1][1].state.phase == "Promoted"
+
+
+def test_a_step_advances_when_its_pause_ends_between_two_intervals() -> None:
+    spec = _spec(steps=[{"weight": 10, "pause": "40s"}, {"weight": 50, "pause": "40s"}])
+    passes = _timed(spec, lambda now: _samples(HEALTHY), seconds=300)
+    moves = [((now - T0).seconds, d.events[0][0]) for now, d in passes if d.events]
+    assert moves == [(40, "RolloutStepAdvanced"), (80, "Promoted")]
+
+
+def test_a_pass_between_analyses_asks_for_the_rest_of_the_interval() -> None:
+    spec = _spec()
+    state = rollout.State(phase="Progressing", step_started=T0, last_analysis=T0)
+    later = T0 + timedelta(seconds=12)
+    d = _pass(spec, state, STABLE, lambda now: _samples(HEALTHY), later)
+    assert not d.judgements, "no analysis was due"
+    assert rollout.requeue_after(spec, d, later) == 18
+
+
+def test_no_timer_while_paused_and_a_safety_net_while_the_candidate_starts() -> None:
+    spec = _spec()
+    starting = rollout.decide(
+        spec,
+        state=rollout.State(),
+        stable=STABLE,
+        candidate=rollout.Candidate(ready_replicas=0),
+        samples=None,
+        now=T0,
+    )
+    assert rollout.requeue_after(spec, starting, T0) == 30
+    paused = rollout.decide(
+        spec,
+        state=rollout.State(phase="Paused", step_started=T0, last_analysis=T0),
+        stable=STABLE,
+        candidate=rollout.Candidate(ready_replicas=1),
+        samples=None,
+        now=T0,
+    )
+    assert rollout.requeue_after(spec, paused, T0) is None
+
+
+@pytest.mark.parametrize(
+    ("interval", "failure_limit", "window", "budget"),
+    [
+        pytest.param("30s", 1, 60, 90, id="defaults: four 15 s scrapes outlast the interval"),
+        pytest.param("2m", 0, 120, 150, id="a long interval is its own window"),
+    ],
+)
+def test_query_window_and_rollback_budget_follow_scrape_and_interval(
+    interval: str, failure_limit: int, window: int, budget: float
+) -> None:
+    spec = _spec(analysis={"interval": interval, "failureLimit": failure_limit})
+    assert analysis.window_seconds(spec) == window
+    assert analysis.rollback_budget_seconds(spec) == budget
 
 
 def test_denied_version_is_not_rolled_out_again_and_a_new_one_is() -> None:

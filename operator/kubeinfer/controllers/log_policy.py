@@ -8,7 +8,6 @@ plan is :mod:`kubeinfer.planning.log_policy`.
 
 from __future__ import annotations
 
-import contextvars
 import time
 
 from kubeinfer.api import base, kinds
@@ -18,15 +17,9 @@ from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import children, log_sidecar
 from kubeinfer.planning import log_policy as planner
 
-#: The context reconciles run in (kopf's, which Events need); reports arrive through the HTTP
-#: server's context, so their reconciles are scheduled from a copy of this one.
-_reconcile_context: list[contextvars.Context] = []
-
 
 async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Observed:
     """Count the covered pods, read the agents' rollout and validate the configuration."""
-    if not _reconcile_context:
-        _reconcile_context.append(contextvars.copy_context())
     store = context.current().store
     if spec.inference_service is not None:
         selector = base.LabelSelector(
@@ -67,10 +60,5 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
 CONTROLLER = Controller(kinds.LOG_POLICY, observe, planner.plan)
 
 
-def _on_report(namespace: str, name: str) -> None:
-    """Reconcile a policy whose agent reported (once reconciles have run, so kopf is up)."""
-    if _reconcile_context:
-        _reconcile_context[0].copy().run(CONTROLLER.schedule, namespace, name)
-
-
-log_reports.subscribe(_on_report)
+# A policy whose agent reported is reconciled (the HTTP server starts after the context exists).
+log_reports.subscribe(CONTROLLER.schedule)

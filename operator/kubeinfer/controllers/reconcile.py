@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import kopf
 from pydantic import BaseModel, ValidationError
 
 from kubeinfer.api import kinds
 from kubeinfer.api.conditions import Condition, ConditionType, Reason
 from kubeinfer.controllers import context
-from kubeinfer.kube import errors, resources
+from kubeinfer.kube import errors, events, resources
 from kubeinfer.planning import children, conditions
 from kubeinfer.planning.conditions import Observation
 
@@ -145,7 +144,7 @@ class Controller:
             # reconciled again then, since no watch event may come
             self._requeue(owner, getattr(plan, "requeue_after", None))
             for reason, message in getattr(plan, "events", ()):
-                _post(body, warning=False, reason=reason, message=message)
+                await _post(body, warning=False, reason=reason, message=message)
         await self._write_status(owner, body, plan_obs, status)
         ctx.metrics.reconciles.labels(self.kind.kind, result).inc()
         ctx.metrics.reconcile_seconds.labels(self.kind.kind).observe(time.perf_counter() - started)
@@ -164,14 +163,14 @@ class Controller:
         ]
         deleted = await self._prune(owner, wanted_keys)
         if applied:
-            _post(
+            await _post(
                 body,
                 warning=False,
                 reason="ChildrenApplied",
                 message="Applied " + ", ".join(applied) + ".",
             )
         if deleted:
-            _post(
+            await _post(
                 body,
                 warning=False,
                 reason="ChildrenDeleted",
@@ -188,7 +187,7 @@ class Controller:
         try:
             applied = await ctx.kube.apply(child)
         except errors.NotServed:
-            _post(
+            await _post(
                 body,
                 warning=True,
                 reason="ChildAPINotServed",
@@ -272,7 +271,9 @@ class Controller:
         self._remember_write(body, written)
         for cond in conditions.transitions(previous, merged):
             message = f"{cond.type} is {cond.status}: {cond.message}"
-            _post(body, warning=conditions.is_abnormal(cond), reason=cond.reason, message=message)
+            await _post(
+                body, warning=conditions.is_abnormal(cond), reason=cond.reason, message=message
+            )
         ready = next(c for c in merged if c.type == ConditionType.READY)
         log.info(
             "Updated %s %s/%s status: Ready=%s (%s)",
@@ -312,16 +313,9 @@ def _up_to_date(child: children.Manifest) -> bool:
     )
 
 
-def _post(body: Body, *, warning: bool, reason: str, message: str) -> None:
-    """Post an Event on the object (kopf.event: unlike kopf.info it ignores the log level that
-    filters which log lines become Events)."""
-    target = kopf.Body(dict(body))  # type: ignore[arg-type]
-    try:
-        kopf.event(target, type="Warning" if warning else "Normal", reason=reason, message=message)
-    except LookupError:
-        # A reconcile woken by a timer outside kopf's handler context has no event queue; the
-        # decision must still be applied, so it is logged instead of failing the reconcile.
-        log.warning("Posted no Event (outside kopf's context): %s %s", reason, message)
+async def _post(body: Body, *, warning: bool, reason: str, message: str) -> None:
+    """Post an Event on the object through the operator's own client (see ``kube.events``)."""
+    await events.post(context.current().kube, body, warning=warning, reason=reason, note=message)
 
 
 def _dedupe(observations: Sequence[Observation]) -> list[Observation]:

@@ -9,19 +9,10 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.controllers import context
 from kubeinfer.planning import analysis, children, rollout
 from kubeinfer.prom import client as prom
-
-MIN_WINDOW_SECONDS = 60
-"""Shortest rate window: four 15 s scrapes, so a new error series has a rate within it."""
-
-
-def _window(spec: api.InferenceServiceSpec) -> str:
-    seconds = max(int(base.duration_seconds(spec.rollout.analysis.interval)), MIN_WINDOW_SECONDS)
-    return f"{seconds}s"
 
 
 async def samples(
@@ -44,7 +35,7 @@ async def samples(
             analysis.Sample(m.name, None, error="the operator runs without --prometheus-url")
             for m in metrics
         )
-    window = _window(spec)
+    window = f"{analysis.window_seconds(spec)}s"
     candidate, baseline = spec.model.version, stable.version
 
     def q(metric: api.AnalysisMetric, version: str) -> str:

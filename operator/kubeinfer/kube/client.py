@@ -80,6 +80,12 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    async def create(self, manifest: Manifest) -> Manifest:
+        """Create one object."""
+        res = resources.lookup(manifest["apiVersion"], manifest["kind"])
+        path = res.path(manifest["metadata"].get("namespace"))
+        return await self._call("create", res.kind, path, "POST", body=manifest)
+
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> Manifest | None:

@@ -41,6 +41,7 @@ _BUILTIN = (
     Resource("v1", "Pod", "pods"),
     Resource("v1", "Node", "nodes", namespaced=False),
     Resource("v1", "Event", "events"),
+    Resource("events.k8s.io/v1", "Event", "events"),
     Resource("apps/v1", "Deployment", "deployments"),
     Resource("apps/v1", "DaemonSet", "daemonsets"),
     Resource("batch/v1", "Job", "jobs"),

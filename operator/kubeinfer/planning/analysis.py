@@ -11,10 +11,12 @@ never rolls back; Inconclusive (too little traffic, no data) waits; Failed count
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.planning import autoscaling
 
@@ -28,6 +30,31 @@ DEFAULT_METRICS = (
     api.AnalysisMetric(name="latency-p95", template="latency-p95"),
 )
 """What every rollout is judged on when the spec names no metric."""
+
+SCRAPE_INTERVAL_SECONDS = 15
+"""How often Prometheus scrapes the model servers (the ServiceMonitor's endpoint interval)."""
+WINDOW_SCRAPES = 4
+"""Scrapes a rate window spans at least, so one missed scrape still leaves a rate."""
+
+
+def window_seconds(spec: api.InferenceServiceSpec) -> int:
+    """The range every analysis query's ``rate()`` covers: an interval, at least four scrapes."""
+    interval = base.duration_seconds(spec.rollout.analysis.interval)
+    return max(math.ceil(interval), WINDOW_SCRAPES * SCRAPE_INTERVAL_SECONDS)
+
+
+def rollback_budget_seconds(spec: api.InferenceServiceSpec) -> float:
+    """Worst-case seconds from a candidate degrading to the rollback, with steady traffic.
+
+    A new error series needs two scrapes before ``rate()`` sees it; then the first failing
+    analysis comes within one interval and each further one an interval later, and the rollback
+    follows failure ``failureLimit + 1``. A degradation big enough to cross the threshold within
+    one scrape's worth of the window (5% errors against a 1% slack does) adds nothing more.
+    """
+    settings = spec.rollout.analysis
+    interval = base.duration_seconds(settings.interval)
+    return 2 * SCRAPE_INTERVAL_SECONDS + (settings.failure_limit + 1) * interval
+
 
 SUCCESS_RATE_SLACK = 0.01
 """A candidate may be this much below stable's success rate (absolute) before it fails."""

@@ -286,7 +286,13 @@ def build_service_monitor(
                 "matchExpressions": [{"key": VERSION_LABEL, "operator": "Exists"}],
             },
             "podTargetLabels": [owner.label_key, VERSION_LABEL],
-            "endpoints": [{"port": port, "path": runtime.metrics_path, "interval": "15s"}],
+            "endpoints": [
+                {
+                    "port": port,
+                    "path": runtime.metrics_path,
+                    "interval": f"{analysis.SCRAPE_INTERVAL_SECONDS}s",
+                }
+            ],
         },
     }
 
@@ -494,7 +500,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         status,
         (*replica_placement.events(outcome), *decision.events),
         handover=version_name(owner, stable.version) if promoted else None,
-        requeue_after=rollout.requeue_after(spec, decision),
+        requeue_after=rollout.requeue_after(spec, decision, observed.now),
     )
 
 

@@ -89,25 +89,55 @@ class Decision:
     events: tuple[tuple[str, str], ...] = field(default=())
 
 
+def next_analysis(spec: api.InferenceServiceSpec, state: State) -> datetime | None:
+    """When the next analysis is due: one interval after the last, or as the step's pause ends.
+
+    None when no analysis will run without a change (no rollout, paused, or the candidate's pods
+    have not started the step yet). The pause end counts only when it falls after the last
+    analysis, so a step advances as soon as its pause is over rather than at the next interval.
+    """
+    if state.phase in ("Idle", "Promoted", "RolledBack", "Paused"):
+        return None
+    if state.last_analysis is None:
+        return state.step_started
+    interval = timedelta(seconds=base.duration_seconds(spec.rollout.analysis.interval))
+    due = state.last_analysis + interval
+    if state.step_started is not None:
+        pause = timedelta(seconds=base.duration_seconds(_pause(spec.rollout, state.step)))
+        pause_end = state.step_started + pause
+        if state.last_analysis < pause_end < due:
+            due = pause_end
+    return due
+
+
 def analysis_due(spec: api.InferenceServiceSpec, state: State, now: datetime) -> bool:
     """Whether the controller should query Prometheus for this pass."""
     if state.phase in ("Idle", "Promoted", "RolledBack", "Paused"):
         return False
     if state.last_analysis is None:
         return True
-    interval = timedelta(seconds=base.duration_seconds(spec.rollout.analysis.interval))
-    return now - state.last_analysis >= interval
+    due = next_analysis(spec, state)
+    return due is not None and now >= due
 
 
-REQUEUE_FLOOR_SECONDS = 5.0
+REQUEUE_FLOOR_SECONDS = 1.0
+"""Shortest requeue, so a due time already past never spins the loop."""
 
 
-def requeue_after(spec: api.InferenceServiceSpec, decision: Decision) -> float | None:
-    """Seconds until a running rollout next needs a look (its analysis interval), else None."""
+def requeue_after(
+    spec: api.InferenceServiceSpec, decision: Decision, now: datetime
+) -> float | None:
+    """Seconds until a running rollout next needs a look, else None.
+
+    That is exactly when its next analysis is due (:func:`next_analysis`). A candidate still
+    starting is woken by its Deployment's watch event; one interval is the safety net then.
+    """
     if decision.candidate is None or decision.state.phase == "Paused":
         return None
-    interval = base.duration_seconds(spec.rollout.analysis.interval)
-    return max(interval / 2, REQUEUE_FLOOR_SECONDS)
+    due = next_analysis(spec, decision.state)
+    if due is None or decision.state.step_started is None:
+        return base.duration_seconds(spec.rollout.analysis.interval)
+    return max((due - now).total_seconds(), REQUEUE_FLOOR_SECONDS)
 
 
 def candidate_replicas(spec: api.InferenceServiceSpec, step: int, stable_replicas: int) -> int:
