@@ -109,3 +109,22 @@ def test_every_reason_and_condition_type_is_documented() -> None:
 def test_problems_are_warnings_whatever_the_polarity(type_: T, status: str, abnormal: bool) -> None:
     (cond,) = conditions.merge([], [O(type_, status, R.AS_EXPECTED, "")], generation=1, now=NOW)  # type: ignore[arg-type]
     assert conditions.is_abnormal(cond) is abnormal
+
+
+@pytest.mark.parametrize(
+    ("reason", "abnormal"),
+    [
+        (R.MIRROR_UNSUPPORTED, True),
+        (R.MIRROR_SUPPORT_UNKNOWN, True),
+        (R.ROLLOUT_PROGRESSING, False),
+    ],
+    ids=[
+        "a gateway that cannot mirror is a warning while Progressing",
+        "unknown mirror support is a warning while Progressing",
+        "a progressing rollout is normal",
+    ],
+)
+def test_held_rollouts_are_warnings_though_progressing(reason: R, abnormal: bool) -> None:
+    obs = O(T.PROGRESSING, "True", reason, "")
+    (cond,) = conditions.merge([], [obs], generation=1, now=NOW)
+    assert conditions.is_abnormal(cond) is abnormal

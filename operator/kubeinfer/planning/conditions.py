@@ -96,10 +96,15 @@ ABNORMAL_WHEN_TRUE = frozenset(
     {ConditionType.ROLLED_BACK, ConditionType.OOM_RISK, ConditionType.DISK_PRESSURE}
 )
 """Conditions whose True is the bad state (the rest are good when True)."""
+ABNORMAL_REASONS = frozenset({Reason.MIRROR_UNSUPPORTED, Reason.MIRROR_SUPPORT_UNKNOWN})
+"""Reasons that report a problem whatever the status: a shadow rollout its gateway holds is
+Progressing=True, yet waits until someone changes the gateway or the spec."""
 
 
 def is_abnormal(condition: Condition) -> bool:
     """Whether a condition reports a problem: its Event is a Warning, not Normal."""
+    if condition.reason in ABNORMAL_REASONS:
+        return True
     if condition.type in ABNORMAL_WHEN_TRUE:
         return condition.status == "True"
     return condition.status == "False"

@@ -20,6 +20,7 @@ from kubeinfer.planning import (
     analysis,
     autoscaling,
     children,
+    gateway_support,
     nccl,
     oom,
     replica_placement,
@@ -77,6 +78,8 @@ class Observed:
     deployments: dict[str, DeploymentView] = field(default_factory=dict)
     route_accepted: bool | None = None
     route_message: str = ""
+    gateways: tuple[gateway_support.Parent, ...] = ()
+    """The route's parent Gateways and their classes' features (gateway-api)."""
     metrics_api: MetricsApiView | None = None
     status: api.InferenceServiceStatus = field(default_factory=api.InferenceServiceStatus)
     """The status as last written: it remembers the stable version and the rollout's state."""
@@ -381,6 +384,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         candidate=rollout.Candidate(ready_replicas=wanted.ready_replicas, failed=wanted.failed),
         samples=observed.samples,
         now=observed.now,
+        mirror_hold=gateway_support.mirror_hold(spec, observed.gateways),
     )
     stable = decision.stable
     dep = observed.deployments.get(stable.version, DeploymentView())
