@@ -255,8 +255,15 @@ def test_shadow_mirrors_only_through_a_gateway_class_listing_the_mirror_feature(
             "HTTPRouteRequestPercentageMirror",
         )
 
+        # A held rollout sets no timer: only the GatewayClass watch (or the 60 s resync) wakes it.
+        holds = ("MirrorUnsupported", "MirrorSupportUnknown", "")
+        waiting.first(
+            _progressing(cluster, namespace, lambda r: r not in holds),
+            what="the GatewayClass watch to release the hold, well before the 60 s resync",
+            timeout=30.0,
+        )
         # past the hold and the candidate's start, the route is applied before status is written
-        quiet = ("MirrorUnsupported", "MirrorSupportUnknown", "CandidateStarting", "")
+        quiet = (*holds, "CandidateStarting")
         status = _eventually(
             _progressing(cluster, namespace, lambda r: r not in quiet),
             what="the rollout to move past the mirror hold",

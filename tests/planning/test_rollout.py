@@ -410,6 +410,12 @@ def test_held_shadow_is_judged_from_scratch_once_its_gateway_can_mirror() -> Non
     assert promoted_at - released >= timedelta(minutes=2), "both steps' pauses count from release"
 
 
+def test_held_shadow_sets_no_timer_but_a_released_one_does() -> None:
+    spec = _spec(strategy="shadow")
+    assert rollout.requeue_after(spec, _first_shadow_pass(HOLD)) is None
+    assert rollout.requeue_after(spec, _first_shadow_pass()) == 15
+
+
 def test_hold_in_mid_step_stops_mirroring_and_restarts_the_step_clock() -> None:
     spec = _spec(strategy="shadow")
     passes = _run(spec, lambda now: _samples(HEALTHY), seconds=40)

@@ -112,8 +112,15 @@ REQUEUE_FLOOR_SECONDS = 5.0
 
 
 def requeue_after(spec: api.InferenceServiceSpec, decision: Decision) -> float | None:
-    """Seconds until a running rollout next needs a look (its analysis interval), else None."""
+    """Seconds until a running rollout next needs a look (its analysis interval), else None.
+
+    A paused rollout waits for a person; a mirror hold for its Gateway or GatewayClass to change,
+    which their watches report: neither needs a timer.
+    """
     if decision.candidate is None or decision.state.phase == "Paused":
+        return None
+    note = decision.state.note
+    if note is not None and note.reason in MIRROR_HOLDS:
         return None
     interval = base.duration_seconds(spec.rollout.analysis.interval)
     return max(interval / 2, REQUEUE_FLOOR_SECONDS)
