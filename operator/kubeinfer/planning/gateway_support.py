@@ -81,7 +81,8 @@ def mirror_hold(spec: api.InferenceServiceSpec, parents: Sequence[Parent]) -> Ob
         return Observation.true(
             ConditionType.PROGRESSING,
             Reason.MIRROR_UNSUPPORTED,
-            f"The shadow waits with no request mirrored and users on stable: {where}.",
+            f"The shadow waits with no request mirrored and users on stable: {where}. Attach "
+            "the route to a Gateway whose class lists it, or roll out with canary or blueGreen.",
         )
     if spec.traffic.assume_mirror_support:
         return None
