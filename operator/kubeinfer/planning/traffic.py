@@ -1,12 +1,12 @@
 """Routes: how requests are split between the stable and candidate versions, or mirrored.
 
 Gateway API HTTPRoute: weighted ``backendRefs`` and, for shadow rollouts, a ``RequestMirror``
-filter with ``percent``, left out when every request is mirrored (the filter's default, which
-gateways without percentage mirroring support); the gateway discards the candidate's responses.
-Whether the parent Gateways can mirror at all is :mod:`kubeinfer.planning.gateway_support`'s
-call, made before the split reaches this module. Istio
-VirtualService: weighted ``route`` destinations and ``mirror`` with ``mirrorPercentage``.
-``traffic.provider: none`` renders no route: the front Service selects the stable version.
+filter with ``percent``, left out when every request is mirrored (that is the filter's default,
+which gateways without percentage mirroring honour too); the gateway discards the candidate's
+responses. Whether the parent Gateways can mirror at all is decided before the split reaches this
+module (:mod:`kubeinfer.planning.gateway_support`). Istio VirtualService: weighted ``route``
+destinations and ``mirror`` with ``mirrorPercentage``. ``traffic.provider: none`` renders no
+route: the front Service selects the stable version.
 """
 
 from __future__ import annotations
