@@ -161,3 +161,22 @@ def test_ready_repeating_a_gate_gets_no_event_of_its_own() -> None:
     ]
     later = conditions.merge(first, ready, generation=1, now=NOW)
     assert [c.type for c in conditions.transitions(first, later)] == ["Ready", "ModelLoaded"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "abnormal"),
+    [
+        (R.MIRROR_UNSUPPORTED, True),
+        (R.MIRROR_SUPPORT_UNKNOWN, True),
+        (R.ROLLOUT_PROGRESSING, False),
+    ],
+    ids=[
+        "a gateway that cannot mirror is a warning while Progressing",
+        "unknown mirror support is a warning while Progressing",
+        "a progressing rollout is normal",
+    ],
+)
+def test_held_rollouts_are_warnings_though_progressing(reason: R, abnormal: bool) -> None:
+    obs = O(T.PROGRESSING, "True", reason, "")
+    (cond,) = conditions.merge([], [obs], generation=1, now=NOW)
+    assert conditions.is_abnormal(cond) is abnormal

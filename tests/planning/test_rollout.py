@@ -1,6 +1,7 @@
 """Rollout state machine and analysis: healthy candidates promote through every step, degraded
 ones roll back within two analysis intervals, low traffic and Prometheus outages wait instead of
-failing, denied versions are not rolled again, strategies split traffic as documented, and the
+failing, denied versions are not rolled again, strategies split traffic as documented, a shadow whose
+gateway cannot mirror mirrors nothing and waits, then is judged from scratch once it can, and the
 state survives a round trip through status (an operator restart resumes at the same step)."""
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.api.conditions import ConditionType
+from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import analysis, rollout
+from kubeinfer.planning.conditions import Observation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STABLE = rollout.Version("v1", "hf://org/m")
@@ -53,9 +55,11 @@ def _pass(
     now: datetime,
     *,
     analyse: bool = False,
+    mirror_hold: Observation | None = None,
 ) -> rollout.Decision:
-    """One pass with a ready candidate, analysing when one is due (or ``analyse`` says so)."""
-    due = analyse or rollout.analysis_due(spec, state, now)
+    """One pass with a ready candidate, analysing when one is due (or ``analyse`` says so) and
+    the gateway holds no shadow's mirror (the controller queries nothing then)."""
+    due = mirror_hold is None and (analyse or rollout.analysis_due(spec, state, now))
     return rollout.decide(
         spec,
         state=state,
@@ -63,6 +67,7 @@ def _pass(
         candidate=rollout.Candidate(ready_replicas=1),
         samples=traffic(now) if due else None,
         now=now,
+        mirror_hold=mirror_hold,
     )
 
 
@@ -72,14 +77,18 @@ def _run(
     *,
     seconds: int,
     start: rollout.State | None = None,
+    hold: Callable[[datetime], Observation | None] = lambda now: None,
 ) -> list[tuple[datetime, rollout.Decision]]:
-    """Drive passes every 5 s, analysing whenever an interval is due, like the controller."""
+    """Drive passes every 5 s, analysing whenever an interval is due, like the controller (which
+    queries nothing while the gateway holds a shadow's mirror)."""
     state = start or rollout.State()
     stable: rollout.Version | None = STABLE
     out = []
     for tick in range(0, seconds, 5):
         now = T0 + timedelta(seconds=tick)
-        d = _pass(spec, state, stable, traffic, now, analyse=state.phase == "Idle")
+        d = _pass(
+            spec, state, stable, traffic, now, analyse=state.phase == "Idle", mirror_hold=hold(now)
+        )
         out.append((now, d))
         state, stable = d.state, d.stable
         if d.candidate is None and d.stable.version == "v2":
@@ -424,15 +433,21 @@ def _children(decision: rollout.Decision, provider: str = "gateway-api") -> dict
     return {f"{c['kind']}/{c['metadata']['name']}": c for c in out}
 
 
-def test_shadow_rollout_renders_candidate_and_mirror_filter() -> None:
-    d = rollout.decide(
-        _spec(strategy="shadow"),
+def _first_shadow_pass(hold: Observation | None = None, **rollout_over: Any) -> rollout.Decision:
+    """The first pass of a shadow rollout whose candidate is ready."""
+    return rollout.decide(
+        _spec(strategy="shadow", **rollout_over),
         state=rollout.State(),
         stable=STABLE,
         candidate=rollout.Candidate(ready_replicas=1),
         samples=None,
         now=T0,
+        mirror_hold=hold,
     )
+
+
+def test_shadow_rollout_renders_candidate_and_mirror_filter() -> None:
+    d = _first_shadow_pass()
     objs = _children(d)
     assert objs["Deployment/m-v2"]["spec"]["replicas"] == 1
     assert "replicas" not in objs["Deployment/m-v1"]["spec"]
@@ -448,6 +463,108 @@ def test_shadow_rollout_renders_candidate_and_mirror_filter() -> None:
     assert objs["HorizontalPodAutoscaler/m"]["spec"]["scaleTargetRef"]["name"] == "m-v1"
     vs = _children(d, provider="istio")["VirtualService/m"]["spec"]["http"][0]
     assert vs["mirrorPercentage"] == {"value": 10.0}
+
+
+HOLD = Observation.true(
+    ConditionType.PROGRESSING, Reason.MIRROR_UNSUPPORTED, "GatewayClass gc lacks the feature."
+)
+
+
+def test_shadow_held_by_its_gateway_mirrors_nothing_and_waits_on_stable() -> None:
+    passes = _run(
+        _spec(strategy="shadow"), lambda now: _samples(HEALTHY), seconds=600, hold=lambda now: HOLD
+    )
+    assert len(passes) == 120, "a held shadow never promotes"
+    for _, d in passes:
+        assert d.candidate is not None and d.candidate.version == "v2"
+        assert (d.mirror_percent, d.candidate_weight) == (0, 0)
+        assert d.state.phase == "Waiting"
+        assert d.state.step_started is None
+        assert _condition(d, ConditionType.PROGRESSING) == ("True", "MirrorUnsupported")
+        assert _condition(d, ConditionType.ROLLED_BACK)[0] == "False"
+
+
+def test_held_shadow_is_judged_from_scratch_once_its_gateway_can_mirror() -> None:
+    released = T0 + timedelta(seconds=300)
+    passes = _run(
+        _spec(strategy="shadow"),
+        lambda now: _samples(HEALTHY),
+        seconds=900,
+        hold=lambda now: HOLD if now < released else None,
+    )
+    first = next(d for now, d in passes if now >= released)
+    assert first.mirror_percent == 10
+    assert first.state.step_started == released
+    assert _condition(first, ConditionType.PROGRESSING) == ("True", "RolloutProgressing")
+    promoted_at, last = passes[-1]
+    assert last.stable.version == "v2"
+    assert promoted_at - released >= timedelta(minutes=2), "both steps' pauses count from release"
+
+
+def test_held_shadow_sets_no_timer_but_a_released_one_does() -> None:
+    spec = _spec(strategy="shadow")
+    assert rollout.requeue_after(spec, _first_shadow_pass(HOLD), T0) is None
+    # released, its first analysis is due as the step starts: at once (the floor)
+    assert rollout.requeue_after(spec, _first_shadow_pass(), T0) == rollout.REQUEUE_FLOOR_SECONDS
+
+
+def test_hold_in_mid_step_stops_mirroring_and_restarts_the_step_clock() -> None:
+    spec = _spec(strategy="shadow")
+    passes = _run(spec, lambda now: _samples(HEALTHY), seconds=40)
+    _, running = passes[-1]
+    assert running.mirror_percent == 10 and running.state.step_started is not None
+    d = rollout.decide(
+        spec,
+        state=running.state,
+        stable=STABLE,
+        candidate=rollout.Candidate(ready_replicas=1),
+        samples=None,
+        now=T0 + timedelta(seconds=45),
+        mirror_hold=HOLD,
+    )
+    assert d.mirror_percent == 0
+    assert (d.state.step, d.state.step_started, d.state.last_analysis) == (0, None, None)
+
+
+def test_a_remembered_hold_is_not_repeated_once_released() -> None:
+    held = rollout.State(phase="Waiting", step_started=T0, last_analysis=T0, note=HOLD)
+    d = rollout.decide(
+        _spec(strategy="shadow"),
+        state=held,
+        stable=STABLE,
+        candidate=rollout.Candidate(ready_replicas=1),
+        samples=None,
+        now=T0 + timedelta(seconds=5),
+    )
+    assert d.mirror_percent == 10
+    assert _condition(d, ConditionType.PROGRESSING) == ("True", "RolloutProgressing")
+
+
+def test_held_state_survives_status_round_trip() -> None:
+    spec = _spec(strategy="shadow")
+    (now, d), *_ = _run(spec, lambda now: _samples(HEALTHY), seconds=5, hold=lambda now: HOLD)
+    fields = rollout.to_status(spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus())
+    status = api.InferenceServiceStatus.model_validate(
+        {"stable": {"version": "v1", "uri": "hf://org/m"}, "rollout": fields}
+    )
+    assert rollout.from_status(status)[0] == d.state
+    assert fields["reason"] == "MirrorUnsupported"
+
+
+def test_held_shadow_renders_no_mirror_filter() -> None:
+    d = _first_shadow_pass(HOLD)
+    objs = _children(d)
+    assert "Deployment/m-v2" in objs, "the candidate runs, ready for when mirroring can begin"
+    rule = objs["HTTPRoute/m"]["spec"]["rules"][0]
+    assert "filters" not in rule
+    assert [b["weight"] for b in rule["backendRefs"]] == [100, 0]
+
+
+def test_mirroring_every_request_leaves_percent_out() -> None:
+    d = _first_shadow_pass(mirrorPercent=100)
+    assert d.mirror_percent == 100
+    (mirror,) = _children(d)["HTTPRoute/m"]["spec"]["rules"][0]["filters"]
+    assert mirror["requestMirror"] == {"backendRef": {"name": "m-v2", "port": 8080}}
 
 
 def test_stable_keeps_its_own_model_while_the_candidate_rolls() -> None:

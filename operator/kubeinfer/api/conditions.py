@@ -144,6 +144,16 @@ class Reason(_Documented):
         "RolloutPaused",
         "The step waited past insufficientDataDeadline; a person must act.",
     )
+    MIRROR_UNSUPPORTED = (
+        "MirrorUnsupported",
+        "A parent Gateway's class lists supportedFeatures without the mirror feature shadow needs; "
+        "nothing is mirrored and the rollout waits on stable.",
+    )
+    MIRROR_SUPPORT_UNKNOWN = (
+        "MirrorSupportUnknown",
+        "No supportedFeatures say a parent Gateway can mirror (Gateway or class missing, or none "
+        "published); the shadow waits unless traffic.assumeMirrorSupport.",
+    )
     PROMOTED = "Promoted", "The candidate passed every step and is now the stable version."
     VERSION_DENIED = (
         "VersionDenied",

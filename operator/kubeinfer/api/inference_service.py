@@ -243,6 +243,8 @@ class Traffic(ApiModel):
     """Gateways the HTTPRoute attaches to (gateway-api)."""
     hostnames: list[str] = Field(default_factory=list, max_length=16)
     """Hostnames the route answers for."""
+    assume_mirror_support: bool = False
+    """Shadow mirrors through Gateways whose GatewayClass publishes no supportedFeatures (or is not found); a class listing features without the mirror one still holds it."""
 
 
 class Logging(ApiModel):

@@ -1,5 +1,6 @@
-"""InferenceService handlers: observe the pool, the Deployments, the route, the metrics API and
-the namespace's LogPolicies (a server logging to files gets their collector sidecars).
+"""InferenceService handlers: observe the pool, the Deployments, the route, its Gateways, the
+metrics API and the namespace's LogPolicies (a server logging to files gets their collector
+sidecars).
 
 Reads come from the watch store; the plan is :mod:`kubeinfer.planning.inference_service`.
 """
@@ -14,10 +15,10 @@ from pydantic import ValidationError
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import kinds
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.controllers import context, gpu_placement, rollout_analysis
+from kubeinfer.controllers import context, gateways, gpu_placement, rollout_analysis
 from kubeinfer.controllers.reconcile import Controller, owner_of
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import autoscaling, children, log_sidecar, rollout
+from kubeinfer.planning import autoscaling, children, gateway_support, log_sidecar, rollout
 from kubeinfer.planning import inference_service as planner
 
 HANDOVER_MANAGER = "kubeinfer-handover"
@@ -43,15 +44,21 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     accepted, message = _route_accepted(route)
     api_name = autoscaling.metrics_api_for(spec)
     apisvc = store.get("APIService", "", api_name)
+    parents = gateways.parents(store, owner.namespace, spec)
+    # a shadow whose gateway cannot mirror sends the candidate nothing: nothing to analyse
+    held = gateway_support.mirror_hold(spec, parents) is not None
     return planner.Observed(
         pool=pool,
         previous_placement=gpu_placement.previous_placement(own),
         deployments=deployments,
         route_accepted=accepted,
         route_message=message,
+        gateways=parents,
         metrics_api=_metrics_view(api_name, apisvc),
         status=status,
-        samples=await rollout_analysis.samples(owner, spec, state=state, stable=stable, now=now),
+        samples=None
+        if held
+        else await rollout_analysis.samples(owner, spec, state=state, stable=stable, now=now),
         now=now,
         log_policies=log_policies(store, owner.namespace) if spec.logging.mode == "file" else (),
     )

@@ -12,7 +12,14 @@ from typing import Any
 import kopf
 
 from kubeinfer.api import GROUP, VERSION, kinds
-from kubeinfer.controllers import chaos_experiment, context, gpu_pool, inference_service, log_policy
+from kubeinfer.controllers import (
+    chaos_experiment,
+    context,
+    gateways,
+    gpu_pool,
+    inference_service,
+    log_policy,
+)
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.kube import client, errors, resources
 from kubeinfer.kube.store import Store
@@ -119,6 +126,9 @@ def _slim_slice(body: Body) -> dict[str, Any]:
     }
 
 
+_GATEWAY_API = "gateway.networking.k8s.io/v1"
+
+
 def _keep(body: Body) -> dict[str, Any]:
     return dict(body)
 
@@ -134,6 +144,8 @@ PREFILL: tuple[tuple[resources.Resource, str, Callable[[Body], dict[str, Any]]],
     (resources.lookup("apiregistration.k8s.io/v1", "APIService"), "", _keep),
     (resources.lookup("resource.k8s.io/v1", "ResourceClaim"), "", _slim_claim),
     (resources.lookup("resource.k8s.io/v1", "ResourceSlice"), "", _slim_slice),
+    (resources.lookup(_GATEWAY_API, gateways.GATEWAY), "", gateways.slim_gateway),
+    (resources.lookup(_GATEWAY_API, gateways.GATEWAY_CLASS), "", gateways.slim_class),
 )
 """What the store holds before the first reconcile, and in which shape."""
 
@@ -196,6 +208,23 @@ def _register_cluster_inputs() -> None:
         # a node publishing kubeinfer's devices makes DRA enforcement possible there
         _mirror("ResourceSlice", event, _slim_slice(dict(body)))
         wake(kinds.INFERENCE_SERVICE.kind)
+
+    # a shadow mirrors only through Gateways whose class lists the mirror feature
+    @kopf.on.event("gateway.networking.k8s.io", "v1", "gateways")
+    async def on_gateway(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        slim = gateways.slim_gateway(dict(body))
+        _mirror(gateways.GATEWAY, event, slim)
+        key = (slim["metadata"]["namespace"], slim["metadata"]["name"])
+        wake(kinds.INFERENCE_SERVICE.kind, predicate=lambda b: key in gateways.parent_keys(b))
+
+    @kopf.on.event("gateway.networking.k8s.io", "v1", "gatewayclasses")
+    async def on_gateway_class(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        _mirror(gateways.GATEWAY_CLASS, event, gateways.slim_class(dict(body)))
+        of_class = gateways.gateways_of_class(context.current().store, body.metadata["name"])
+        wake(
+            kinds.INFERENCE_SERVICE.kind,
+            predicate=lambda b: not of_class.isdisjoint(gateways.parent_keys(b)),
+        )
 
     @kopf.on.event("apiregistration.k8s.io", "v1", "apiservices")
     async def on_apiservice(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:

@@ -48,6 +48,8 @@ _BUILTIN = (
     Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    Resource("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
+    Resource("gateway.networking.k8s.io/v1", "GatewayClass", "gatewayclasses", namespaced=False),
     Resource("networking.istio.io/v1", "VirtualService", "virtualservices"),
     Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
@@ -74,6 +76,8 @@ CHILD_KINDS: tuple[Resource, ...] = tuple(
         "ResourceSlice",
         "ClusterKopfPeering",
         "TokenReview",
+        "Gateway",
+        "GatewayClass",
     }
 )
 """Kinds kubeinfer creates as children (watched to re-reconcile their owner)."""

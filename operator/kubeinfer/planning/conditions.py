@@ -97,8 +97,11 @@ ABNORMAL_WHEN_TRUE = frozenset(
 )
 """Conditions whose True is the bad state."""
 
-ABNORMAL_REASONS = frozenset({Reason.ROLLOUT_PAUSED.value})
-"""Reasons of a neutral condition that still report a problem."""
+ABNORMAL_REASONS = frozenset(
+    {Reason.ROLLOUT_PAUSED, Reason.MIRROR_UNSUPPORTED, Reason.MIRROR_SUPPORT_UNKNOWN}
+)
+"""Reasons that report a problem whatever the status: a paused rollout, or a shadow rollout its
+gateway holds (Progressing=True, yet waiting until someone changes the gateway or the spec)."""
 
 NEUTRAL = frozenset({ConditionType.PROGRESSING})
 """Conditions whose status is no verdict: Progressing is False whenever no rollout runs, and a
@@ -107,10 +110,12 @@ failed rollout is reported by RolledBack. The rest are good when True."""
 
 def is_abnormal(condition: Condition) -> bool:
     """Whether a condition reports a problem: its Event is a Warning, not Normal."""
+    if condition.reason in ABNORMAL_REASONS:
+        return True
     if condition.type in ABNORMAL_WHEN_TRUE:
         return condition.status == "True"
     if condition.type in NEUTRAL:
-        return condition.reason in ABNORMAL_REASONS
+        return False
     return condition.status == "False"
 
 

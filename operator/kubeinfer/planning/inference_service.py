@@ -21,6 +21,7 @@ from kubeinfer.planning import (
     analysis,
     autoscaling,
     children,
+    gateway_support,
     log_sidecar,
     nccl,
     oom,
@@ -79,6 +80,8 @@ class Observed:
     deployments: dict[str, DeploymentView] = field(default_factory=dict)
     route_accepted: bool | None = None
     route_message: str = ""
+    gateways: tuple[gateway_support.Parent, ...] = ()
+    """The route's parent Gateways and their classes' features (gateway-api)."""
     metrics_api: MetricsApiView | None = None
     status: api.InferenceServiceStatus = field(default_factory=api.InferenceServiceStatus)
     """The status as last written: it remembers the stable version and the rollout's state."""
@@ -423,6 +426,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         candidate=rollout.Candidate(ready_replicas=wanted.ready_replicas, failed=wanted.failed),
         samples=observed.samples,
         now=observed.now,
+        mirror_hold=gateway_support.mirror_hold(spec, observed.gateways),
     )
     stable = decision.stable
     dep = observed.deployments.get(stable.version, DeploymentView())

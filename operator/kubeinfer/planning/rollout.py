@@ -8,7 +8,10 @@ Strategies differ only in how traffic reaches the candidate while it is judged:
 
 - ``canary``: the candidate gets each step's weight in turn, then 100%;
 - ``shadow``: users stay on stable; ``mirrorPercent`` of requests are mirrored to the candidate,
-  whose responses are discarded, and the steps' pauses set how long it is judged;
+  whose responses are discarded, and the steps' pauses set how long it is judged. While the
+  parent Gateways cannot be trusted to mirror (a *mirror hold*, see
+  :mod:`kubeinfer.planning.gateway_support`) nothing is mirrored and the step waits; its pause,
+  analysis and data deadline start over once mirroring begins;
 - ``blueGreen``: the candidate runs at full size behind a preview Service, is judged, then takes
   all traffic in one switch.
 
@@ -89,6 +92,12 @@ class Decision:
     events: tuple[tuple[str, str], ...] = field(default=())
 
 
+MIRROR_HOLDS = frozenset({Reason.MIRROR_UNSUPPORTED, Reason.MIRROR_SUPPORT_UNKNOWN})
+"""Progressing reasons of a shadow whose gateway cannot be trusted to mirror."""
+_NO_CANDIDATE_TRAFFIC = MIRROR_HOLDS | {Reason.CANDIDATE_STARTING}
+"""Progressing reasons under which the candidate gets neither weight nor mirrored requests."""
+
+
 def next_analysis(spec: api.InferenceServiceSpec, state: State) -> datetime | None:
     """When the next analysis is due: one interval after the last, or as the step's pause ends.
 
@@ -130,9 +139,14 @@ def requeue_after(
     """Seconds until a running rollout next needs a look, else None.
 
     That is exactly when its next analysis is due (:func:`next_analysis`). A candidate still
-    starting is woken by its Deployment's watch event; one interval is the safety net then.
+    starting is woken by its Deployment's watch event; one interval is the safety net then. A
+    paused rollout waits for a person; a mirror hold for its Gateway or GatewayClass to change,
+    which their watches report: neither needs a timer.
     """
     if decision.candidate is None or decision.state.phase == "Paused":
+        return None
+    note = decision.state.note
+    if note is not None and note.reason in MIRROR_HOLDS:
         return None
     due = next_analysis(spec, decision.state)
     if due is None or decision.state.step_started is None:
@@ -189,8 +203,13 @@ def decide(
     candidate: Candidate,
     samples: tuple[analysis.Sample, ...] | None,
     now: datetime,
+    mirror_hold: Observation | None = None,
 ) -> Decision:
-    """Return what this pass does about the spec's model version."""
+    """Return what this pass does about the spec's model version.
+
+    ``mirror_hold`` (from :func:`kubeinfer.planning.gateway_support.mirror_hold`) keeps a
+    shadow's candidate without mirrored requests; the rollout waits with it as Progressing.
+    """
     desired = Version.of(spec.model)
     if stable is None or desired == stable:
         return _settled(state, stable or desired)
@@ -206,13 +225,11 @@ def decide(
         return _roll_back(
             run, state, reason=Reason.CANDIDATE_FAILED, evidence=evidence, judgements=()
         )
-    if candidate.ready_replicas == 0:
-        starting = Observation.true(
-            ConditionType.PROGRESSING,
-            Reason.CANDIDATE_STARTING,
-            f"Waiting for {desired.version}'s pods to load the model.",
-        )
-        return _running(run, replace(state, phase="Progressing"), progressing=starting)
+    quiet = _without_traffic(run, state, candidate, mirror_hold)
+    if quiet is not None:
+        return quiet
+    if state.note is not None and state.note.reason in MIRROR_HOLDS:
+        state = replace(state, note=None)
     if state.step_started is None:
         state = replace(state, step_started=now)
     if state.phase == "Paused" or samples is None:
@@ -337,6 +354,29 @@ def _on_passed(
     return replace(decision, events=(event,))
 
 
+def _without_traffic(
+    run: _Pass, state: State, candidate: Candidate, mirror_hold: Observation | None
+) -> Decision | None:
+    """The pass of a candidate that gets no traffic yet, or None when it may get its share.
+
+    A mirror hold mirrors nothing and waits; the step is judged from scratch (pause, analysis,
+    data deadline) once mirroring can begin. Starting pods wait until they load the model.
+    """
+    if mirror_hold is not None:
+        state = replace(
+            state, phase="Waiting", step_started=None, last_analysis=None, waiting_since=None
+        )
+        return _running(run, state, progressing=mirror_hold)
+    if candidate.ready_replicas == 0:
+        starting = Observation.true(
+            ConditionType.PROGRESSING,
+            Reason.CANDIDATE_STARTING,
+            f"Waiting for {run.desired.version}'s pods to load the model.",
+        )
+        return _running(run, replace(state, phase="Progressing"), progressing=starting)
+    return None
+
+
 def _pause(rollout: api.Rollout, step: int) -> str:
     return rollout.steps[step].pause if step < len(rollout.steps) else "0s"
 
@@ -370,16 +410,14 @@ def _running(
     judgements: tuple[analysis.Judgement, ...] = (),
 ) -> Decision:
     rollout = run.spec.rollout
-    starting = progressing.reason == Reason.CANDIDATE_STARTING
+    quiet = progressing.reason in _NO_CANDIDATE_TRAFFIC
     state = replace(state, note=progressing)
     return Decision(
         state=state,
         stable=run.stable,
         candidate=run.desired,
-        candidate_weight=0 if starting else _traffic_weight(rollout, state.step),
-        mirror_percent=rollout.mirror_percent
-        if rollout.strategy == "shadow" and not starting
-        else 0,
+        candidate_weight=0 if quiet else _traffic_weight(rollout, state.step),
+        mirror_percent=rollout.mirror_percent if rollout.strategy == "shadow" and not quiet else 0,
         preview=rollout.strategy == "blueGreen",
         judgements=judgements,
         observations=(progressing, _not_rolled_back(state)),

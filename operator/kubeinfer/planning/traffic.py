@@ -1,9 +1,12 @@
 """Routes: how requests are split between the stable and candidate versions, or mirrored.
 
 Gateway API HTTPRoute: weighted ``backendRefs`` and, for shadow rollouts, a ``RequestMirror``
-filter with ``percent`` (the candidate's responses are discarded by the gateway). Istio
-VirtualService: weighted ``route`` destinations and ``mirror`` with ``mirrorPercentage``.
-``traffic.provider: none`` renders no route: the front Service selects the stable version.
+filter with ``percent``, left out when every request is mirrored (that is the filter's default,
+which gateways without percentage mirroring honour too); the gateway discards the candidate's
+responses. Whether the parent Gateways can mirror at all is decided before the split reaches this
+module (:mod:`kubeinfer.planning.gateway_support`). Istio VirtualService: weighted ``route``
+destinations and ``mirror`` with ``mirrorPercentage``. ``traffic.provider: none`` renders no
+route: the front Service selects the stable version.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children
+from kubeinfer.planning import children, gateway_support
 
 HTTP_PORT = 8080
 
@@ -49,15 +52,10 @@ def build_route(
             ],
         }
         if split.candidate is not None and split.mirror_percent:
-            rule["filters"] = [
-                {
-                    "type": "RequestMirror",
-                    "requestMirror": {
-                        "backendRef": {"name": split.candidate, "port": HTTP_PORT},
-                        "percent": split.mirror_percent,
-                    },
-                }
-            ]
+            mirror: children.Manifest = {"backendRef": {"name": split.candidate, "port": HTTP_PORT}}
+            if split.mirror_percent < gateway_support.FULL_MIRROR_PERCENT:
+                mirror["percent"] = split.mirror_percent
+            rule["filters"] = [{"type": "RequestMirror", "requestMirror": mirror}]
         return {
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "HTTPRoute",
