@@ -117,7 +117,7 @@ def _manifest(namespace: str, version: str, pause: str) -> str:
                 "rollout": {
                     "strategy": "canary",
                     "steps": [{"weight": 20, "pause": pause}, {"weight": 50, "pause": pause}],
-                    "analysis": {"interval": "30s", "failureLimit": 1, "minSamples": 20},
+                    "analysis": {"interval": "30s", "minSamples": 20},  # failureLimit 0
                 },
             },
         }
@@ -321,7 +321,8 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
         print(
             f"\n5% errors: all traffic back on stable {took:.0f} s after the degradation "
             f"(target 2 x 30 s analysis interval = 60 s; worst case {budget:.0f} s = 2 x "
-            f"{analysis.SCRAPE_INTERVAL_SECONDS} s scrapes + (failureLimit 1 + 1) x 30 s; "
+            f"{analysis.SCRAPE_INTERVAL_SECONDS} s scrapes + "
+            f"(failureLimit {spec.rollout.analysis.failure_limit} + 1) x 30 s; "
             f"Flagger: default 60 s interval x threshold 5 of its tutorials = 300 s)"
         )
         # A bound with room for a loaded machine, not the target: the figure is reported.

@@ -194,8 +194,8 @@ class Analysis(ApiModel):
 
     interval: Duration = "30s"
     """How often metrics are evaluated."""
-    failure_limit: int = Field(default=1, ge=0, le=100)
-    """Failed evaluations tolerated before rollback."""
+    failure_limit: int = Field(default=0, ge=0, le=100)
+    """Failed evaluations tolerated before rollback (0, as in Argo Rollouts: the first fails)."""
     min_samples: int = Field(default=20, ge=0)
     """Requests a step must see before its metrics count."""
     insufficient_data_deadline: Duration = "10m"
