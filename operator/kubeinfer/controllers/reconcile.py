@@ -264,9 +264,20 @@ class Controller:
         patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
         for key in old_raw:
             patch.setdefault(key, None)
-        written = await ctx.kube.patch_status(
-            owner.api_version, owner.kind, owner.namespace, owner.name, patch
-        )
+        try:
+            written = await ctx.kube.patch_status(
+                owner.api_version, owner.kind, owner.namespace, owner.name, patch
+            )
+        except errors.NotFound:
+            # Deleted while this reconcile ran (its namespace too, perhaps): the DELETED event
+            # removes it from the store, and there is nothing left to report on.
+            log.info(
+                "%s %s/%s was deleted before its status was written",
+                self.kind.kind,
+                owner.namespace,
+                owner.name,
+            )
+            return
         ctx.metrics.status_writes.labels(self.kind.kind).inc()
         self._remember_write(body, written)
         for cond in conditions.transitions(previous, merged):
