@@ -14,7 +14,7 @@ from kubeinfer.api import inference_service as api
 from kubeinfer.api import kinds
 from kubeinfer.controllers import context, gpu_placement, rollout_analysis
 from kubeinfer.controllers.reconcile import Controller
-from kubeinfer.planning import autoscaling, children, rollout
+from kubeinfer.planning import autoscaling, children, rollout_status
 from kubeinfer.planning import inference_service as planner
 
 HANDOVER_MANAGER = "kubeinfer-handover"
@@ -31,7 +31,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     own = store.get(kinds.INFERENCE_SERVICE.kind, owner.namespace, owner.name)
     status = _status(own)
     now = datetime.now(UTC)
-    state, stable = rollout.from_status(status)
+    state, stable = rollout_status.from_status(status)
     deployments = {
         d["metadata"]["labels"].get(planner.VERSION_LABEL, ""): _deployment_view(d)
         for d in store.owned_by("Deployment", owner.namespace, owner.uid)
@@ -44,6 +44,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         pool=pool,
         previous_placement=gpu_placement.previous_placement(own),
         deployments=deployments,
+        pods=_pods(store.all("Pod"), owner),
         route_accepted=accepted,
         route_message=message,
         metrics_api=_metrics_view(api_name, apisvc),
@@ -51,6 +52,19 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         samples=await rollout_analysis.samples(owner, spec, state=state, stable=stable, now=now),
         now=now,
     )
+
+
+def _pods(pods: Any, owner: children.Owner) -> dict[str, tuple[int, int]]:
+    """Model version -> (pods not terminating, terminating pods) of this service."""
+    counts: dict[str, list[int]] = {}
+    for pod in pods:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        if meta.get("namespace") != owner.namespace or labels.get(owner.label_key) != owner.name:
+            continue
+        count = counts.setdefault(str(labels.get(planner.VERSION_LABEL, "")), [0, 0])
+        count[1 if meta.get("deletionTimestamp") else 0] += 1
+    return {v: (n, dying) for v, (n, dying) in counts.items()}
 
 
 def _status(body: Any) -> api.InferenceServiceStatus:
