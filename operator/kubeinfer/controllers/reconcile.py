@@ -248,9 +248,13 @@ class Controller:
         patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
         for key in old_raw:
             patch.setdefault(key, None)
-        await ctx.kube.patch_status(
+        written = await ctx.kube.patch_status(
             owner.api_version, owner.kind, owner.namespace, owner.name, patch
         )
+        # the next reconcile may run before the watch delivers this write: without it, it would
+        # decide again from the old status (a rollout promoting twice, a step's Event posted twice)
+        if written:
+            ctx.store.put(self.kind.kind, dict(written))
         ctx.metrics.status_writes.labels(self.kind.kind).inc()
         for cond in conditions.transitions(previous, merged):
             message = f"{cond.type} is {cond.status}: {cond.message}"
