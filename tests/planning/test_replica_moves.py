@@ -283,6 +283,10 @@ def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_promotes() -> None:
     )
     plan, _ = passes[promoted]
     assert plan.handover == "llm-v2"
+    assert (
+        "Promoted",
+        "Promoted v2 to stable after moving 2 replicas one at a time.",
+    ) in plan.events
     assert [p.version for p in cluster.pods] == ["v2", "v2"]
     weights = [p.status["traffic"]["candidateWeight"] for p, _ in passes[:promoted]]
     assert weights[0] == 0 and set(weights) == {0, 50}, "traffic follows the ready pods' share"

@@ -617,7 +617,11 @@ def _promote(
     state: State, desired: Version, judgements: tuple[analysis.Judgement, ...]
 ) -> Decision:
     new = State(phase="Promoted", denied=state.denied, rolled_back_from=state.rolled_back_from)
-    message = f"Promoted {desired.version} to stable after {state.step + 1} steps."
+    message = (
+        f"Promoted {desired.version} to stable after moving {state.total} replicas one at a time."
+        if _moving(state)
+        else f"Promoted {desired.version} to stable after {state.step + 1} steps."
+    )
     return Decision(
         state=new,
         stable=desired,
