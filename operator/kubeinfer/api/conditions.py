@@ -140,6 +140,10 @@ class Reason(_Documented):
         "CandidateFailed",
         "The candidate's Deployment exceeded its progress deadline.",
     )
+    SWITCHED_BACK = (
+        "SwitchedBack",
+        "The version was set back within the blue-green scale-down delay: traffic went back at once.",
+    )
     REPLICA_MOVING = (
         "ReplicaMoving",
         "Zero spare: a stable pod is releasing its GPUs and a candidate pod takes them.",

@@ -223,6 +223,9 @@ class Rollout(ApiModel):
     """Percent of requests mirrored to the candidate (shadow)."""
     analysis: Analysis = Field(default_factory=Analysis)
     """Metric analysis gating every step."""
+    scale_down_delay: Duration = "30s"
+    """blueGreen: how long the previous version keeps running after the switch, so in-flight
+    requests finish and setting the version back switches back at once; then it is deleted."""
     gpu_surge: GpuSurge = "auto"
     """Whether the candidate runs on free GPUs beside a full stable (surge) or takes stable's: auto
     surges when the pool's free GPUs hold the candidate's largest step beside stable and otherwise
@@ -375,6 +378,19 @@ class RolloutPlanStep(ApiModel):
     """GPUs those pods need in addition to stable's (0 when replicas move)."""
 
 
+class RetiredVersion(ApiModel):
+    """The version a blue-green switch replaced, kept running for rollout.scaleDownDelay."""
+
+    version: str
+    """Model version."""
+    uri: str = ""
+    """Where its weights live (kept so it can be rendered unchanged)."""
+    image: str | None = None
+    """Its server image, when the spec named one."""
+    scale_down_at: str
+    """When its Deployment is deleted (RFC 3339)."""
+
+
 class RolloutStatus(ApiModel):
     """Progress of the current rollout."""
 
@@ -409,6 +425,8 @@ class RolloutStatus(ApiModel):
     chosen when the rollout starts, kept until stable is whole again after it."""
     total_replicas: int = 0
     """Pods of both versions together while replicas move (zero spare)."""
+    retired: RetiredVersion | None = None
+    """blueGreen: the previous version, still running until its scale-down time."""
     estimated_seconds: float | None = None
     """Time to promotion if every analysis passes (sum of the steps' pauses)."""
     plan: list[RolloutPlanStep] = Field(default_factory=list)

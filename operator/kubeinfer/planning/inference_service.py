@@ -373,6 +373,11 @@ def render(
             candidate_weight=decision.candidate_weight,
             mirror_percent=decision.mirror_percent,
         )
+    if decision is not None and decision.retired is not None:
+        # blue-green's previous version, rendered as it ran, until its scale-down time
+        retired_spec = for_version(spec, decision.retired)
+        retired_claims, retired = _pinned_deployment(owner, retired_spec, gpus, nccl_env)
+        candidate_objs += [retired_claims, retired, _version_service(owner, retired_spec)]
     objs: list[children.Manifest | None] = [
         claims,
         deployment,
@@ -504,7 +509,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         handover=(
             version_name(owner, stable.version) if promoted or decision.hand_over_stable else None
         ),
-        requeue_after=rollout.requeue_after(spec, decision),
+        requeue_after=rollout.requeue_after(spec, decision, observed.now),
     )
 
 

@@ -27,81 +27,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, replica_moves
+from kubeinfer.planning import analysis, replica_moves, rollout_state
 from kubeinfer.planning.conditions import Observation
 
-Phase = Literal["Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Waiting"]
-DENYLIST_LIMIT = 16
-"""Rolled-back versions remembered (oldest forgotten first)."""
-
-
-@dataclass(frozen=True)
-class Version:
-    """A model version and what it takes to render it again."""
-
-    version: str
-    uri: str
-    image: str | None = None
-
-    @classmethod
-    def of(cls, model: api.Model) -> Version:
-        return cls(model.version, model.uri, model.image)
-
-
-@dataclass(frozen=True)
-class State:
-    """What ``status.rollout`` remembers between passes."""
-
-    phase: Phase = "Idle"
-    step: int = 0
-    step_started: datetime | None = None
-    last_analysis: datetime | None = None
-    failures: int = 0
-    waiting_since: datetime | None = None
-    rolled_back_from: str | None = None
-    denied: tuple[str, ...] = ()
-    evidence: str = ""
-    note: Observation | None = None
-    """The Progressing verdict of the last analysis, repeated until the next one."""
-    mode: str = ""
-    """``Surge`` or ``ZeroSpare`` once the rollout started (see ``replica_moves``)."""
-    total: int = 0
-    """Pods of both versions together while replicas move; kept until stable is whole again."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What was observed of the candidate's pods."""
-
-    ready_replicas: int = 0
-    failed: bool = False
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What one pass decided."""
-
-    state: State
-    stable: Version
-    candidate: Version | None
-    candidate_weight: int = 0
-    mirror_percent: int = 0
-    preview: bool = False
-    judgements: tuple[analysis.Judgement, ...] = ()
-    observations: tuple[Observation, ...] = ()
-    events: tuple[tuple[str, str], ...] = field(default=())
-    candidate_replicas: int | None = None
-    """Pods the candidate Deployment asks for, when replicas move (else from the step's weight)."""
-    stable_replicas: int | None = None
-    """Pods the stable Deployment asks for while replicas move; None leaves them to the
-    autoscaler."""
-    hand_over_stable: bool = False
-    """Stable is whole again after replicas moved: its count passes back to the autoscaler."""
+# the shapes live in rollout_state; callers name them through this module
+Phase = rollout_state.Phase
+Version = rollout_state.Version
+State = rollout_state.State
+Candidate = rollout_state.Candidate
+Decision = rollout_state.Decision
+DENYLIST_LIMIT = rollout_state.DENYLIST_LIMIT
 
 
 def analysis_due(spec: api.InferenceServiceSpec, state: State, now: datetime) -> bool:
@@ -117,8 +56,14 @@ def analysis_due(spec: api.InferenceServiceSpec, state: State, now: datetime) ->
 REQUEUE_FLOOR_SECONDS = 5.0
 
 
-def requeue_after(spec: api.InferenceServiceSpec, decision: Decision) -> float | None:
-    """Seconds until a running rollout next needs a look (its analysis interval), else None."""
+def requeue_after(
+    spec: api.InferenceServiceSpec, decision: Decision, now: datetime | None = None
+) -> float | None:
+    """Seconds until a running rollout next needs a look (its analysis interval), or until a
+    retired version's scale-down time; else None."""
+    due = decision.state.scale_down_at
+    if decision.candidate is None and decision.retired is not None and due and now:
+        return max((due - now).total_seconds(), 1.0)
     if decision.candidate is None or decision.state.phase == "Paused":
         return None
     interval = base.duration_seconds(spec.rollout.analysis.interval)
@@ -182,7 +127,7 @@ class _Pass:
     spec: api.InferenceServiceSpec
     stable: Version
     desired: Version
-    candidate: Candidate = Candidate()
+    candidate: Candidate = field(default_factory=Candidate)
 
 
 def _moving(state: State) -> bool:
@@ -207,6 +152,8 @@ def decide(
     ``occupancy`` (the pods that still hold GPUs) sizes both Deployments while replicas move.
     """
     occupancy = occupancy or replica_moves.Occupancy()
+    if _switching_back(spec, state, stable, now):
+        return _switch_back(spec, state, stable, now)
     decision = _decide(
         spec,
         state=state,
@@ -217,7 +164,74 @@ def decide(
         capacity=capacity or replica_moves.Capacity(),
         occupancy=occupancy,
     )
-    return _sized(decision, occupancy)
+    return _retiring(_sized(decision, occupancy), now)
+
+
+def _switching_back(
+    spec: api.InferenceServiceSpec, state: State, stable: Version | None, now: datetime
+) -> bool:
+    """The spec went back to the version a blue-green switch replaced, which still runs."""
+    due = state.scale_down_at
+    return (
+        stable is not None
+        and state.retired == Version.of(spec.model)
+        and due is not None
+        and now < due
+    )
+
+
+def _switch_back(
+    spec: api.InferenceServiceSpec, state: State, stable: Version | None, now: datetime
+) -> Decision:
+    assert stable is not None
+    assert state.retired is not None
+    back = state.retired
+    new = State(
+        phase="Promoted",
+        denied=state.denied,
+        rolled_back_from=state.rolled_back_from,
+        retired=stable,
+        scale_down_at=now + _delay(spec),
+    )
+    message = (
+        f"Switched back to {back.version}, still running within {stable.version}'s "
+        f"scale-down delay; {stable.version} keeps running for {spec.rollout.scale_down_delay}."
+    )
+    return Decision(
+        state=new,
+        stable=back,
+        candidate=None,
+        retired=stable,
+        observations=(
+            Observation.false(ConditionType.PROGRESSING, Reason.SWITCHED_BACK, message),
+            _not_rolled_back(new),
+        ),
+        events=(("SwitchedBack", message),),
+    )
+
+
+def _delay(spec: api.InferenceServiceSpec) -> timedelta:
+    return timedelta(seconds=base.duration_seconds(spec.rollout.scale_down_delay))
+
+
+def _retiring(decision: Decision, now: datetime) -> Decision:
+    """Keep a retired version running until its scale-down time, then let it go."""
+    state = decision.state
+    retired = state.retired
+    if retired is None:
+        return decision
+    due = state.scale_down_at
+    if retired not in (decision.stable, decision.candidate) and due is not None and now < due:
+        return replace(decision, retired=retired)
+    gone = replace(state, retired=None, scale_down_at=None)
+    if retired in (decision.stable, decision.candidate):
+        return replace(decision, state=gone)
+    event = (
+        "ScaledDown",
+        f"Deleted {retired.version}'s Deployment: rollout.scaleDownDelay passed since "
+        f"{decision.stable.version} took all traffic.",
+    )
+    return replace(decision, state=gone, events=(*decision.events, event))
 
 
 def _sized(decision: Decision, occupancy: replica_moves.Occupancy) -> Decision:
@@ -270,6 +284,8 @@ def _decide(
             rolled_back_from=state.rolled_back_from,
             phase="Progressing",
             total=state.total,
+            retired=state.retired,
+            scale_down_at=state.scale_down_at,
         )
     if not state.mode:
         mode = replica_moves.choose(spec.rollout, capacity)
@@ -307,7 +323,7 @@ def _running_moves(
         moving = Observation.true(ConditionType.PROGRESSING, Reason.REPLICA_MOVING, message)
         return _running(run, replace(state, step_started=None), progressing=moving)
     if state.step >= replica_moves.moves(state.total):
-        return _promote(state, run.desired, ())
+        return _promote(run, state, (), now)
     return _progress(run, state, samples, now)
 
 
@@ -471,7 +487,7 @@ def _on_passed(
             f"{run.desired.version}: stable {state.total - moved}, candidate {moved}.",
         )
     elif next_step >= max(len(run.spec.rollout.steps), 1):
-        return _promote(state, run.desired, judgements)
+        return _promote(run, state, judgements, now)
     else:
         state = replace(state, step=next_step, step_started=now, failures=0)
         event = ("RolloutStepAdvanced", f"Moved {run.desired.version} to step {next_step + 1}.")
@@ -609,19 +625,29 @@ def _roll_back(
 
 
 def _restoring(new: State, old: State) -> State:
-    """Keep the move bookkeeping after a rollout ends without promotion, until stable is whole."""
+    """Carry what outlives a rollout: the move bookkeeping until stable is whole again, and a
+    retired version until its scale-down time."""
+    new = replace(new, retired=old.retired, scale_down_at=old.scale_down_at)
     return replace(new, mode=old.mode, total=old.total) if _moving(old) else new
 
 
 def _promote(
-    state: State, desired: Version, judgements: tuple[analysis.Judgement, ...]
+    run: _Pass, state: State, judgements: tuple[analysis.Judgement, ...], now: datetime
 ) -> Decision:
+    desired = run.desired
     new = State(phase="Promoted", denied=state.denied, rolled_back_from=state.rolled_back_from)
     message = (
         f"Promoted {desired.version} to stable after moving {state.total} replicas one at a time."
         if _moving(state)
         else f"Promoted {desired.version} to stable after {state.step + 1} steps."
     )
+    delay = _delay(run.spec)
+    if run.spec.rollout.strategy == "blueGreen" and delay:
+        new = replace(new, retired=run.stable, scale_down_at=now + delay)
+        message += (
+            f" {run.stable.version} keeps running for {run.spec.rollout.scale_down_delay} "
+            "(rollout.scaleDownDelay)."
+        )
     return Decision(
         state=new,
         stable=desired,

@@ -47,6 +47,8 @@ def from_status(status: api.InferenceServiceStatus) -> tuple[State, Version | No
         note=_note(r),
         mode=r.mode,
         total=r.total_replicas,
+        retired=(Version(r.retired.version, r.retired.uri, r.retired.image) if r.retired else None),
+        scale_down_at=_parse(r.retired.scale_down_at) if r.retired else None,
     )
     stable = status.stable
     return state, (Version(stable.version, stable.uri, stable.image) if stable.version else None)
@@ -85,6 +87,16 @@ def to_status(
         "failures": s.failures,
         "mode": s.mode,
         "totalReplicas": s.total,
+        "retired": (
+            {
+                "version": s.retired.version,
+                "uri": s.retired.uri,
+                "image": s.retired.image,
+                "scaleDownAt": _stamp(s.scale_down_at),
+            }
+            if s.retired is not None
+            else None
+        ),
         "rolledBackFrom": s.rolled_back_from,
         "deniedVersions": list(s.denied),
         "evidence": s.evidence,
