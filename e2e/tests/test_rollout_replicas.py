@@ -1,12 +1,17 @@
-"""A zero-spare-GPU rollout on the real control plane: one KWOK node whose 8 GPUs are all held by
-the stable version's two 4-GPU replicas, then a model version change.
+"""How rollouts size the versions on the real control plane: zero-spare GPU moves and blue-green's
+delayed scale-down. Analysis runs on a real Prometheus with a query that answers 1 (passes) or 0
+(fails), so each step is gated by a real analysis pass.
 
-Covers: the rollout runs in ZeroSpare mode (status and an Event say so, the plan shows 0 extra
-GPUs), replicas move one at a time (each move an Event), the upgrade is Promoted with both pods
-of the new version holding the node's GPUs through DRA claims, and at no time is a pod
-unschedulable: the scheduler posts no ``FailedScheduling`` Event and no pod observed during the
-rollout had ``PodScheduled=False``. Analysis runs on a real Prometheus with a query that always
-answers 1, so each move is gated by a real analysis pass.
+Covers, on one KWOK node whose 8 GPUs are all held by the stable version's two 4-GPU replicas:
+a version change runs in ZeroSpare mode (status and an Event say so, the plan shows 0 extra GPUs),
+replicas move one at a time (each move an Event), the upgrade is promoted with both pods of the
+new version holding the node's GPUs through DRA claims and the autoscaler back on them; then a
+version whose analysis fails is rolled back and stable grows back onto the released GPUs. At no
+time is a pod unschedulable: the scheduler posts no ``FailedScheduling`` Event and no pod seen
+during the rollouts had ``PodScheduled=False``.
+
+And for a blue-green switch: the previous version's Deployment keeps running for
+``scaleDownDelay`` (status.rollout.retired says until when), then is deleted.
 """
 
 from __future__ import annotations
@@ -85,6 +90,18 @@ def one_node(
                 core.delete_node(name)
 
 
+PASSING = "vector(1)"
+FAILING = "vector(0)"
+
+
+def _analysis(query: str) -> dict[str, Any]:
+    return {
+        "interval": "10s",
+        "minSamples": 0,
+        "metrics": [{"name": "up", "query": query, "thresholdRange": {"min": 0.5}}],
+    }
+
+
 def _manifests(namespace: str, version: str) -> str:
     pool = {
         "apiVersion": "kubeinfer.io/v1alpha1",
@@ -106,13 +123,7 @@ def _manifests(namespace: str, version: str) -> str:
             "rollout": {
                 "strategy": "canary",
                 "steps": [{"weight": 50, "pause": "10s"}],
-                "analysis": {
-                    "interval": "10s",
-                    "minSamples": 0,
-                    "metrics": [
-                        {"name": "up", "query": "vector(1)", "thresholdRange": {"min": 0.5}}
-                    ],
-                },
+                "analysis": _analysis(PASSING),
             },
         },
     }
@@ -145,7 +156,58 @@ def _events(cluster: cluster_setup.Cluster, namespace: str, reason: str) -> list
     ]
 
 
-def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_never_waits_on_a_gpu(
+class Watcher:
+    """Polls the service's pods and status while a rollout runs, keeping what tests judge."""
+
+    def __init__(self, cluster: cluster_setup.Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.unschedulable: dict[str, dict[str, Any]] = {}
+        self.modes: set[str] = set()
+        self.plans: list[Any] = []
+
+    def status(self) -> dict[str, Any]:
+        for pod in _pods(self.cluster, self.namespace):
+            if _condition(pod, "PodScheduled").get("status") == "False":
+                self.unschedulable[pod["metadata"]["name"]] = pod
+        status: dict[str, Any] = (
+            _get(self.cluster, f"inferenceservice/{NAME}", self.namespace).get("status") or {}
+        )
+        rollout = status.get("rollout") or {}
+        self.modes.add(rollout.get("mode", ""))
+        if rollout.get("plan"):
+            self.plans.append(rollout["plan"])
+        return status
+
+    def until_settled(self, *, stable: str, what: str) -> dict[str, Any]:
+        """Poll until ``stable`` serves with no candidate; return that status."""
+
+        def settled() -> dict[str, Any] | None:
+            status = self.status()
+            # Promoted lasts one pass; after it the rollout is Idle on the new stable
+            done = status["stable"]["version"] == stable and not status.get("candidate")
+            return status if done else None
+
+        found: dict[str, Any] = _eventually(
+            settled,
+            timeout=300,
+            interval=0.3,
+            what=what,
+            on_timeout=lambda: json.dumps(self.status().get("rollout")),
+        )
+        return found
+
+
+def _holds_the_node(
+    cluster: cluster_setup.Cluster, namespace: str, version: str
+) -> list[dict[str, Any]] | None:
+    pods = [p for p in _pods(cluster, namespace) if not p["metadata"].get("deletionTimestamp")]
+    versions = {p["metadata"]["labels"].get("kubeinfer.io/model-version") for p in pods}
+    ready = all(_condition(p, "Ready").get("status") == "True" for p in pods)
+    return pods if len(pods) == 2 and versions == {version} and ready else None
+
+
+def test_with_every_gpu_in_use_replicas_move_both_ways_and_never_wait_on_a_gpu(
     cluster: cluster_setup.Cluster,
     namespace: str,
     analysing_operator: operator_process.RunningOperator,
@@ -167,44 +229,16 @@ def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_never_waits_on_a_gp
     svc = _get(cluster, f"inferenceservice/{NAME}", namespace)
     assert _condition(svc, "Ready").get("status") == "True"
 
+    watcher = Watcher(cluster, namespace)
     patch = json.dumps({"spec": {"model": {"version": "v2"}}})
     kubectl("patch", "infsvc", NAME, "-n", namespace, "--type=merge", "-p", patch)
     started = time.monotonic()
-    seen_pods: dict[str, dict[str, Any]] = {}
-    modes: set[str] = set()
-    plans: list[Any] = []
-
-    def promoted() -> dict[str, Any] | None:
-        for pod in _pods(cluster, namespace):
-            name = pod["metadata"]["name"]
-            if _condition(pod, "PodScheduled").get("status") == "False":
-                seen_pods[name] = pod  # an unschedulable pod: kept as evidence
-            seen_pods.setdefault(name, pod)
-        status = _get(cluster, f"inferenceservice/{NAME}", namespace).get("status") or {}
-        rollout = status.get("rollout") or {}
-        modes.add(rollout.get("mode", ""))
-        if rollout.get("plan"):
-            plans.append(rollout["plan"])
-        # Promoted lasts one pass; after it the rollout is Idle on the new stable
-        done = status["stable"]["version"] == "v2" and not status.get("candidate")
-        return status if done else None
-
-    status = _eventually(
-        promoted,
-        timeout=300,
-        interval=0.3,
-        what="the upgrade to be promoted",
-        on_timeout=lambda: json.dumps(
-            (_get(cluster, f"inferenceservice/{NAME}", namespace).get("status") or {}).get(
-                "rollout"
-            )
-        ),
-    )
+    status = watcher.until_settled(stable="v2", what="the upgrade to be promoted")
     print(f"v1 -> v2 with zero spare GPUs promoted after {time.monotonic() - started:.1f} s")
-    assert "ZeroSpare" in modes
-    assert any(
-        p == [{"weight": 50, "candidateReplicas": 1, "stableReplicas": 1, "gpus": 0}] for p in plans
-    ), plans
+    assert "ZeroSpare" in watcher.modes
+    assert [{"weight": 50, "candidateReplicas": 1, "stableReplicas": 1, "gpus": 0}] in (
+        watcher.plans
+    )
     assert _events(cluster, namespace, "ZeroSpareRollout"), "the mode is explained in an Event"
     assert _events(cluster, namespace, "Promoted") == [
         "Promoted v2 to stable after moving 2 replicas one at a time."
@@ -212,19 +246,7 @@ def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_never_waits_on_a_gp
     assert _events(cluster, namespace, "ReplicaMoving") == [
         "Moving replica 2 of 2 from v1 to v2: stable 0, candidate 2."
     ]
-    unschedulable = [
-        n for n, p in seen_pods.items() if _condition(p, "PodScheduled").get("status") == "False"
-    ]
-    assert unschedulable == [], "no pod waited on a GPU another still held"
-    assert _events(cluster, namespace, "FailedScheduling") == []
-
-    def v2_holds_the_node() -> list[dict[str, Any]] | None:
-        pods = [p for p in _pods(cluster, namespace) if not p["metadata"].get("deletionTimestamp")]
-        versions = {p["metadata"]["labels"].get("kubeinfer.io/model-version") for p in pods}
-        ready = all(_condition(p, "Ready").get("status") == "True" for p in pods)
-        return pods if len(pods) == 2 and versions == {"v2"} and ready else None
-
-    _eventually(v2_holds_the_node, what="both v2 pods ready on the node")
+    _eventually(lambda: _holds_the_node(cluster, namespace, "v2"), what="both v2 pods ready")
     claims = _get(cluster, "resourceclaims", namespace)["items"]
     held = [
         frozenset(
@@ -236,9 +258,82 @@ def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_never_waits_on_a_gp
         for c in claims
     ]
     held = [h for h in held if h]
-    assert len(held) == 2 and len(frozenset().union(*held)) == 8, held
+    assert len(held) == 2, held
+    assert len(frozenset().union(*held)) == 8, held
     deployments = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
     assert deployments == [f"deployment.apps/{NAME}-v2"]
     hpa = _get(cluster, f"hpa/{NAME}", namespace)
     assert hpa["spec"]["scaleTargetRef"]["name"] == f"{NAME}-v2", "the autoscaler is back"
     assert status["rollout"]["mode"] == ""
+
+    # v3's analysis fails: the move is undone and v2 grows back onto the released GPUs.
+    patch = json.dumps(
+        {"spec": {"model": {"version": "v3"}, "rollout": {"analysis": _analysis(FAILING)}}}
+    )
+    kubectl("patch", "infsvc", NAME, "-n", namespace, "--type=merge", "-p", patch)
+    started = time.monotonic()
+
+    def rolled_back() -> dict[str, Any] | None:
+        status = watcher.status()
+        done = (status.get("rollout") or {}).get("rolledBackFrom") == "v3"
+        return status if done and _holds_the_node(cluster, namespace, "v2") else None
+
+    status = _eventually(rolled_back, timeout=300, interval=0.3, what="v3 rolled back, v2 whole")
+    print(f"v3 rolled back and v2 whole again after {time.monotonic() - started:.1f} s")
+    assert _condition({"status": status}, "RolledBack").get("status") == "True"
+    _eventually(
+        lambda: (
+            _get(cluster, f"hpa/{NAME}", namespace)["spec"]["scaleTargetRef"]["name"]
+            == f"{NAME}-v2"
+        ),
+        what="stable handed back to the autoscaler",
+    )
+    assert watcher.unschedulable == {}, "no pod waited on a GPU another still held"
+    assert _events(cluster, namespace, "FailedScheduling") == []
+
+
+@pytest.mark.usefixtures("analysing_operator")
+def test_blue_green_keeps_the_previous_version_for_the_scale_down_delay(
+    cluster: cluster_setup.Cluster, namespace: str
+) -> None:
+    kubectl = cluster.kubectl
+    doc = yaml.safe_load(_manifests(namespace, "v1").split("---")[1])
+    doc["spec"]["resources"] = {"gpus": 0, "cpu": "1", "memory": "1Gi", "sharedMemory": "256Mi"}
+    doc["spec"]["placement"] = {}
+    doc["spec"]["rollout"].update(strategy="blueGreen", scaleDownDelay="15s")
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc))
+    kubectl(
+        "wait",
+        "-n",
+        namespace,
+        f"infsvc/{NAME}",
+        "--for=condition=Ready",
+        "--timeout=90s",
+        timeout=100,
+    )
+    watcher = Watcher(cluster, namespace)
+    patch = json.dumps({"spec": {"model": {"version": "v2"}}})
+    kubectl("patch", "infsvc", NAME, "-n", namespace, "--type=merge", "-p", patch)
+    status = watcher.until_settled(stable="v2", what="the blue-green switch")
+    switched = time.monotonic()
+    retired = status["rollout"]["retired"]
+    assert retired["version"] == "v1" and retired["scaleDownAt"]
+    deployments = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
+    assert f"deployment.apps/{NAME}-v1" in deployments, "v1 keeps running after the switch"
+    front = _get(cluster, f"service/{NAME}", namespace)
+    assert front["spec"]["selector"]["kubeinfer.io/model-version"] == "v2"
+
+    def v1_gone() -> bool:
+        names = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
+        return f"deployment.apps/{NAME}-v1" not in names
+
+    _eventually(v1_gone, timeout=60, what="v1 deleted after the scale-down delay")
+    waited = time.monotonic() - switched
+    print(f"v1 deleted {waited:.1f} s after the switch was seen (scaleDownDelay 15s)")
+    assert waited > 5, "not deleted at the switch"
+    assert _events(cluster, namespace, "ScaledDown")
+    _eventually(
+        lambda: watcher.status()["rollout"].get("retired") is None,
+        timeout=30,
+        what="status.rollout.retired cleared",
+    )
