@@ -10,7 +10,8 @@ version whose analysis fails is rolled back and stable grows back onto the relea
 time is a pod unschedulable: the scheduler posts no ``FailedScheduling`` Event and no pod seen
 during the rollouts had ``PodScheduled=False``.
 
-And for a blue-green switch: the previous version's Deployment keeps running for
+``gpuSurge: never`` with a strategy that needs a full stable is refused at apply time. And for a
+blue-green switch: the previous version's Deployment keeps running for
 ``scaleDownDelay`` (status.rollout.retired says until when), then is deleted.
 """
 
@@ -337,3 +338,15 @@ def test_blue_green_keeps_the_previous_version_for_the_scale_down_delay(
         timeout=30,
         what="status.rollout.retired cleared",
     )
+
+
+@pytest.mark.usefixtures("kubeinfer_crds")
+def test_moving_replicas_is_refused_for_strategies_that_need_a_full_stable(
+    cluster: cluster_setup.Cluster, namespace: str
+) -> None:
+    doc = yaml.safe_load(_manifests(namespace, "v1").split("---")[1])
+    doc["spec"]["rollout"].update(strategy="shadow", gpuSurge="never")
+    result = cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), check=False)
+    assert result.returncode != 0
+    assert "spec.rollout.gpuSurge" in result.stderr
+    assert "needs the canary strategy" in result.stderr
