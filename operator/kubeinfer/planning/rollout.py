@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, replica_moves, rollout_state
+from kubeinfer.planning import analysis, replica_moves, retirement, rollout_state
 from kubeinfer.planning.conditions import Observation
 
 # the shapes live in rollout_state; callers name them through this module
@@ -152,8 +152,8 @@ def decide(
     ``occupancy`` (the pods that still hold GPUs) sizes both Deployments while replicas move.
     """
     occupancy = occupancy or replica_moves.Occupancy()
-    if _switching_back(spec, state, stable, now):
-        return _switch_back(spec, state, stable, now)
+    if retirement.switching_back(spec, state, stable, now):
+        return retirement.switch_back(spec, state, stable, now)
     decision = _decide(
         spec,
         state=state,
@@ -164,74 +164,7 @@ def decide(
         capacity=capacity or replica_moves.Capacity(),
         occupancy=occupancy,
     )
-    return _retiring(_sized(decision, occupancy), now)
-
-
-def _switching_back(
-    spec: api.InferenceServiceSpec, state: State, stable: Version | None, now: datetime
-) -> bool:
-    """The spec went back to the version a blue-green switch replaced, which still runs."""
-    due = state.scale_down_at
-    return (
-        stable is not None
-        and state.retired == Version.of(spec.model)
-        and due is not None
-        and now < due
-    )
-
-
-def _switch_back(
-    spec: api.InferenceServiceSpec, state: State, stable: Version | None, now: datetime
-) -> Decision:
-    assert stable is not None
-    assert state.retired is not None
-    back = state.retired
-    new = State(
-        phase="Promoted",
-        denied=state.denied,
-        rolled_back_from=state.rolled_back_from,
-        retired=stable,
-        scale_down_at=now + _delay(spec),
-    )
-    message = (
-        f"Switched back to {back.version}, still running within {stable.version}'s "
-        f"scale-down delay; {stable.version} keeps running for {spec.rollout.scale_down_delay}."
-    )
-    return Decision(
-        state=new,
-        stable=back,
-        candidate=None,
-        retired=stable,
-        observations=(
-            Observation.false(ConditionType.PROGRESSING, Reason.SWITCHED_BACK, message),
-            _not_rolled_back(new),
-        ),
-        events=(("SwitchedBack", message),),
-    )
-
-
-def _delay(spec: api.InferenceServiceSpec) -> timedelta:
-    return timedelta(seconds=base.duration_seconds(spec.rollout.scale_down_delay))
-
-
-def _retiring(decision: Decision, now: datetime) -> Decision:
-    """Keep a retired version running until its scale-down time, then let it go."""
-    state = decision.state
-    retired = state.retired
-    if retired is None:
-        return decision
-    due = state.scale_down_at
-    if retired not in (decision.stable, decision.candidate) and due is not None and now < due:
-        return replace(decision, retired=retired)
-    gone = replace(state, retired=None, scale_down_at=None)
-    if retired in (decision.stable, decision.candidate):
-        return replace(decision, state=gone)
-    event = (
-        "ScaledDown",
-        f"Deleted {retired.version}'s Deployment: rollout.scaleDownDelay passed since "
-        f"{decision.stable.version} took all traffic.",
-    )
-    return replace(decision, state=gone, events=(*decision.events, event))
+    return retirement.retiring(_sized(decision, occupancy), now)
 
 
 def _sized(decision: Decision, occupancy: replica_moves.Occupancy) -> Decision:
@@ -340,7 +273,7 @@ def _no_surge(run: _Pass, state: State, capacity: replica_moves.Capacity) -> Dec
         candidate=None,
         observations=(
             Observation.true(ConditionType.PROGRESSING, Reason.SURGE_UNAVAILABLE, message),
-            _not_rolled_back(state),
+            rollout_state.not_rolled_back(state),
         ),
     )
 
@@ -515,15 +448,6 @@ def _progressing(state: State, desired: Version) -> Observation:
     )
 
 
-def _not_rolled_back(state: State) -> Observation:
-    message = (
-        "No rollout was rolled back."
-        if state.rolled_back_from is None
-        else f"{state.rolled_back_from} was rolled back earlier and stays denied."
-    )
-    return Observation.false(ConditionType.ROLLED_BACK, Reason.AS_EXPECTED, message)
-
-
 def _running(
     run: _Pass,
     state: State,
@@ -551,7 +475,7 @@ def _running(
         else 0,
         preview=rollout.strategy == "blueGreen",
         judgements=judgements,
-        observations=(progressing, _not_rolled_back(state)),
+        observations=(progressing, rollout_state.not_rolled_back(state)),
     )
 
 
@@ -570,7 +494,7 @@ def _settled(state: State, stable: Version) -> Decision:
             Observation.false(
                 ConditionType.PROGRESSING, Reason.NO_ROLLOUT, f"{stable.version} is stable."
             ),
-            _not_rolled_back(state),
+            rollout_state.not_rolled_back(state),
         ),
     )
 
@@ -641,7 +565,7 @@ def _promote(
         if _moving(state)
         else f"Promoted {desired.version} to stable after {state.step + 1} steps."
     )
-    delay = _delay(run.spec)
+    delay = retirement.delay(run.spec)
     if run.spec.rollout.strategy == "blueGreen" and delay:
         new = replace(new, retired=run.stable, scale_down_at=now + delay)
         message += (
@@ -655,7 +579,7 @@ def _promote(
         judgements=judgements,
         observations=(
             Observation.false(ConditionType.PROGRESSING, Reason.PROMOTED, message),
-            _not_rolled_back(new),
+            rollout_state.not_rolled_back(new),
         ),
         events=(("Promoted", message),),
     )

@@ -2,7 +2,7 @@
 
 Owns the frozen dataclasses that :mod:`kubeinfer.planning.rollout` decides with and
 :mod:`kubeinfer.planning.rollout_status` round-trips through ``status.rollout``. Must not:
-decide anything, I/O, clocks.
+decide anything (beyond the ``RolledBack`` observation a state implies), I/O, clocks.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from kubeinfer.api import inference_service as api
+from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import analysis
 from kubeinfer.planning.conditions import Observation
 
@@ -87,3 +88,13 @@ class Decision:
     """A previous version to keep running (blue-green's scale-down delay)."""
     hand_over_stable: bool = False
     """Stable is whole again after replicas moved: its count passes back to the autoscaler."""
+
+
+def not_rolled_back(state: State) -> Observation:
+    """The ``RolledBack`` observation of a state whose rollout was not (or no longer) rolled back."""
+    message = (
+        "No rollout was rolled back."
+        if state.rolled_back_from is None
+        else f"{state.rolled_back_from} was rolled back earlier and stays denied."
+    )
+    return Observation.false(ConditionType.ROLLED_BACK, Reason.AS_EXPECTED, message)
