@@ -6,7 +6,8 @@ and pause per move; the plan shows 0 extra GPUs); and whole passes of the planne
 simulated one-node pool whose GPUs are all in use: the upgrade promotes with never more pods
 than GPU sets and never a pod waiting on a set another still holds, traffic follows the ready
 replicas, the autoscaler steps aside while replicas move and gets stable back afterwards; a
-failed analysis moves replicas back; shadow and blue-green wait for free GPUs instead.
+failed analysis moves replicas back; four replicas move in order; shadow and blue-green wait for
+free GPUs instead.
 """
 
 from __future__ import annotations
@@ -337,3 +338,27 @@ def test_with_free_gpus_the_candidate_surges_onto_them() -> None:
         c for c in plan.children if c["kind"] == "Deployment" and c["metadata"]["name"] == "llm-v2"
     )
     assert "schedulingGates" not in candidate["spec"]["template"]["spec"]
+
+
+def test_four_replicas_move_one_at_a_time_in_order() -> None:
+    def sized(version: str) -> api.InferenceServiceSpec:
+        return _spec(
+            version, steps=[{"weight": 25, "pause": "30s"}, {"weight": 50, "pause": "30s"}]
+        ).model_copy(
+            update={"resources": api.Resources(gpus=2), "replicas": api.Replicas(min=4, max=4)}
+        )
+
+    cluster = Cluster(sets=4)
+    cluster.run(sized("v1"), seconds=15)
+    assert [p.version for p in cluster.pods] == ["v1"] * 4
+    passes = cluster.run(sized("v2"), seconds=900)
+    assert [row["candidateReplicas"] for row in passes[0][0].status["rollout"]["plan"]] == [1, 2, 3]
+    assert {row["gpus"] for row in passes[0][0].status["rollout"]["plan"]} == {0}
+    moves = [m for p, _ in passes for r, m in p.events if r == "ReplicaMoving"]
+    assert moves == [
+        f"Moving replica {k} of 4 from v1 to v2: stable {4 - k}, candidate {k}." for k in (2, 3, 4)
+    ]
+    weights = {p.status["traffic"]["candidateWeight"] for p, _ in passes}
+    assert weights == {0, 25, 50, 75}, "traffic follows each move"
+    assert cluster.waited_on_held_set == 0
+    assert [p.version for p in cluster.pods] == ["v2"] * 4
