@@ -14,7 +14,7 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, rollout
+from kubeinfer.planning import analysis, rollout, rollout_status
 from kubeinfer.planning.conditions import Observation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -339,18 +339,20 @@ def test_state_survives_status_round_trip_mid_rollout() -> None:
     spec = _spec()
     passes = _run(spec, lambda now: _samples(HEALTHY), seconds=95)
     now, d = passes[-1]
-    fields = rollout.to_status(spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus())
+    fields = rollout_status.to_status(
+        spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus()
+    )
     status = api.InferenceServiceStatus.model_validate(
         {
             "stable": {"version": d.stable.version, "uri": d.stable.uri},
             "rollout": fields,
         }
     )
-    state, stable = rollout.from_status(status)
+    state, stable = rollout_status.from_status(status)
     assert (state, stable) == (d.state, d.stable)
     assert fields["plan"] == [
-        {"weight": 10, "candidateReplicas": 1, "gpus": 1},
-        {"weight": 50, "candidateReplicas": 1, "gpus": 1},
+        {"weight": 10, "candidateReplicas": 1, "stableReplicas": 2, "gpus": 1},
+        {"weight": 50, "candidateReplicas": 1, "stableReplicas": 2, "gpus": 1},
     ]
     assert fields["estimatedSeconds"] == 120
 
@@ -543,11 +545,13 @@ def test_a_remembered_hold_is_not_repeated_once_released() -> None:
 def test_held_state_survives_status_round_trip() -> None:
     spec = _spec(strategy="shadow")
     (now, d), *_ = _run(spec, lambda now: _samples(HEALTHY), seconds=5, hold=lambda now: HOLD)
-    fields = rollout.to_status(spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus())
+    fields = rollout_status.to_status(
+        spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus()
+    )
     status = api.InferenceServiceStatus.model_validate(
         {"stable": {"version": "v1", "uri": "hf://org/m"}, "rollout": fields}
     )
-    assert rollout.from_status(status)[0] == d.state
+    assert rollout_status.from_status(status)[0] == d.state
     assert fields["reason"] == "MirrorUnsupported"
 
 

@@ -140,6 +140,18 @@ class Reason(_Documented):
         "CandidateFailed",
         "The candidate's Deployment exceeded its progress deadline.",
     )
+    SWITCHED_BACK = (
+        "SwitchedBack",
+        "The version was set back within the blue-green scale-down delay: traffic went back at once.",
+    )
+    REPLICA_MOVING = (
+        "ReplicaMoving",
+        "Zero spare: a stable pod is releasing its GPUs and a candidate pod takes them.",
+    )
+    SURGE_UNAVAILABLE = (
+        "SurgeUnavailable",
+        "The pool has no free GPUs for the candidate beside stable, and the strategy needs them.",
+    )
     ROLLOUT_PAUSED = (
         "RolloutPaused",
         "The step waited past insufficientDataDeadline; a person must act.",

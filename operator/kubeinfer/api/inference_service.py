@@ -29,6 +29,8 @@ TopologyPolicy = Literal["nvlink-required", "nvlink-preferred", "same-numa", "an
 Packing = Literal["binpack", "spread"]
 Tier = Literal["gold", "silver", "bronze"]
 Strategy = Literal["canary", "shadow", "blueGreen"]
+GpuSurge = Literal["auto", "always", "never"]
+RolloutMode = Literal["", "Surge", "ZeroSpare"]
 TrafficProvider = Literal["gateway-api", "istio", "none"]
 
 RUNTIME_SCHEMES: dict[str, tuple[str, ...]] = {
@@ -221,6 +223,14 @@ class Rollout(ApiModel):
     """Percent of requests mirrored to the candidate (shadow)."""
     analysis: Analysis = Field(default_factory=Analysis)
     """Metric analysis gating every step."""
+    scale_down_delay: Duration = "30s"
+    """blueGreen: how long the previous version keeps running after the switch, so in-flight
+    requests finish and setting the version back switches back at once; then it is deleted."""
+    gpu_surge: GpuSurge = "auto"
+    """Whether the candidate runs on free GPUs beside a full stable (surge) or takes stable's: auto
+    surges when the pool's free GPUs hold the candidate's largest step beside stable and otherwise
+    moves replicas one at a time from stable to the candidate (zero spare, canary only); always
+    surges (candidate pods wait for free GPUs); never always moves replicas (canary only)."""
 
 
 class ParentReference(ApiModel):
@@ -310,6 +320,12 @@ class InferenceServiceSpec(ApiModel):
                 for runtime, schemes in RUNTIME_SCHEMES.items()
             ],
             {
+                "rule": "self.rollout.gpuSurge != 'never' || self.rollout.strategy == 'canary'",
+                "message": "rollout.gpuSurge never (moving replicas one at a time) needs the canary "
+                "strategy: shadow and blueGreen run the candidate beside a full stable",
+                "fieldPath": ".rollout.gpuSurge",
+            },
+            {
                 "rule": "self.traffic.provider != 'gateway-api' || size(self.traffic.parentRefs) > 0",
                 "message": "traffic.parentRefs needs at least one Gateway when traffic.provider is gateway-api",
                 "fieldPath": ".traffic.parentRefs",
@@ -387,8 +403,23 @@ class RolloutPlanStep(ApiModel):
     """Percent of traffic the candidate receives."""
     candidate_replicas: int = 0
     """Pods the candidate runs."""
+    stable_replicas: int = 0
+    """Pods stable runs beside them (fewer at each move of a zero-spare rollout)."""
     gpus: int = 0
-    """GPUs those pods need in addition to stable's."""
+    """GPUs those pods need in addition to stable's (0 when replicas move)."""
+
+
+class RetiredVersion(ApiModel):
+    """The version a blue-green switch replaced, kept running for rollout.scaleDownDelay."""
+
+    version: str
+    """Model version."""
+    uri: str = ""
+    """Where its weights live (kept so it can be rendered unchanged)."""
+    image: str | None = None
+    """Its server image, when the spec named one."""
+    scale_down_at: str
+    """When its Deployment is deleted (RFC 3339)."""
 
 
 class RolloutStatus(ApiModel):
@@ -420,6 +451,13 @@ class RolloutStatus(ApiModel):
     """Since when the step has waited for enough data (RFC 3339)."""
     failures: int = 0
     """Failed analyses in the current step."""
+    mode: RolloutMode = ""
+    """Surge (the candidate runs beside a full stable) or ZeroSpare (replicas move one at a time);
+    chosen when the rollout starts, kept until stable is whole again after it."""
+    total_replicas: int = 0
+    """Pods of both versions together while replicas move (zero spare)."""
+    retired: RetiredVersion | None = None
+    """blueGreen: the previous version, still running until its scale-down time."""
     estimated_seconds: float | None = None
     """Time to promotion if every analysis passes (sum of the steps' pauses)."""
     plan: list[RolloutPlanStep] = Field(default_factory=list)

@@ -18,7 +18,13 @@ from kubeinfer.api import log_policy as log_api
 from kubeinfer.controllers import context, gateways, gpu_placement, rollout_analysis
 from kubeinfer.controllers.reconcile import Controller, owner_of
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import autoscaling, children, gateway_support, log_sidecar, rollout
+from kubeinfer.planning import (
+    autoscaling,
+    children,
+    gateway_support,
+    log_sidecar,
+    rollout_status,
+)
 from kubeinfer.planning import inference_service as planner
 
 HANDOVER_MANAGER = "kubeinfer-handover"
@@ -35,7 +41,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     own = store.get(kinds.INFERENCE_SERVICE.kind, owner.namespace, owner.name)
     status = _status(own)
     now = datetime.now(UTC)
-    state, stable = rollout.from_status(status)
+    state, stable = rollout_status.from_status(status)
     deployments = {
         d["metadata"]["labels"].get(planner.VERSION_LABEL, ""): _deployment_view(d)
         for d in store.owned_by("Deployment", owner.namespace, owner.uid)
@@ -51,6 +57,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         pool=pool,
         previous_placement=gpu_placement.previous_placement(own),
         deployments=deployments,
+        pods=_pods(store.all("Pod"), owner),
         route_accepted=accepted,
         route_message=message,
         gateways=parents,
@@ -77,6 +84,19 @@ def log_policies(store: kube_store.Store, namespace: str) -> tuple[log_sidecar.P
             continue
         found.append(log_sidecar.Policy(owner_of(body), spec))
     return tuple(sorted(found, key=lambda p: p.owner.name))
+
+
+def _pods(pods: Any, owner: children.Owner) -> dict[str, tuple[int, int]]:
+    """Model version -> (pods not terminating, terminating pods) of this service."""
+    counts: dict[str, list[int]] = {}
+    for pod in pods:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        if meta.get("namespace") != owner.namespace or labels.get(owner.label_key) != owner.name:
+            continue
+        count = counts.setdefault(str(labels.get(planner.VERSION_LABEL, "")), [0, 0])
+        count[1 if meta.get("deletionTimestamp") else 0] += 1
+    return {v: (n, dying) for v, (n, dying) in counts.items()}
 
 
 def _status(body: Any) -> api.InferenceServiceStatus:

@@ -261,9 +261,7 @@ class Controller:
             old = None
         if old == new:
             return
-        patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
-        for key in old_raw:
-            patch.setdefault(key, None)
+        patch = merge_patch(old_raw, new.model_dump(by_alias=True, mode="json", exclude_none=True))
         try:
             written = await ctx.kube.patch_status(
                 owner.api_version, owner.kind, owner.namespace, owner.name, patch
@@ -311,6 +309,19 @@ class Controller:
         if held is not None and held["metadata"].get("resourceVersion") == read_version:
             store.put(self.kind.kind, written)
         self._own_writes[key] = meta.get("resourceVersion", "")
+
+
+def merge_patch(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning ``old`` into ``new``: keys ``new`` lacks are set to null, at
+    every depth (a merge patch leaves absent keys as they were, so a nested field that became
+    empty, such as ``rollout.retired``, would otherwise never clear)."""
+    patch = dict(new)
+    for key, value in old.items():
+        if key not in new:
+            patch[key] = None
+        elif isinstance(value, Mapping) and isinstance(new[key], dict):
+            patch[key] = merge_patch(value, new[key])
+    return patch
 
 
 def _up_to_date(child: children.Manifest) -> bool:

@@ -16,6 +16,7 @@ from kubeinfer.controllers import (
     chaos_experiment,
     context,
     gateways,
+    gpu_nodes,
     gpu_pool,
     inference_service,
     log_policy,
@@ -34,6 +35,8 @@ CONTROLLERS: dict[str, Controller] = {
         log_policy.CONTROLLER,
     )
 }
+HOLDER_LABEL = gpu_nodes.HOLDER_LABEL
+"""Label naming the InferenceService on its pods (and on their generated claims)."""
 MANAGED = {"app.kubernetes.io/managed-by": children.MANAGED_BY}
 Body = Mapping[str, Any]
 
@@ -191,6 +194,10 @@ def _register_cluster_inputs() -> None:
             kinds.LOG_POLICY.kind,
             predicate=lambda b: b["metadata"]["namespace"] == namespace,
         )
+        # a pod of a service going away releases GPUs that a replica move waits for
+        service = (slim["metadata"].get("labels") or {}).get(HOLDER_LABEL)
+        if service:
+            CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule(namespace, service)
 
     @kopf.on.event("resource.k8s.io", "v1", "resourceclaims")
     async def on_claim(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:

@@ -25,8 +25,11 @@ from kubeinfer.planning import (
     log_sidecar,
     nccl,
     oom,
+    replica_moves,
     replica_placement,
     rollout,
+    rollout_gpus,
+    rollout_status,
     runtimes,
     tiers,
     traffic,
@@ -78,6 +81,8 @@ class Observed:
     previous_placement: tuple[api.ReplicaPlacement, ...] = ()
     """``status.placement`` as last written (placements are kept while still valid)."""
     deployments: dict[str, DeploymentView] = field(default_factory=dict)
+    pods: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """Model version -> (pods not terminating, terminating pods) of the service."""
     route_accepted: bool | None = None
     route_message: str = ""
     gateways: tuple[gateway_support.Parent, ...] = ()
@@ -331,6 +336,31 @@ def for_version(
     return spec.model_copy(update={"model": model})
 
 
+def _pinned_deployment(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    gpus: replica_placement.Enforcement | None,
+    nccl_env: Mapping[str, str] | None,
+    log_policies: Sequence[log_sidecar.Policy] = (),
+) -> tuple[children.Manifest | None, children.Manifest]:
+    """A version's Deployment pinned by ``gpus``, and its ResourceClaimTemplate in DRA mode."""
+    name = version_name(owner, spec.model.version)
+    claims = (
+        replica_placement.build_claim_template(owner, name, gpus)
+        if gpus is not None and gpus.mode == "dra"
+        else None
+    )
+    deployment = build_deployment(
+        owner,
+        spec,
+        gpus,
+        claims["metadata"]["name"] if claims is not None else None,
+        extra_env=nccl_env,
+        log_policies=log_policies,
+    )
+    return claims, deployment
+
+
 def render(
     owner: children.Owner,
     spec: api.InferenceServiceSpec,
@@ -340,48 +370,53 @@ def render(
     stable_replicas: int = 0,
     nccl_env: Mapping[str, str] | None = None,
     log_policies: Sequence[log_sidecar.Policy] = (),
+    candidate_gpus: replica_placement.Enforcement | None = None,
 ) -> tuple[children.Manifest, ...]:
     """Return every child of the InferenceService, each stamped with its content hash.
 
     ``gpus`` (the placement's enforcement) pins the stable pods to their planned nodes and, in
     DRA mode, adds the ResourceClaimTemplate naming their GPUs. ``decision`` adds the candidate
-    version of a rollout and the traffic split; without it the spec's model is the stable one.
+    version of a rollout (pinned by ``candidate_gpus``) and the traffic split; without it the
+    spec's model is the stable one. While replicas move, the decision sizes both Deployments and
+    no autoscaler is rendered (it would scale stable back up onto the candidate's GPUs).
     ``log_policies`` (the namespace's LogPolicies) give a file-logging server its sidecars.
     """
     stable_spec = for_version(spec, decision.stable) if decision is not None else spec
     runtime = runtimes.RUNTIMES[spec.model.runtime]
-    name = version_name(owner, stable_spec.model.version)
-    claims = (
-        replica_placement.build_claim_template(owner, name, gpus)
-        if gpus is not None and gpus.mode == "dra"
-        else None
-    )
-    deployment = build_deployment(
-        owner,
-        stable_spec,
-        gpus,
-        claims["metadata"]["name"] if claims is not None else None,
-        extra_env=nccl_env,
-        log_policies=log_policies,
-    )
+    claims, deployment = _pinned_deployment(owner, stable_spec, gpus, nccl_env, log_policies)
     stable = deployment["metadata"]["name"]
+    sized = decision is not None and decision.stable_replicas is not None
+    if decision is not None and decision.stable_replicas is not None:
+        deployment["spec"]["replicas"] = decision.stable_replicas
     split = traffic.Split(stable=stable)
-    candidate_objs: list[children.Manifest] = []
+    candidate_objs: list[children.Manifest | None] = []
     versions = [stable_spec.model.version]
     if decision is not None and decision.candidate is not None:
         candidate_spec = for_version(spec, decision.candidate)
         versions.append(candidate_spec.model.version)
-        candidate = build_deployment(owner, candidate_spec, log_policies=log_policies)
-        candidate["spec"]["replicas"] = rollout.candidate_replicas(
-            spec, decision.state.step, stable_replicas
+        candidate_claims, candidate = _pinned_deployment(
+            owner, candidate_spec, candidate_gpus, nccl_env, log_policies
         )
-        candidate_objs = [candidate, _version_service(owner, candidate_spec)]
+        candidate["spec"]["replicas"] = (
+            decision.candidate_replicas
+            if decision.candidate_replicas is not None
+            else rollout.candidate_replicas(spec, decision.state.step, stable_replicas)
+        )
+        candidate_objs = [candidate_claims, candidate, _version_service(owner, candidate_spec)]
         split = traffic.Split(
             stable=stable,
             candidate=candidate["metadata"]["name"],
             candidate_weight=decision.candidate_weight,
             mirror_percent=decision.mirror_percent,
         )
+    if decision is not None and decision.retired is not None:
+        # blue-green's previous version, rendered as it ran, until its scale-down time
+        retired_spec = for_version(spec, decision.retired)
+        versions.append(retired_spec.model.version)
+        retired_claims, retired = _pinned_deployment(
+            owner, retired_spec, gpus, nccl_env, log_policies
+        )
+        candidate_objs += [retired_claims, retired, _version_service(owner, retired_spec)]
     sidecar_policies = {
         p.owner.name: p
         for version in versions
@@ -400,7 +435,9 @@ def render(
         ),
         traffic.build_route(owner, spec, split),
         (
-            autoscaling.build_scaled_object(owner, spec, stable)
+            None
+            if sized
+            else autoscaling.build_scaled_object(owner, spec, stable)
             if spec.autoscaling.engine == "keda"
             else autoscaling.build_hpa(owner, spec, stable)
         ),
@@ -417,8 +454,29 @@ def render(
 
 def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
     """Return the children and status of an InferenceService."""
-    state, remembered = rollout.from_status(observed.status)
+    state, remembered = rollout_status.from_status(observed.status)
     wanted = observed.deployments.get(spec.model.version, DeploymentView())
+    before = observed.deployments.get((remembered or rollout.Version.of(spec.model)).version)
+    # while replicas move, stable keeps its whole placement: its pod template must not change
+    outcome = (
+        replica_placement.decide(
+            spec,
+            observed.pool,
+            previous=observed.previous_placement,
+            current_pods=max((before or DeploymentView()).replicas, state.total),
+        )
+        if spec.resources.gpus and observed.pool is not None and observed.pool.nodes
+        else None
+    )
+    occupancy = _occupancy(observed, remembered)
+    candidate_gpus = rollout_gpus.plan(
+        spec,
+        observed.pool,
+        outcome,
+        largest_step=max(
+            (p for _, p, _, _ in rollout.estimate(spec, occupancy.stable)[1]), default=1
+        ),
+    )
     decision = rollout.decide(
         spec,
         state=state,
@@ -427,16 +485,11 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         samples=observed.samples,
         now=observed.now,
         mirror_hold=gateway_support.mirror_hold(spec, observed.gateways),
+        capacity=candidate_gpus.capacity,
+        occupancy=occupancy,
     )
     stable = decision.stable
     dep = observed.deployments.get(stable.version, DeploymentView())
-    outcome = (
-        replica_placement.decide(
-            spec, observed.pool, previous=observed.previous_placement, current_pods=dep.replicas
-        )
-        if spec.resources.gpus and observed.pool is not None and observed.pool.nodes
-        else None
-    )
     observations = (
         replica_placement.placed(spec, observed.pool, outcome),
         replica_placement.capacity(spec, observed.pool, outcome),
@@ -476,7 +529,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             "candidateWeight": decision.candidate_weight,
             "mirrorPercent": decision.mirror_percent,
         },
-        "rollout": rollout.to_status(
+        "rollout": rollout_status.to_status(
             spec,
             decision,
             stable_replicas=dep.replicas,
@@ -499,12 +552,28 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
                 {n.name: n.topology for n in (observed.pool.nodes if observed.pool else ())},
             ),
             log_policies=observed.log_policies,
+            candidate_gpus=candidate_gpus.enforcement(decision.state.mode),
         ),
         with_ready(observations, GATES),
         status,
         (*replica_placement.events(outcome), *decision.events),
-        handover=version_name(owner, stable.version) if promoted else None,
+        handover=(
+            version_name(owner, stable.version) if promoted or decision.hand_over_stable else None
+        ),
         requeue_after=rollout.requeue_after(spec, decision, observed.now),
+    )
+
+
+def _occupancy(observed: Observed, stable: rollout.Version | None) -> replica_moves.Occupancy:
+    """The service's pods that hold GPUs: stable's, every other version's, and the claims."""
+    version = stable.version if stable is not None else ""
+    active = {v: n for v, (n, _) in observed.pods.items()}
+    pods = sum(n + dying for n, dying in observed.pods.values())
+    claims = len(observed.pool.held) if observed.pool is not None else 0
+    return replica_moves.Occupancy(
+        stable=active.get(version, 0),
+        candidate=sum(n for v, n in active.items() if v != version),
+        holding=max(pods, claims),
     )
 
 

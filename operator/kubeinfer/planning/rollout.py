@@ -15,6 +15,10 @@ Strategies differ only in how traffic reaches the candidate while it is judged:
 - ``blueGreen``: the candidate runs at full size behind a preview Service, is judged, then takes
   all traffic in one switch.
 
+A canary whose candidate cannot run beside a full stable (no free GPUs) moves replicas one at a
+time instead (:mod:`kubeinfer.planning.replica_moves`): the pass then also sizes both
+Deployments, and the autoscaler steps aside until stable is whole again or the candidate is.
+
 A failed analysis beyond ``failureLimit`` rolls back at once and the version joins a denylist,
 so the same commit is not rolled out again (``Ready`` stays True on stable). Prometheus errors
 and too little traffic wait instead of failing. The state lives in ``status.rollout``, so an
@@ -25,71 +29,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import datetime, timedelta
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis
+from kubeinfer.planning import analysis, replica_moves, retirement, rollout_state
 from kubeinfer.planning.conditions import Observation
 
-Phase = Literal["Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Waiting"]
-DENYLIST_LIMIT = 16
-"""Rolled-back versions remembered (oldest forgotten first)."""
-
-
-@dataclass(frozen=True)
-class Version:
-    """A model version and what it takes to render it again."""
-
-    version: str
-    uri: str
-    image: str | None = None
-
-    @classmethod
-    def of(cls, model: api.Model) -> Version:
-        return cls(model.version, model.uri, model.image)
-
-
-@dataclass(frozen=True)
-class State:
-    """What ``status.rollout`` remembers between passes."""
-
-    phase: Phase = "Idle"
-    step: int = 0
-    step_started: datetime | None = None
-    last_analysis: datetime | None = None
-    failures: int = 0
-    waiting_since: datetime | None = None
-    rolled_back_from: str | None = None
-    denied: tuple[str, ...] = ()
-    evidence: str = ""
-    note: Observation | None = None
-    """The Progressing verdict of the last analysis, repeated until the next one."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What was observed of the candidate's pods."""
-
-    ready_replicas: int = 0
-    failed: bool = False
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What one pass decided."""
-
-    state: State
-    stable: Version
-    candidate: Version | None
-    candidate_weight: int = 0
-    mirror_percent: int = 0
-    preview: bool = False
-    judgements: tuple[analysis.Judgement, ...] = ()
-    observations: tuple[Observation, ...] = ()
-    events: tuple[tuple[str, str], ...] = field(default=())
+# the shapes live in rollout_state; callers name them through this module
+Phase = rollout_state.Phase
+Version = rollout_state.Version
+State = rollout_state.State
+Candidate = rollout_state.Candidate
+Decision = rollout_state.Decision
+DENYLIST_LIMIT = rollout_state.DENYLIST_LIMIT
 
 
 MIRROR_HOLDS = frozenset({Reason.MIRROR_UNSUPPORTED, Reason.MIRROR_SUPPORT_UNKNOWN})
@@ -112,7 +66,7 @@ def next_analysis(spec: api.InferenceServiceSpec, state: State) -> datetime | No
     interval = timedelta(seconds=base.duration_seconds(spec.rollout.analysis.interval))
     due = state.last_analysis + interval
     if state.step_started is not None:
-        pause = timedelta(seconds=base.duration_seconds(_pause(spec.rollout, state.step)))
+        pause = timedelta(seconds=base.duration_seconds(_pause(spec.rollout, state)))
         pause_end = state.step_started + pause
         if state.last_analysis < pause_end < due:
             due = pause_end
@@ -136,13 +90,16 @@ REQUEUE_FLOOR_SECONDS = 1.0
 def requeue_after(
     spec: api.InferenceServiceSpec, decision: Decision, now: datetime
 ) -> float | None:
-    """Seconds until a running rollout next needs a look, else None.
+    """Seconds until a rollout next needs a look, else None.
 
-    That is exactly when its next analysis is due (:func:`next_analysis`). A candidate still
-    starting is woken by its Deployment's watch event; one interval is the safety net then. A
-    paused rollout waits for a person; a mirror hold for its Gateway or GatewayClass to change,
-    which their watches report: neither needs a timer.
+    That is exactly when its next analysis is due (:func:`next_analysis`), or a retired version's
+    scale-down time. A candidate still starting is woken by its Deployment's watch event; one
+    interval is the safety net then. A paused rollout waits for a person; a mirror hold for its
+    Gateway or GatewayClass to change, which their watches report: neither needs a timer.
     """
+    scale_down = decision.state.scale_down_at
+    if decision.candidate is None and decision.retired is not None and scale_down:
+        return max((scale_down - now).total_seconds(), REQUEUE_FLOOR_SECONDS)
     if decision.candidate is None or decision.state.phase == "Paused":
         return None
     note = decision.state.note
@@ -165,15 +122,33 @@ def candidate_replicas(spec: api.InferenceServiceSpec, step: int, stable_replica
 
 
 def estimate(
-    spec: api.InferenceServiceSpec, stable_replicas: int
-) -> tuple[float, list[tuple[int, int, int]]]:
-    """Seconds to promotion if every analysis passes, and (weight, candidate pods, GPUs) per step."""
+    spec: api.InferenceServiceSpec, stable_replicas: int, state: State | None = None
+) -> tuple[float, list[tuple[int, int, int, int]]]:
+    """Seconds to promotion if every analysis passes, and (weight, candidate pods, stable pods,
+    extra GPUs) per step; replicas that move need no extra GPU."""
+    if state is not None and state.mode == replica_moves.ZERO_SPARE and state.total:
+        total = state.total
+        moves = range(replica_moves.moves(total))
+        seconds = sum(
+            base.duration_seconds(replica_moves.pause_at(spec.rollout, total, i)) for i in moves
+        )
+        return seconds, [
+            (
+                replica_moves.weight(total, replica_moves.candidate_at(total, i)),
+                replica_moves.candidate_at(total, i),
+                total - replica_moves.candidate_at(total, i),
+                0,
+            )
+            for i in moves
+        ]
     steps = spec.rollout.steps or [api.RolloutStep(weight=0)]
     seconds = sum(base.duration_seconds(s.pause) for s in steps)
     table = []
     for i, _ in enumerate(steps):
         pods = candidate_replicas(spec, i, stable_replicas)
-        table.append((_traffic_weight(spec.rollout, i), pods, pods * spec.resources.gpus))
+        table.append(
+            (_traffic_weight(spec.rollout, i), pods, stable_replicas, pods * spec.resources.gpus)
+        )
     return seconds, table
 
 
@@ -193,6 +168,13 @@ class _Pass:
     spec: api.InferenceServiceSpec
     stable: Version
     desired: Version
+    candidate: Candidate = field(default_factory=Candidate)
+    mirror_hold: Observation | None = None
+
+
+def _moving(state: State) -> bool:
+    """Replicas move one at a time (zero spare) rather than the candidate running beside stable."""
+    return state.mode == replica_moves.ZERO_SPARE and state.total > 0
 
 
 def decide(
@@ -203,29 +185,158 @@ def decide(
     candidate: Candidate,
     samples: tuple[analysis.Sample, ...] | None,
     now: datetime,
+    capacity: replica_moves.Capacity | None = None,
+    occupancy: replica_moves.Occupancy | None = None,
     mirror_hold: Observation | None = None,
 ) -> Decision:
     """Return what this pass does about the spec's model version.
 
+    ``capacity`` (whether the candidate fits beside stable) picks the mode of a starting rollout;
+    ``occupancy`` (the pods that still hold GPUs) sizes both Deployments while replicas move.
     ``mirror_hold`` (from :func:`kubeinfer.planning.gateway_support.mirror_hold`) keeps a
     shadow's candidate without mirrored requests; the rollout waits with it as Progressing.
     """
+    occupancy = occupancy or replica_moves.Occupancy()
+    if retirement.switching_back(spec, state, stable, now):
+        return retirement.switch_back(spec, state, stable, now)
+    decision = _decide(
+        spec,
+        state=state,
+        stable=stable,
+        candidate=candidate,
+        samples=samples,
+        now=now,
+        capacity=capacity or replica_moves.Capacity(),
+        occupancy=occupancy,
+        mirror_hold=mirror_hold,
+    )
+    return retirement.retiring(_sized(decision, occupancy), now)
+
+
+def _sized(decision: Decision, occupancy: replica_moves.Occupancy) -> Decision:
+    """Size both Deployments while replicas move; hand stable back once it is whole again."""
+    state = decision.state
+    if state.mode != replica_moves.ZERO_SPARE or not state.total:
+        return decision
+    total = state.total
+    if decision.candidate is None:
+        if occupancy.stable >= total and occupancy.holding <= total:
+            return replace(decision, state=replace(state, mode="", total=0), hand_over_stable=True)
+        return replace(
+            decision,
+            stable_replicas=replica_moves.capped(
+                total, active=occupancy.stable, total=total, holding=occupancy.holding
+            ),
+        )
+    moved = replica_moves.candidate_at(total, state.step)
+    return replace(
+        decision,
+        candidate_replicas=replica_moves.capped(
+            moved, active=occupancy.candidate, total=total, holding=occupancy.holding
+        ),
+        stable_replicas=replica_moves.capped(
+            total - moved, active=occupancy.stable, total=total, holding=occupancy.holding
+        ),
+    )
+
+
+def _decide(
+    spec: api.InferenceServiceSpec,
+    *,
+    state: State,
+    stable: Version | None,
+    candidate: Candidate,
+    samples: tuple[analysis.Sample, ...] | None,
+    now: datetime,
+    capacity: replica_moves.Capacity,
+    occupancy: replica_moves.Occupancy,
+    mirror_hold: Observation | None,
+) -> Decision:
     desired = Version.of(spec.model)
     if stable is None or desired == stable:
         return _settled(state, stable or desired)
     if desired.version in state.denied:
         return _denied(state, stable, desired)
-    run = _Pass(spec, stable, desired)
+    run = _Pass(spec, stable, desired, candidate, mirror_hold)
     if state.phase in ("Idle", "Promoted", "RolledBack"):
         state = State(
-            denied=state.denied, rolled_back_from=state.rolled_back_from, phase="Progressing"
+            denied=state.denied,
+            rolled_back_from=state.rolled_back_from,
+            phase="Progressing",
+            total=state.total,
+            retired=state.retired,
+            scale_down_at=state.scale_down_at,
         )
+    if not state.mode:
+        mode = replica_moves.choose(spec.rollout, capacity)
+        if mode is None:
+            return _no_surge(run, state, capacity)
+        if mode == replica_moves.ZERO_SPARE:
+            total = max(occupancy.stable, state.total, spec.replicas.min, 1)
+            state = replace(state, mode=mode, total=total)
+            started = _running_moves(run, state, samples, now)
+            event = (
+                "ZeroSpareRollout",
+                f"Moving replicas of {desired.version} one at a time ({total} pods, no extra "
+                f"GPU): {replica_moves.why(spec.rollout, capacity)}.",
+            )
+            return replace(started, events=(event, *started.events))
+        state = replace(state, mode=mode, total=0)
+    if _moving(state):
+        return _running_moves(run, state, samples, now)
+    return _progress(run, state, samples, now)
+
+
+def _running_moves(
+    run: _Pass, state: State, samples: tuple[analysis.Sample, ...] | None, now: datetime
+) -> Decision:
+    """A zero-spare pass: wait for the move's pod, promote after the last move, else judge."""
+    if run.candidate.failed:
+        return _progress(run, state, samples, now)
+    moved = replica_moves.candidate_at(state.total, state.step)
+    ready = run.candidate.ready_replicas
+    if ready < moved:
+        message = (
+            f"Moving replica {moved} of {state.total} to {run.desired.version}: {ready} of "
+            f"{moved} candidate pods ready, stable down to {state.total - moved}."
+        )
+        moving = Observation.true(ConditionType.PROGRESSING, Reason.REPLICA_MOVING, message)
+        return _running(run, replace(state, step_started=None), progressing=moving)
+    if state.step >= replica_moves.moves(state.total):
+        return _promote(run, state, (), now)
+    return _progress(run, state, samples, now)
+
+
+def _no_surge(run: _Pass, state: State, capacity: replica_moves.Capacity) -> Decision:
+    """Shadow and blue-green need the candidate beside a full stable: wait for free GPUs."""
+    message = (
+        f"{run.spec.rollout.strategy} runs {run.desired.version} beside a full stable, but "
+        f"{replica_moves.why(run.spec.rollout, capacity)}; the canary strategy moves replicas "
+        "one at a time instead."
+    )
+    return Decision(
+        state=replace(state, phase="Waiting"),
+        stable=run.stable,
+        candidate=None,
+        observations=(
+            Observation.true(ConditionType.PROGRESSING, Reason.SURGE_UNAVAILABLE, message),
+            rollout_state.not_rolled_back(state),
+        ),
+    )
+
+
+def _progress(
+    run: _Pass, state: State, samples: tuple[analysis.Sample, ...] | None, now: datetime
+) -> Decision:
+    """Wait for the candidate's pods, then judge the step when an analysis is due."""
+    desired = run.desired
+    candidate = run.candidate
     if candidate.failed:
         evidence = f"Deployment of {desired.version} exceeded its progress deadline."
         return _roll_back(
             run, state, reason=Reason.CANDIDATE_FAILED, evidence=evidence, judgements=()
         )
-    quiet = _without_traffic(run, state, candidate, mirror_hold)
+    quiet = _without_traffic(run, state, candidate, run.mirror_hold)
     if quiet is not None:
         return quiet
     if state.note is not None and state.note.reason in MIRROR_HOLDS:
@@ -338,19 +449,29 @@ def _on_passed(
     del detail
     state = replace(state, phase="Progressing", waiting_since=None)
     assert state.step_started is not None
-    pause = timedelta(seconds=base.duration_seconds(_pause(run.spec.rollout, state.step)))
+    pause = timedelta(seconds=base.duration_seconds(_pause(run.spec.rollout, state)))
     if now - state.step_started < pause:
         return _running(
             run, state, progressing=_progressing(state, run.desired), judgements=judgements
         )
     next_step = state.step + 1
-    if next_step >= max(len(run.spec.rollout.steps), 1):
-        return _promote(state, run.desired, judgements)
-    state = replace(state, step=next_step, step_started=now, failures=0)
+    if _moving(state):
+        # the move after the last analysed one takes stable to 0, then promotion follows
+        state = replace(state, step=next_step, step_started=None, failures=0)
+        moved = replica_moves.candidate_at(state.total, next_step)
+        event = (
+            "ReplicaMoving",
+            f"Moving replica {moved} of {state.total} from {run.stable.version} to "
+            f"{run.desired.version}: stable {state.total - moved}, candidate {moved}.",
+        )
+    elif next_step >= max(len(run.spec.rollout.steps), 1):
+        return _promote(run, state, judgements, now)
+    else:
+        state = replace(state, step=next_step, step_started=now, failures=0)
+        event = ("RolloutStepAdvanced", f"Moved {run.desired.version} to step {next_step + 1}.")
     decision = _running(
         run, state, progressing=_progressing(state, run.desired), judgements=judgements
     )
-    event = ("RolloutStepAdvanced", f"Moved {run.desired.version} to step {next_step + 1}.")
     return replace(decision, events=(event,))
 
 
@@ -377,8 +498,10 @@ def _without_traffic(
     return None
 
 
-def _pause(rollout: api.Rollout, step: int) -> str:
-    return rollout.steps[step].pause if step < len(rollout.steps) else "0s"
+def _pause(rollout: api.Rollout, state: State) -> str:
+    if _moving(state):
+        return replica_moves.pause_at(rollout, state.total, state.step)
+    return rollout.steps[state.step].pause if state.step < len(rollout.steps) else "0s"
 
 
 def _fmt(value: float | None) -> str:
@@ -393,15 +516,6 @@ def _progressing(state: State, desired: Version) -> Observation:
     )
 
 
-def _not_rolled_back(state: State) -> Observation:
-    message = (
-        "No rollout was rolled back."
-        if state.rolled_back_from is None
-        else f"{state.rolled_back_from} was rolled back earlier and stays denied."
-    )
-    return Observation.false(ConditionType.ROLLED_BACK, Reason.AS_EXPECTED, message)
-
-
 def _running(
     run: _Pass,
     state: State,
@@ -412,21 +526,31 @@ def _running(
     rollout = run.spec.rollout
     quiet = progressing.reason in _NO_CANDIDATE_TRAFFIC
     state = replace(state, note=progressing)
+    weight = (
+        replica_moves.weight(state.total, run.candidate.ready_replicas)
+        if _moving(state)
+        else 0
+        if quiet
+        else _traffic_weight(rollout, state.step)
+    )
     return Decision(
         state=state,
         stable=run.stable,
         candidate=run.desired,
-        candidate_weight=0 if quiet else _traffic_weight(rollout, state.step),
+        candidate_weight=weight,
         mirror_percent=rollout.mirror_percent if rollout.strategy == "shadow" and not quiet else 0,
         preview=rollout.strategy == "blueGreen",
         judgements=judgements,
-        observations=(progressing, _not_rolled_back(state)),
+        observations=(progressing, rollout_state.not_rolled_back(state)),
     )
 
 
 def _settled(state: State, stable: Version) -> Decision:
-    state = State(
-        denied=state.denied, rolled_back_from=state.rolled_back_from, evidence=state.evidence
+    state = _restoring(
+        State(
+            denied=state.denied, rolled_back_from=state.rolled_back_from, evidence=state.evidence
+        ),
+        state,
     )
     return Decision(
         state=state,
@@ -436,7 +560,7 @@ def _settled(state: State, stable: Version) -> Decision:
             Observation.false(
                 ConditionType.PROGRESSING, Reason.NO_ROLLOUT, f"{stable.version} is stable."
             ),
-            _not_rolled_back(state),
+            rollout_state.not_rolled_back(state),
         ),
     )
 
@@ -472,7 +596,10 @@ def _roll_back(
 ) -> Decision:
     version = run.desired.version
     denied = (*[v for v in state.denied if v != version], version)[-DENYLIST_LIMIT:]
-    new = State(phase="RolledBack", rolled_back_from=version, denied=denied, evidence=evidence)
+    new = _restoring(
+        State(phase="RolledBack", rolled_back_from=version, denied=denied, evidence=evidence),
+        state,
+    )
     message = f"Rolled back {version} to {run.stable.version}: {evidence}"
     return Decision(
         state=new,
@@ -487,11 +614,30 @@ def _roll_back(
     )
 
 
+def _restoring(new: State, old: State) -> State:
+    """Carry what outlives a rollout: the move bookkeeping until stable is whole again, and a
+    retired version until its scale-down time."""
+    new = replace(new, retired=old.retired, scale_down_at=old.scale_down_at)
+    return replace(new, mode=old.mode, total=old.total) if _moving(old) else new
+
+
 def _promote(
-    state: State, desired: Version, judgements: tuple[analysis.Judgement, ...]
+    run: _Pass, state: State, judgements: tuple[analysis.Judgement, ...], now: datetime
 ) -> Decision:
+    desired = run.desired
     new = State(phase="Promoted", denied=state.denied, rolled_back_from=state.rolled_back_from)
-    message = f"Promoted {desired.version} to stable after {state.step + 1} steps."
+    message = (
+        f"Promoted {desired.version} to stable after moving {state.total} replicas one at a time."
+        if _moving(state)
+        else f"Promoted {desired.version} to stable after {state.step + 1} steps."
+    )
+    delay = retirement.delay(run.spec)
+    if run.spec.rollout.strategy == "blueGreen" and delay:
+        new = replace(new, retired=run.stable, scale_down_at=now + delay)
+        message += (
+            f" {run.stable.version} keeps running for {run.spec.rollout.scale_down_delay} "
+            "(rollout.scaleDownDelay)."
+        )
     return Decision(
         state=new,
         stable=desired,
@@ -499,85 +645,7 @@ def _promote(
         judgements=judgements,
         observations=(
             Observation.false(ConditionType.PROGRESSING, Reason.PROMOTED, message),
-            _not_rolled_back(new),
+            rollout_state.not_rolled_back(new),
         ),
         events=(("Promoted", message),),
     )
-
-
-def _stamp(when: datetime | None) -> str | None:
-    return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(when: str | None) -> datetime | None:
-    return None if not when else datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def _note(r: api.RolloutStatus) -> Observation | None:
-    if not r.reason:
-        return None
-    return Observation(
-        ConditionType.PROGRESSING, r.note_status or "True", Reason(r.reason), r.message
-    )
-
-
-def from_status(status: api.InferenceServiceStatus) -> tuple[State, Version | None]:
-    """Read the remembered rollout state and stable version back from status."""
-    r = status.rollout
-    state = State(
-        phase=r.phase,
-        step=r.step,
-        step_started=_parse(r.step_started_at),
-        last_analysis=_parse(r.last_analysis_at),
-        failures=r.failures,
-        waiting_since=_parse(r.waiting_since),
-        rolled_back_from=r.rolled_back_from,
-        denied=tuple(r.denied_versions),
-        evidence=r.evidence,
-        note=_note(r),
-    )
-    stable = status.stable
-    return state, (Version(stable.version, stable.uri, stable.image) if stable.version else None)
-
-
-def to_status(
-    spec: api.InferenceServiceSpec,
-    decision: Decision,
-    *,
-    stable_replicas: int,
-    now: datetime,
-    previous: api.RolloutStatus,
-) -> dict[str, object]:
-    """Return the ``status.rollout`` fields (camelCase) that remember ``decision``.
-
-    Measurements are the latest analysis's; a pass that analysed nothing keeps the previous ones.
-    """
-    s = decision.state
-    seconds, table = estimate(spec, stable_replicas)
-    measurements: list[dict[str, object]] = [
-        {
-            "metric": j.metric,
-            "value": j.value,
-            "verdict": j.verdict,
-            "message": j.message,
-            "time": _stamp(now),
-        }
-        for j in decision.judgements
-    ] or [m.model_dump(by_alias=True, exclude_none=True) for m in previous.measurements]
-    return {
-        "phase": s.phase,
-        "step": s.step,
-        "stepStartedAt": _stamp(s.step_started),
-        "lastAnalysisAt": _stamp(s.last_analysis),
-        "waitingSince": _stamp(s.waiting_since),
-        "failures": s.failures,
-        "rolledBackFrom": s.rolled_back_from,
-        "deniedVersions": list(s.denied),
-        "evidence": s.evidence,
-        "reason": s.note.reason.value if s.note else "",
-        "message": s.note.message if s.note else "",
-        "noteStatus": s.note.status if s.note else "",
-        "measurements": measurements,
-        "estimatedSeconds": seconds,
-        "plan": [{"weight": w, "candidateReplicas": p, "gpus": g} for w, p, g in table],
-    }
