@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -110,6 +111,20 @@ def counter_by(metrics_url: str, name: str, label: str) -> dict[str, float]:
     return totals
 
 
+def settled(
+    read: Callable[[], dict[str, float]], quiet: float = 5.0, limit: float = 120.0
+) -> dict[str, float]:
+    """``read()`` once it has stopped changing for ``quiet`` seconds (or after ``limit``)."""
+    deadline = time.monotonic() + limit
+    last, since = read(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(1.0)
+        now = read()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far."""
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -189,7 +204,9 @@ def main() -> int:
                 for name, seconds in cpu_by_process(watched).items()
             }
             metrics_url = op.liveness_url.replace("/healthz", "/metrics")
-            sent = counter_by(metrics_url, "kubeinfer_api_requests_total", "verb")
+            # Reconciles still posting the Events of the write that made their object Ready
+            # finish after it; count requests once the operator has gone quiet.
+            sent = settled(lambda: counter_by(metrics_url, "kubeinfer_api_requests_total", "verb"))
             reconciles = counter_by(metrics_url, "kubeinfer_reconcile_total", "kind")
             rss = peak_rss_mib(op.process.pid)
             events = kubernetes.client.CoreV1Api(api).list_namespaced_event(NAMESPACE).items
