@@ -59,6 +59,7 @@ class Fleet:
         tb: types.TracebackType | None,
     ) -> None:
         self.sync(())
+        self._call(_cancel_others())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=CALL_TIMEOUT_SECONDS)
         self._loop.close()
@@ -141,3 +142,12 @@ class Fleet:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(
             timeout=CALL_TIMEOUT_SECONDS
         )
+
+
+async def _cancel_others() -> None:
+    """Cancel every other task on this loop (load runs nobody stopped) and let each unwind, so
+    none is left suspended when the loop closes."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
