@@ -88,11 +88,19 @@ def follow(
     return Versions(
         stable=stable,
         stable_pin=_pinning(pool, stable.enforcement, stable.placements),
-        candidate_pin=_pinning(pool, candidate.enforcement(mode), candidate.placements(mode)),
-        retired_pin=_pinning(
-            pool,
-            stable.enforcement if pool.mig else replica_placement.enforce(spec, pool, kept),
-            kept,
+        candidate_pin=(
+            _pinning(pool, candidate.enforcement(mode), candidate.placements(mode))
+            if decision.candidate is not None
+            else Pinning()
+        ),
+        retired_pin=(
+            _pinning(
+                pool,
+                stable.enforcement if pool.mig else replica_placement.enforce(spec, pool, kept),
+                kept,
+            )
+            if decision.retired is not None
+            else Pinning()
         ),
         retired=kept,
     )
