@@ -12,7 +12,9 @@ during the rollouts had ``PodScheduled=False``.
 
 ``gpuSurge: never`` with a strategy that needs a full stable is refused at apply time. And for a
 blue-green switch: the previous version's Deployment keeps running for
-``scaleDownDelay`` (status.rollout.retired says until when), then is deleted.
+``scaleDownDelay`` (status.rollout.retired says until when), then is deleted; with GPUs, where
+the candidate surges onto the node's free sets, its pods survive the switch (same UIDs, one
+ReplicaSet) and the placement follows it while the previous version keeps its own sets.
 """
 
 from __future__ import annotations
@@ -338,6 +340,61 @@ def test_blue_green_keeps_the_previous_version_for_the_scale_down_delay(
         timeout=30,
         what="status.rollout.retired cleared",
     )
+
+
+def _live_pods(cluster: cluster_setup.Cluster, namespace: str, version: str) -> dict[str, str]:
+    """Pod name -> UID of ``version``'s pods that are not terminating."""
+    return {
+        p["metadata"]["name"]: p["metadata"]["uid"]
+        for p in _pods(cluster, namespace)
+        if p["metadata"]["labels"].get("kubeinfer.io/model-version") == version
+        and not p["metadata"].get("deletionTimestamp")
+    }
+
+
+def test_a_gpu_blue_green_switch_keeps_the_promoted_pods(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    analysing_operator: operator_process.RunningOperator,
+    one_node: str,
+) -> None:
+    kubectl = cluster.kubectl
+    pool, doc = yaml.safe_load_all(_manifests(namespace, "v1"))
+    doc["spec"]["resources"]["gpus"] = 2  # two replicas hold 4 of the 8 GPUs: v2 surges
+    doc["spec"]["rollout"].update(strategy="blueGreen", scaleDownDelay="15s")
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([pool, doc]))
+    _eventually(lambda: _holds_the_node(cluster, namespace, "v1"), what="two v1 pods ready")
+    v1_sets = _get(cluster, f"inferenceservice/{NAME}", namespace)["status"]["placement"]
+
+    watcher = Watcher(cluster, namespace)
+    patch = json.dumps({"spec": {"model": {"version": "v2"}}})
+    kubectl("patch", "infsvc", NAME, "-n", namespace, "--type=merge", "-p", patch)
+
+    def candidate_ready() -> dict[str, str] | None:
+        status = watcher.status()
+        ready = (status.get("candidate") or {}).get("readyReplicas") == 2
+        pods = _live_pods(cluster, namespace, "v2")
+        return pods if ready and len(pods) == 2 else None
+
+    candidates = _eventually(candidate_ready, timeout=120, what="two v2 candidate pods ready")
+    assert "Surge" in watcher.modes
+    status = watcher.until_settled(stable="v2", what="the blue-green switch")
+    retired = status["rollout"]["retired"]
+    assert retired["version"] == "v1" and retired["placement"] == v1_sets
+    v2_sets = {(p["node"], tuple(p["gpus"])) for p in status["placement"]}
+    assert not v2_sets & {(p["node"], tuple(p["gpus"])) for p in v1_sets}
+
+    def v1_gone() -> bool:
+        names = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
+        return f"deployment.apps/{NAME}-v1" not in names
+
+    _eventually(v1_gone, timeout=60, what="v1 deleted after the scale-down delay")
+    assert _live_pods(cluster, namespace, "v2") == candidates, "promotion re-created no v2 pod"
+    sets = kubectl(
+        "get", "rs", "-n", namespace, "-l", "kubeinfer.io/model-version=v2", "-o", "name"
+    )
+    assert len(sets.stdout.split()) == 1, "the v2 pod template never changed"
+    assert watcher.unschedulable == {}
 
 
 @pytest.mark.usefixtures("kubeinfer_crds")

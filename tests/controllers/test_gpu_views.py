@@ -1,7 +1,7 @@
 """The controllers' reads of GPU state from the watch store (a real in-memory store, no client).
 
 Covers: allocated ResourceClaims of kubeinfer's driver name their holder and GPU; recorded
-placements hold GPUs; an InferenceService's pool view leaves out what others hold (but not its
+placements hold GPUs, a retired blue-green version's too; an InferenceService's pool view leaves out what others hold (but not its
 own claims), knows which nodes publish ResourceSlices and skips nodes without inventory; the
 Prometheus series of a pool's GPUs are replaced, not accumulated.
 """
@@ -84,6 +84,19 @@ def test_claims_and_placements_name_their_holders() -> None:
     assert claimed["n0"][2] == ["ns/other"] and claimed["n0"][0] == ["ns/me"]
     placed = gpu_nodes.placed(store.all("InferenceService"))
     assert placed["n1"][6] == ["ns/other2"]
+
+
+def test_a_retired_blue_green_version_still_holds_its_sets() -> None:
+    service = _service("bg", "n1", [0, 1])
+    service["status"]["rollout"] = {
+        "retired": {
+            "version": "v1",
+            "scaleDownAt": "2026-01-01T00:00:30Z",
+            "placement": [{"replica": 0, "node": "n1", "gpus": [2, 3]}],
+        }
+    }
+    placed = gpu_nodes.placed([service])
+    assert dict(placed["n1"]) == {i: ["ns/bg"] for i in (0, 1, 2, 3)}
 
 
 def test_pool_view_excludes_what_others_hold_and_knows_dra_nodes() -> None:

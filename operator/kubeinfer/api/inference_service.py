@@ -420,6 +420,8 @@ class RetiredVersion(ApiModel):
     """Its server image, when the spec named one."""
     scale_down_at: str
     """When its Deployment is deleted (RFC 3339)."""
+    placement: list[ReplicaPlacement] = Field(default_factory=list)
+    """The GPU sets its pods are pinned to (status.placement follows the new stable)."""
 
 
 class RolloutStatus(ApiModel):

@@ -108,11 +108,14 @@ def claimed(store: kube_store.Store) -> Holders:
 
 
 def placed(services: Iterable[Body]) -> Holders:
-    """node -> GPU index -> holders, from InferenceServices' recorded placements."""
+    """node -> GPU index -> holders, from InferenceServices' recorded placements (stable's, and
+    a blue-green version's still running until its scale-down time)."""
     out: Holders = defaultdict(lambda: defaultdict(list))
     for body in services:
         meta = body["metadata"]
-        for replica in (body.get("status") or {}).get("placement") or []:
+        status = body.get("status") or {}
+        retired = (status.get("rollout") or {}).get("retired") or {}
+        for replica in [*(status.get("placement") or []), *(retired.get("placement") or [])]:
             for index in replica.get("gpus") or []:
                 out[str(replica.get("node"))][int(index)].append(
                     f"{meta['namespace']}/{meta['name']}"

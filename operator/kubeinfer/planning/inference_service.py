@@ -23,7 +23,6 @@ from kubeinfer.planning import (
     children,
     gateway_support,
     log_sidecar,
-    nccl,
     oom,
     replica_moves,
     replica_placement,
@@ -33,6 +32,7 @@ from kubeinfer.planning import (
     runtimes,
     tiers,
     traffic,
+    version_placement,
 )
 from kubeinfer.planning.conditions import Observation, with_ready
 
@@ -339,12 +339,12 @@ def for_version(
 def _pinned_deployment(
     owner: children.Owner,
     spec: api.InferenceServiceSpec,
-    gpus: replica_placement.Enforcement | None,
-    nccl_env: Mapping[str, str] | None,
+    pin: version_placement.Pinning,
     log_policies: Sequence[log_sidecar.Policy] = (),
 ) -> tuple[children.Manifest | None, children.Manifest]:
-    """A version's Deployment pinned by ``gpus``, and its ResourceClaimTemplate in DRA mode."""
+    """A version's Deployment pinned by ``pin``, and its ResourceClaimTemplate in DRA mode."""
     name = version_name(owner, spec.model.version)
+    gpus = pin.gpus
     claims = (
         replica_placement.build_claim_template(owner, name, gpus)
         if gpus is not None and gpus.mode == "dra"
@@ -355,7 +355,7 @@ def _pinned_deployment(
         spec,
         gpus,
         claims["metadata"]["name"] if claims is not None else None,
-        extra_env=nccl_env,
+        extra_env=pin.nccl_env,
         log_policies=log_policies,
     )
     return claims, deployment
@@ -365,25 +365,24 @@ def render(
     owner: children.Owner,
     spec: api.InferenceServiceSpec,
     *,
-    gpus: replica_placement.Enforcement | None = None,
+    pins: version_placement.Versions = version_placement.UNPINNED,
     decision: rollout.Decision | None = None,
     stable_replicas: int = 0,
-    nccl_env: Mapping[str, str] | None = None,
     log_policies: Sequence[log_sidecar.Policy] = (),
-    candidate_gpus: replica_placement.Enforcement | None = None,
 ) -> tuple[children.Manifest, ...]:
     """Return every child of the InferenceService, each stamped with its content hash.
 
-    ``gpus`` (the placement's enforcement) pins the stable pods to their planned nodes and, in
-    DRA mode, adds the ResourceClaimTemplate naming their GPUs. ``decision`` adds the candidate
-    version of a rollout (pinned by ``candidate_gpus``) and the traffic split; without it the
-    spec's model is the stable one. While replicas move, the decision sizes both Deployments and
-    no autoscaler is rendered (it would scale stable back up onto the candidate's GPUs).
+    ``pins`` pins each version's pods to their planned nodes (its NCCL environment with them)
+    and, in DRA mode, adds the ResourceClaimTemplate naming their GPUs. ``decision`` adds the
+    candidate version of a rollout and the traffic split, and a retired blue-green version;
+    without it the spec's model is the stable one. While replicas move, the decision sizes both
+    Deployments and no autoscaler is rendered (it would scale stable back up onto the
+    candidate's GPUs).
     ``log_policies`` (the namespace's LogPolicies) give a file-logging server its sidecars.
     """
     stable_spec = for_version(spec, decision.stable) if decision is not None else spec
     runtime = runtimes.RUNTIMES[spec.model.runtime]
-    claims, deployment = _pinned_deployment(owner, stable_spec, gpus, nccl_env, log_policies)
+    claims, deployment = _pinned_deployment(owner, stable_spec, pins.stable_pin, log_policies)
     stable = deployment["metadata"]["name"]
     sized = decision is not None and decision.stable_replicas is not None
     if decision is not None and decision.stable_replicas is not None:
@@ -395,7 +394,7 @@ def render(
         candidate_spec = for_version(spec, decision.candidate)
         versions.append(candidate_spec.model.version)
         candidate_claims, candidate = _pinned_deployment(
-            owner, candidate_spec, candidate_gpus, nccl_env, log_policies
+            owner, candidate_spec, pins.candidate_pin, log_policies
         )
         candidate["spec"]["replicas"] = (
             decision.candidate_replicas
@@ -414,7 +413,7 @@ def render(
         retired_spec = for_version(spec, decision.retired)
         versions.append(retired_spec.model.version)
         retired_claims, retired = _pinned_deployment(
-            owner, retired_spec, gpus, nccl_env, log_policies
+            owner, retired_spec, pins.retired_pin, log_policies
         )
         candidate_objs += [retired_claims, retired, _version_service(owner, retired_spec)]
     sidecar_policies = {
@@ -469,13 +468,13 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         else None
     )
     occupancy = _occupancy(observed, remembered)
+    steps = [p for _, p, _, _ in rollout.estimate(spec, occupancy.stable)[1]]
     candidate_gpus = rollout_gpus.plan(
         spec,
         observed.pool,
         outcome,
-        largest_step=max(
-            (p for _, p, _, _ in rollout.estimate(spec, occupancy.stable)[1]), default=1
-        ),
+        largest_step=max(steps, default=1),
+        promoted=steps[-1] if steps else 1,
     )
     decision = rollout.decide(
         spec,
@@ -490,6 +489,19 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
     )
     stable = decision.stable
     dep = observed.deployments.get(stable.version, DeploymentView())
+    retired = observed.status.rollout.retired
+    pins = version_placement.follow(
+        spec,
+        observed.pool,
+        outcome=outcome,
+        candidate=candidate_gpus,
+        state=state,
+        remembered=remembered,
+        decision=decision,
+        retired=retired.placement if retired is not None else (),
+        replicas={v: d.replicas for v, d in observed.deployments.items()},
+    )
+    outcome = pins.stable  # promotion or a switch back hands the placement to the new stable
     observations = (
         replica_placement.placed(spec, observed.pool, outcome),
         replica_placement.capacity(spec, observed.pool, outcome),
@@ -535,24 +547,19 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             stable_replicas=dep.replicas,
             now=observed.now,
             previous=observed.status.rollout,
+            retired_placement=version_placement.status(pins.retired),
         ),
         "placement": replica_placement.status(outcome),
     }
     promoted = any(reason == "Promoted" for reason, _ in decision.events)
-    gpus = outcome.enforcement if outcome is not None else None
     return Plan(
         render(
             owner,
             spec,
-            gpus=gpus,
+            pins=pins,
             decision=decision,
             stable_replicas=dep.replicas,
-            nccl_env=nccl.environment(
-                outcome.placements if outcome is not None else (),
-                {n.name: n.topology for n in (observed.pool.nodes if observed.pool else ())},
-            ),
             log_policies=observed.log_policies,
-            candidate_gpus=candidate_gpus.enforcement(decision.state.mode),
         ),
         with_ready(observations, GATES),
         status,

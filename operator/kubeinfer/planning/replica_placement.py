@@ -234,6 +234,23 @@ def _enforcement(
     )
 
 
+def enforce(
+    spec: api.InferenceServiceSpec,
+    pool: PoolState | None,
+    placements: Sequence[api.ReplicaPlacement],
+) -> Enforcement | None:
+    """The enforcement of ``placements`` as they stand, without deciding anything anew.
+
+    For sets planned by an earlier decision (a candidate's, a retired version's): a set whose
+    node or GPUs the pool no longer lists is left out.
+    """
+    nodes = {n.name: n for n in (pool.nodes if pool is not None else ())}
+    known = [
+        p for p in placements if p.node in nodes and all(g in nodes[p.node].uuids for g in p.gpus)
+    ]
+    return _enforcement(spec, known, nodes)
+
+
 def _selector(uuids: Sequence[str]) -> dict[str, Any]:
     listed = ", ".join(json.dumps(u) for u in uuids)
     return {"cel": {"expression": f'device.attributes["{inv.DRIVER}"].uuid in [{listed}]'}}

@@ -1,11 +1,16 @@
 """Where a rollout's candidate pods get their GPUs, and whether the pool can surge at all.
 
 A surging candidate runs beside a full stable: its largest step is placed on GPUs that neither
-stable's planned sets nor anyone else hold, and its pods may take any of stable's planned sets or
-those extra ones (the scheduler's allocation keeps stable's held sets to stable). When the extra
-sets do not fit, :func:`plan` says so (:class:`replica_moves.Capacity`) and the rollout moves
-replicas instead: the candidate is then enforced onto exactly stable's planned sets, taking each
-one as a stable pod releases it.
+stable's planned sets nor anyone else hold. Its pods are pinned to the sets it will keep as
+stable: those extra sets first, then as many of stable's planned sets as the promoted version
+will need beyond them (a canary whose last step runs fewer pods than ``replicas.min`` grows onto
+them once stable is gone; the scheduler's allocation keeps the sets stable's pods hold to
+stable until then). On promotion the service adopts exactly these sets as its placement
+(``version_placement``), so the promoted version's pod template does not change.
+
+When the extra sets do not fit, :func:`plan` says so (:class:`replica_moves.Capacity`) and the
+rollout moves replicas instead: the candidate is then enforced onto exactly stable's planned
+sets, taking each one as a stable pod releases it.
 
 Must not: I/O, clocks, choose the mode (``replica_moves.choose`` does).
 """
@@ -24,13 +29,22 @@ class CandidateGpus:
 
     capacity: replica_moves.Capacity
     surge: replica_placement.Enforcement | None
-    """Stable's planned sets plus the extra ones (what a surging candidate may take)."""
+    """The extra sets, then the stable sets the promoted version will need (a surging
+    candidate)."""
     moves: replica_placement.Enforcement | None
     """Stable's planned sets alone (what moving replicas take)."""
+    surge_placements: tuple[api.ReplicaPlacement, ...] = ()
+    """The sets ``surge`` names, numbered as the promoted version's replicas."""
+    moves_placements: tuple[api.ReplicaPlacement, ...] = ()
+    """The sets ``moves`` names (stable's placement)."""
 
     def enforcement(self, mode: str) -> replica_placement.Enforcement | None:
         """The candidate's enforcement in ``mode``."""
         return self.moves if mode == replica_moves.ZERO_SPARE else self.surge
+
+    def placements(self, mode: str) -> tuple[api.ReplicaPlacement, ...]:
+        """The sets the candidate's enforcement names in ``mode``, one per replica."""
+        return self.moves_placements if mode == replica_moves.ZERO_SPARE else self.surge_placements
 
 
 NO_GPUS = CandidateGpus(replica_moves.Capacity(), None, None)
@@ -42,8 +56,12 @@ def plan(
     stable: replica_placement.Outcome | None,
     *,
     largest_step: int,
+    promoted: int,
 ) -> CandidateGpus:
-    """Place ``largest_step`` candidate pods beside stable's planned sets, if the pool can."""
+    """Place ``largest_step`` candidate pods beside stable's planned sets, if the pool can.
+
+    ``promoted`` is the candidate's pod count when it is promoted (its last step's).
+    """
     if spec.resources.gpus == 0 or pool is None or stable is None:
         return NO_GPUS
     planned = stable.placements
@@ -56,4 +74,16 @@ def plan(
         free_gpus=max(free, 0),
         surge_gpus=largest_step * spec.resources.gpus,
     )
-    return CandidateGpus(capacity, beside.enforcement, stable.enforcement)
+    extra = [p for p in beside.placements if p.replica in beside.new]
+    inherited = max(replica_placement.wanted_replicas(spec, promoted) - len(extra), 0)
+    surge = tuple(
+        p.model_copy(update={"replica": i}) for i, p in enumerate([*extra, *planned[:inherited]])
+    )
+    return CandidateGpus(
+        capacity,
+        # MIG slices have no sets: the decision pins to the pool's MIG nodes
+        beside.enforcement if pool.mig else replica_placement.enforce(spec, pool, surge),
+        stable.enforcement,
+        surge_placements=surge,
+        moves_placements=planned,
+    )

@@ -61,8 +61,11 @@ def to_status(
     stable_replicas: int,
     now: datetime,
     previous: api.RolloutStatus,
+    retired_placement: list[dict[str, object]] | None = None,
 ) -> dict[str, object]:
     """Return the ``status.rollout`` fields (camelCase) that remember ``decision``.
+
+    ``retired_placement`` is the GPU sets the retired version's pods are pinned to.
 
     Measurements are the latest analysis's; a pass that analysed nothing keeps the previous ones.
     """
@@ -93,6 +96,7 @@ def to_status(
                 "uri": s.retired.uri,
                 "image": s.retired.image,
                 "scaleDownAt": _stamp(s.scale_down_at),
+                "placement": retired_placement or [],
             }
             if s.retired is not None
             else None
