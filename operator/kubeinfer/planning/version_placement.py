@@ -72,22 +72,25 @@ def follow(
     if remembered is not None and decision.stable != remembered:
         switched_back = state.retired is not None and decision.stable == state.retired
         adopted = recorded if switched_back else candidate.placements(state.mode)
+        # the adopted sets beyond its replicas stay its growth sets; none are added, since
+        # that would change the pod template the version runs with
         stable = replica_placement.decide(
             spec,
             pool,
             previous=adopted,
             current_pods=replicas.get(decision.stable.version, 0),
+            growth=replica_placement.Growth(replicas_max=spec.replicas.max),
         )
     if decision.retired is None:
         kept: tuple[api.ReplicaPlacement, ...] = ()
     elif decision.retired == remembered:
-        kept = outcome.placements
+        kept = replica_placement.enforced(outcome)
     else:
         kept = recorded
     mode = decision.state.mode
     return Versions(
         stable=stable,
-        stable_pin=_pinning(pool, stable.enforcement, stable.placements),
+        stable_pin=_pinning(pool, stable.enforcement, replica_placement.enforced(stable)),
         candidate_pin=(
             _pinning(pool, candidate.enforcement(mode), candidate.placements(mode))
             if decision.candidate is not None
