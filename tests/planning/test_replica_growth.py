@@ -3,7 +3,8 @@
 Whole planner passes against a one-node DRA pool: the Deployment's replicas change as the
 autoscaler would change them, and the rendered pod template and ResourceClaimTemplate must stay
 byte-identical, because the claim template already names the growth sets up to ``replicas.max``.
-A growth set another service takes changes the template once; growth sets are not held.
+A growth set another service takes changes the template once; growth sets are not held. Blue-green
+switches (and back) and zero-spare canaries keep each version's template with growth sets too.
 """
 
 from __future__ import annotations
@@ -154,3 +155,53 @@ def test_growth_plans_as_many_sets_as_the_pool_has() -> None:
     assert len(plan.status["growth"]["placement"]) == 3, "8 GPUs: four sets of two in all"
     again = _pass(spec, plan.status, 1)
     assert _pinned(again) == _pinned(plan)
+
+
+def _bounded(spec: api.InferenceServiceSpec, low: int, high: int) -> api.InferenceServiceSpec:
+    return spec.model_copy(update={"replicas": api.Replicas(min=low, max=high)})
+
+
+def _version_pinned(plan: inference_service.Plan, version: str) -> tuple[str, str] | None:
+    name = inference_service.version_name(OWNER, version)
+    deps = [c for c in plan.children if c["kind"] == "Deployment" and c["metadata"]["name"] == name]
+    if not deps:
+        return None
+    template = deps[0]["spec"]["template"]
+    claim_name = template["spec"]["resourceClaims"][0]["resourceClaimTemplateName"]
+    claim = next(c for c in plan.children if c["metadata"]["name"] == claim_name)
+    return children.content_hash(template), claim["metadata"]["annotations"][
+        children.HASH_ANNOTATION
+    ]
+
+
+def test_a_blue_green_switch_and_back_keeps_templates_with_growth_sets() -> None:
+    cluster = gpu_cluster.Cluster(sets=4)
+    v1 = _bounded(gpu_cluster.spec("v1", gpus=2), 2, 3)
+    before = cluster.run(v1, seconds=15)
+    assert len(before[-1][0].status["growth"]["placement"]) == 1
+    v1_render = _version_pinned(before[-1][0], "v1")
+    blue_green = {"strategy": "blueGreen", "scaleDownDelay": "5m"}
+    ahead = cluster.run(_bounded(gpu_cluster.spec("v2", gpus=2, **blue_green), 2, 3), seconds=120)
+    assert any(p.status["rollout"]["phase"] == "Promoted" for p, _ in ahead)
+    back = cluster.run(_bounded(gpu_cluster.spec("v1", gpus=2, **blue_green), 2, 3), seconds=15)
+    assert any(r == "SwitchedBack" for r, _ in back[0][0].events)
+    v1_renders = {_version_pinned(p, "v1") for p, _ in [*ahead, *back]} - {None}
+    assert v1_renders == {v1_render}, "v1 keeps its template (growth sets included) throughout"
+    v2_renders = {_version_pinned(p, "v2") for p, _ in ahead} - {None}
+    assert len(v2_renders) == 1
+
+
+def test_a_zero_spare_canary_keeps_its_template_with_growth_sets() -> None:
+    cluster = gpu_cluster.Cluster(sets=4)
+    before = cluster.run(_bounded(gpu_cluster.spec("v1", gpus=2), 3, 4), seconds=15)
+    assert len(before[-1][0].status["growth"]["placement"]) == 1
+    passes = cluster.run(_bounded(gpu_cluster.spec("v2", gpus=2), 3, 4), seconds=400)
+    assert passes[0][0].status["rollout"]["mode"] == "ZeroSpare"
+    assert any(p.status["rollout"]["phase"] == "Promoted" for p, _ in passes)
+    renders = [r for r in (_version_pinned(p, "v2") for p, _ in passes) if r is not None]
+    assert len(renders) == len(passes) and set(renders) == {renders[0]}
+    v1_before = _sets(before[-1][0].status["placement"]) + _sets(
+        before[-1][0].status["growth"]["placement"]
+    )
+    last = passes[-1][0].status
+    assert _sets(last["placement"]) + _sets(last["growth"]["placement"]) == v1_before
