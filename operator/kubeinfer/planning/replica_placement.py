@@ -21,6 +21,12 @@ schedulable, free of other holders and allowed by the spec; only the rest are pl
 :func:`kubeinfer.planning.placement.place`. Replicas planned: ``max(replicas.min,
 replicas.desired, current pods, 1)``.
 
+**Growth sets** (``status.growth``): one set per replica the autoscaler may add up to
+``replicas.max``, placed the same way on free GPUs and enforced after the replicas' sets, so a
+new pod takes the next one and scaling within the bounds leaves the pod template as it is. They
+are kept while valid, planned anew only when the enforced sets change anyway or
+``replicas.max`` does, and not held: another service may take one (this one then re-plans).
+
 Must not: I/O, clocks, read cluster objects (the controller builds :class:`PoolNode`).
 """
 
@@ -84,7 +90,7 @@ class Enforcement:
     mode: Literal["dra", "node-pinning"]
     nodes: tuple[str, ...]
     gpu_sets: tuple[tuple[str, ...], ...]
-    """GPU UUIDs per replica, in replica order."""
+    """GPU UUIDs per replica, in replica order (growth sets after the replicas')."""
     gpus: int
 
 
@@ -345,8 +351,10 @@ def build_claim_template(
 ) -> children.Manifest:
     """The ResourceClaimTemplate naming each planned GPU set (DRA mode).
 
-    Its name carries a digest of the sets: templates are immutable, so a new decision makes a
-    new template (and a rollout onto it); the old one is pruned.
+    The sets are the replicas' then the growth sets (:attr:`Outcome.growth`), so scaling within
+    ``replicas.max`` keeps the template. Its name carries a digest of the sets: templates are
+    immutable, so a new decision makes a new template (and a rollout onto it); the old one is
+    pruned.
     """
     sets = list(enforcement.gpu_sets)
     exact = sets if len(sets) <= MAX_SUBREQUESTS else sets[: MAX_SUBREQUESTS - 1]
