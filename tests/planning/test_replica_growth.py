@@ -146,6 +146,7 @@ def test_growth_sets_are_not_held() -> None:
     assert "holds 1 replicas" in capacity.message
     placed = next(o for o in plan.observations if o.type == "Placed")
     assert placed.message.startswith("1 replicas placed")
+    assert "3 of 3 replicas the autoscaler may add have a growth set" in placed.message
 
 
 def test_growth_plans_as_many_sets_as_the_pool_has() -> None:
@@ -153,6 +154,8 @@ def test_growth_plans_as_many_sets_as_the_pool_has() -> None:
     plan = _pass(spec, {}, 1)
     assert len(plan.status["placement"]) == 1
     assert len(plan.status["growth"]["placement"]) == 3, "8 GPUs: four sets of two in all"
+    placed = next(o for o in plan.observations if o.type == "Placed")
+    assert "3 of 5 replicas the autoscaler may add have a growth set" in placed.message
     again = _pass(spec, plan.status, 1)
     assert _pinned(again) == _pinned(plan)
 

@@ -530,7 +530,18 @@ def placed(
         kind,
         Reason.AS_EXPECTED,
         f"{outcome.wanted} replicas placed, {_how(outcome)}: {_where(outcome)}"
-        f"{_holding(pool, outcome)}.",
+        f"{_holding(pool, outcome)}{_grows(spec, outcome)}.",
+    )
+
+
+def _grows(spec: api.InferenceServiceSpec, outcome: Outcome) -> str:
+    """How many growth sets the enforcement lists, when the autoscaler may add replicas."""
+    room = spec.replicas.max - outcome.wanted
+    if room <= 0:
+        return ""
+    return (
+        f"; {len(outcome.growth)} of {room} replicas the autoscaler may add have a growth set "
+        "(listed, not held)"
     )
 
 
