@@ -6,7 +6,10 @@
 promotion adopts the candidate's sets as the service's placement, a switch back adopts the
 retired version's, and the version they replace takes stable's sets into retirement. Each
 version is therefore rendered with the same enforcement (claim template, node pinning) and NCCL
-environment before and after the change, and its pods are not re-created.
+environment before and after the change, and its pods are not re-created. Stable's growth sets
+(``replica_placement.Outcome.growth``) go with its sets: into retirement, and into a zero-spare
+candidate's, so the adopted sets beyond a version's replicas stay its growth sets; a promotion
+or switch back plans no new ones (that would change the template).
 
 Must not: I/O, clocks, place anything anew itself (``replica_placement.decide`` does).
 """
