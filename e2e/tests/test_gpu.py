@@ -14,7 +14,9 @@ with NVLink pairs through the fake NVML):
   nodes holding exactly the planned GPUs (ResourceClaims allocated by the scheduler through the
   DRA claim template);
 - memory use on one of its GPUs past 90 % of the replica's 40 GiB budget shows as Critical OOM
-  risk in the pool, ``OOMRisk=True`` on the service and in the operator's Prometheus metrics.
+  risk in the pool, ``OOMRisk=True`` on the service and in the operator's Prometheus metrics;
+- scaling a DRA-placed service's Deployment from 1 to 2 replicas (as its autoscaler would) keeps
+  the first pod and the pod template: the new pod's claim takes the planned growth set.
 """
 
 from __future__ import annotations
@@ -123,6 +125,20 @@ def _pool(namespace: str) -> str:
     )
 
 
+def _claimed_sets(
+    cluster: cluster_setup.Cluster, namespace: str
+) -> set[tuple[str, frozenset[int]]]:
+    """(node, GPU indices) of every allocated ResourceClaim of the namespace."""
+    out = cluster.kubectl("get", "resourceclaims", "-n", namespace, "-o", "json").stdout
+    sets = set()
+    for claim in json.loads(out)["items"]:
+        results = ((claim.get("status") or {}).get("allocation") or {}).get("devices", {})
+        devices = results.get("results") or []
+        if devices:
+            sets.add((devices[0]["pool"], frozenset(int(d["device"][4:]) for d in devices)))
+    return sets
+
+
 def _service(namespace: str) -> str:
     return yaml.safe_dump(
         {
@@ -216,13 +232,7 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
     assert "Placed replica" in events
 
     def held() -> set[tuple[str, frozenset[int]]] | None:
-        claims = json.loads(kubectl("get", "resourceclaims", "-n", namespace, "-o", "json").stdout)
-        sets = set()
-        for claim in claims["items"]:
-            results = ((claim.get("status") or {}).get("allocation") or {}).get("devices", {})
-            devices = results.get("results") or []
-            if devices:
-                sets.add((devices[0]["pool"], frozenset(int(d["device"][4:]) for d in devices)))
+        sets = _claimed_sets(cluster, namespace)
         return sets if len(sets) == 2 else None
 
     actual = _eventually(held, timeout=90, what="two allocated ResourceClaims")
@@ -298,3 +308,72 @@ def test_without_resource_slices_replicas_are_pinned_to_the_planned_nodes(
     assert {p["spec"]["nodeName"] for p in pods} <= nodes
     limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "2"
+
+
+def _sets(placement: list[dict[str, Any]]) -> list[tuple[str, frozenset[int]]]:
+    return [(p["node"], frozenset(p["gpus"])) for p in placement]
+
+
+def test_scaling_the_deployment_keeps_its_pods_and_the_new_pod_takes_a_growth_set(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    operator: operator_process.RunningOperator,
+    gpu_fleet: list[gpu_agents.RunningAgent],
+) -> None:
+    kubectl = cluster.kubectl
+    kubectl("apply", "-f", "-", stdin=_pool(namespace))
+    body = yaml.safe_load(_service(namespace))
+    body["spec"]["resources"]["gpus"] = 1
+    body["spec"]["placement"]["topology"] = "any"
+    body["spec"]["replicas"] = {"min": 1, "max": 2}
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body))
+    selector = "kubeinfer.io/inferenceservice=tp2"
+
+    def placed() -> dict[str, Any] | None:
+        svc = _get(cluster, "inferenceservice/tp2", namespace)
+        status = svc.get("status") or {}
+        ok = _condition(svc, "Placed").get("status") == "True"
+        grown = len(((status.get("growth") or {}).get("placement")) or []) == 1
+        return svc if ok and len(status.get("placement") or []) == 1 and grown else None
+
+    svc = _eventually(placed, what="Placed=True with one placement and one growth set")
+    planned = _sets(svc["status"]["placement"]) + _sets(svc["status"]["growth"]["placement"])
+    _eventually(
+        lambda: _claimed_sets(cluster, namespace) == {planned[0]},
+        timeout=90,
+        what="the first pod's claim to hold the first planned set",
+    )
+
+    def pods() -> list[dict[str, Any]]:
+        out = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+        return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+    first = pods()
+    assert len(first) == 1
+
+    def replica_sets() -> set[str]:
+        out = kubectl("get", "replicasets", "-n", namespace, "-l", selector, "-o", "name").stdout
+        return set(out.split())
+
+    before = replica_sets()
+    deployment = kubectl("get", "deployments", "-n", namespace, "-l", selector, "-o", "name")
+    kubectl("scale", deployment.stdout.strip(), "-n", namespace, "--replicas=2")
+    _eventually(
+        lambda: _claimed_sets(cluster, namespace) == set(planned),
+        timeout=90,
+        what="the new pod's claim to take the planned growth set",
+    )
+    now = pods()
+    assert first[0]["metadata"]["uid"] in {p["metadata"]["uid"] for p in now}, "first pod kept"
+    assert len(now) == 2
+    assert replica_sets() == before, "the pod template did not change"
+    hashes = {p["metadata"]["labels"]["pod-template-hash"] for p in now}
+    assert hashes == {first[0]["metadata"]["labels"]["pod-template-hash"]}
+
+    def recorded() -> dict[str, Any] | None:
+        svc = _get(cluster, "inferenceservice/tp2", namespace)
+        return svc if len(svc["status"].get("placement") or []) == 2 else None
+
+    svc = _eventually(recorded, what="status.placement to record both replicas")
+    assert _sets(svc["status"]["placement"]) == planned
+    assert svc["status"]["growth"]["placement"] == []

@@ -421,7 +421,8 @@ class RetiredVersion(ApiModel):
     scale_down_at: str
     """When its Deployment is deleted (RFC 3339)."""
     placement: list[ReplicaPlacement] = Field(default_factory=list)
-    """The GPU sets its pods are pinned to (status.placement follows the new stable)."""
+    """The GPU sets its pods are pinned to (status.placement follows the new stable): its
+    replicas' sets, then the growth sets its claim template named."""
 
 
 class RolloutStatus(ApiModel):
@@ -483,6 +484,19 @@ class ReplicaPlacement(ApiModel):
     """Why this set: scores and the alternatives passed over."""
 
 
+class GrowthPlacement(ApiModel):
+    """GPU sets planned for the replicas an autoscaler may add, up to ``replicas.max``.
+
+    The claim template names them after the current replicas' sets, so scaling within the
+    bounds does not change the pod template. They are not held: another service may take them.
+    """
+
+    replicas_max: int = 0
+    """The ``replicas.max`` they were planned for (a new bound plans them anew)."""
+    placement: list[ReplicaPlacement] = Field(default_factory=list)
+    """One set per replica beyond the current ones, in the order new pods take them."""
+
+
 class InferenceServiceStatus(ApiModel):
     """Observed state of an InferenceService."""
 
@@ -508,3 +522,5 @@ class InferenceServiceStatus(ApiModel):
     """Rollout progress and analysis."""
     placement: list[ReplicaPlacement] = Field(default_factory=list)
     """Per-replica placement."""
+    growth: GrowthPlacement | None = None
+    """GPU sets planned for replicas beyond the current ones (not held)."""

@@ -463,6 +463,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             observed.pool,
             previous=observed.previous_placement,
             current_pods=max((before or DeploymentView()).replicas, state.total),
+            growth=replica_placement.Growth.of(observed.status.growth),
         )
         if spec.resources.gpus and observed.pool is not None and observed.pool.nodes
         else None
@@ -550,6 +551,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             retired_placement=version_placement.status(pins.retired),
         ),
         "placement": replica_placement.status(outcome),
+        "growth": replica_placement.growth_status(spec, outcome),
     }
     promoted = any(reason == "Promoted" for reason, _ in decision.events)
     return Plan(

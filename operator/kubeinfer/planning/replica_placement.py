@@ -21,6 +21,12 @@ schedulable, free of other holders and allowed by the spec; only the rest are pl
 :func:`kubeinfer.planning.placement.place`. Replicas planned: ``max(replicas.min,
 replicas.desired, current pods, 1)``.
 
+**Growth sets** (``status.growth``): one set per replica the autoscaler may add up to
+``replicas.max``, placed the same way on free GPUs and enforced after the replicas' sets, so a
+new pod takes the next one and scaling within the bounds leaves the pod template as it is. They
+are kept while valid, planned anew only when the enforced sets change anyway or
+``replicas.max`` does, and not held: another service may take one (this one then re-plans).
+
 Must not: I/O, clocks, read cluster objects (the controller builds :class:`PoolNode`).
 """
 
@@ -84,7 +90,7 @@ class Enforcement:
     mode: Literal["dra", "node-pinning"]
     nodes: tuple[str, ...]
     gpu_sets: tuple[tuple[str, ...], ...]
-    """GPU UUIDs per replica, in replica order."""
+    """GPU UUIDs per replica, in replica order (growth sets after the replicas')."""
     gpus: int
 
 
@@ -98,6 +104,29 @@ class Outcome:
     enforcement: Enforcement | None
     new: tuple[int, ...]
     """Replicas placed anew in this decision (the others kept their recorded placement)."""
+    growth: tuple[api.ReplicaPlacement, ...] = ()
+    """Sets for the replicas an autoscaler may add up to ``replicas.max``, in the order new pods
+    take them (enforced after ``placements``; not held)."""
+
+
+@dataclass(frozen=True)
+class Growth:
+    """The growth sets a decision remembers from the last one."""
+
+    sets: tuple[api.ReplicaPlacement, ...] = ()
+    replicas_max: int | None = None
+    """The ``replicas.max`` they were planned for; None plans them anew."""
+
+    @classmethod
+    def of(cls, recorded: api.GrowthPlacement | None) -> Growth:
+        """The growth recorded in ``status.growth``."""
+        if recorded is None:
+            return REPLAN
+        return cls(tuple(recorded.placement), recorded.replicas_max)
+
+
+REPLAN = Growth()
+"""No growth remembered: plan the growth sets anew."""
 
 
 def wanted_replicas(spec: api.InferenceServiceSpec, current: int) -> int:
@@ -156,20 +185,38 @@ def decide(
     *,
     previous: Sequence[api.ReplicaPlacement],
     current_pods: int,
+    growth: Growth = REPLAN,
 ) -> Outcome:
-    """Place every wanted replica, keeping valid recorded placements."""
+    """Place every wanted replica, keeping valid recorded placements, and plan growth sets.
+
+    A recorded placement beyond the wanted replicas (the autoscaler scaled down) and the
+    remembered ``growth`` sets are spare: replicas placed anew take them first, in order, and
+    the rest stay growth sets. New growth sets are only planned when the enforced sets change
+    anyway or ``replicas.max`` changed, so that others' allocations do not churn the template.
+    """
     wanted = wanted_replicas(spec, current_pods)
     if pool.mig:
         return _mig_outcome(spec, pool, wanted)
     by_name = {n.name: n for n in pool.nodes}
-    kept: list[api.ReplicaPlacement] = []
     used: dict[str, set[int]] = {}
-    for prior in sorted(previous, key=lambda p: p.replica)[:wanted]:
+
+    def usable(prior: api.ReplicaPlacement) -> bool:
         node = by_name.get(prior.node)
-        overlap = used.get(prior.node, set()) & set(prior.gpus)
-        if not overlap and _still_valid(spec, prior, node):
-            kept.append(prior)
-            used.setdefault(prior.node, set()).update(prior.gpus)
+        if used.get(prior.node, set()) & set(prior.gpus) or not _still_valid(spec, prior, node):
+            return False
+        used.setdefault(prior.node, set()).update(prior.gpus)
+        return True
+
+    ordered = sorted(previous, key=lambda p: p.replica)
+    kept = [p for p in ordered[:wanted] if usable(p)]
+    spare = [p for p in (*ordered[wanted:], *growth.sets) if usable(p)]
+    taken_ordinals = {p.replica for p in kept}
+    free_ordinals = [i for i in range(wanted) if i not in taken_ordinals]
+    reused = [
+        p.model_copy(update={"replica": r}) for r, p in zip(free_ordinals, spare, strict=False)
+    ]
+    spare = spare[len(reused) :]
+    free_ordinals = free_ordinals[len(reused) :]
     states = [
         placement.NodeState(
             name=n.name,
@@ -179,7 +226,7 @@ def decide(
         )
         for n in pool.nodes
     ]
-    result = placement.place(_request(spec, wanted - len(kept)), states)
+    result = placement.place(_request(spec, len(free_ordinals)), states)
     largest = max((len(n.schedulable) for n in pool.nodes), default=0)
     if result.no_fit is not None and largest < spec.resources.gpus:
         # even an empty node could not hold one replica: the request, not the load, is wrong
@@ -188,23 +235,66 @@ def decide(
             f"{largest} schedulable"
         )
         result = placement.Plan(result.placements, placement.NoFit(0, Reason.NO_NODE_FITS, message))
-    taken_ordinals = {p.replica for p in kept}
-    free_ordinals = [i for i in range(wanted) if i not in taken_ordinals]
     fresh = [
         _explained(dataclasses.replace(p, replica=free_ordinals[i]))
         for i, p in enumerate(result.placements)
     ]
-    placements = tuple(sorted([*kept, *fresh], key=lambda p: p.replica))
+    placements = tuple(sorted([*kept, *reused, *fresh], key=lambda p: p.replica))
     no_fit = result.no_fit
     if no_fit is not None:
         no_fit = dataclasses.replace(no_fit, replica=free_ordinals[len(fresh)])
+    # re-plan growth only when the enforced sets change anyway, or the bound does
+    changed = [_key(p) for p in (*ordered, *growth.sets)] != [
+        _key(p) for p in (*placements, *spare)
+    ]
+    sets = _growth(
+        spec,
+        spare,
+        replan=changed or growth.replicas_max != spec.replicas.max,
+        states=_without(states, fresh),
+        first=wanted,
+    )
     return Outcome(
         wanted=wanted,
         placements=placements,
         no_fit=no_fit,
-        enforcement=_enforcement(spec, placements, by_name),
-        new=tuple(p.replica for p in fresh),
+        enforcement=_enforcement(spec, [*placements, *sets], by_name),
+        new=tuple(p.replica for p in (*reused, *fresh)),
+        growth=sets,
     )
+
+
+def _key(p: api.ReplicaPlacement) -> tuple[str, tuple[int, ...]]:
+    return p.node, tuple(p.gpus)
+
+
+def _without(
+    states: Sequence[placement.NodeState], taken: Sequence[api.ReplicaPlacement]
+) -> list[placement.NodeState]:
+    gone: dict[str, set[int]] = {}
+    for p in taken:
+        gone.setdefault(p.node, set()).update(p.gpus)
+    return [dataclasses.replace(n, free=n.free - frozenset(gone.get(n.name, ()))) for n in states]
+
+
+def _growth(
+    spec: api.InferenceServiceSpec,
+    spare: Sequence[api.ReplicaPlacement],
+    *,
+    replan: bool,
+    states: Sequence[placement.NodeState],
+    first: int,
+) -> tuple[api.ReplicaPlacement, ...]:
+    """The growth sets: the ``spare`` ones, then, when re-planning, as many more as fit.
+
+    ``states`` is the pool without the replicas' sets; ``first`` is the first growth ordinal.
+    """
+    room = max(spec.replicas.max - first, 0)
+    sets = list(spare)
+    if replan and len(sets) < room:
+        more = placement.place(_request(spec, room - len(sets)), _without(states, sets))
+        sets += [_explained(p) for p in more.placements]
+    return tuple(p.model_copy(update={"replica": first + i}) for i, p in enumerate(sets[:room]))
 
 
 def _mig_outcome(spec: api.InferenceServiceSpec, pool: PoolState, wanted: int) -> Outcome:
@@ -261,8 +351,10 @@ def build_claim_template(
 ) -> children.Manifest:
     """The ResourceClaimTemplate naming each planned GPU set (DRA mode).
 
-    Its name carries a digest of the sets: templates are immutable, so a new decision makes a
-    new template (and a rollout onto it); the old one is pruned.
+    The sets are the replicas' then the growth sets (:attr:`Outcome.growth`), so scaling within
+    ``replicas.max`` keeps the template. Its name carries a digest of the sets: templates are
+    immutable, so a new decision makes a new template (and a rollout onto it); the old one is
+    pruned.
     """
     sets = list(enforcement.gpu_sets)
     exact = sets if len(sets) <= MAX_SUBREQUESTS else sets[: MAX_SUBREQUESTS - 1]
@@ -354,6 +446,22 @@ def status(outcome: Outcome | None) -> list[dict[str, Any]]:
     return [p.model_dump(by_alias=True, exclude_none=True) for p in outcome.placements]
 
 
+def growth_status(spec: api.InferenceServiceSpec, outcome: Outcome | None) -> dict[str, Any] | None:
+    """``status.growth``."""
+    if outcome is None or outcome.enforcement is None:
+        return None
+    recorded = api.GrowthPlacement(replicas_max=spec.replicas.max, placement=list(outcome.growth))
+    return recorded.model_dump(by_alias=True, exclude_none=True)
+
+
+def enforced(outcome: Outcome) -> tuple[api.ReplicaPlacement, ...]:
+    """Every set ``outcome`` enforces, numbered in order: its replicas', then its growth sets."""
+    return tuple(
+        p.model_copy(update={"replica": i})
+        for i, p in enumerate((*outcome.placements, *outcome.growth))
+    )
+
+
 def _where(outcome: Outcome) -> str:
     shown = "; ".join(
         f"{p.replica}: {p.node} {p.gpus} ({p.bottleneck_gbps:g} GB/s)"
@@ -422,7 +530,18 @@ def placed(
         kind,
         Reason.AS_EXPECTED,
         f"{outcome.wanted} replicas placed, {_how(outcome)}: {_where(outcome)}"
-        f"{_holding(pool, outcome)}.",
+        f"{_holding(pool, outcome)}{_grows(spec, outcome)}.",
+    )
+
+
+def _grows(spec: api.InferenceServiceSpec, outcome: Outcome) -> str:
+    """How many growth sets the enforcement lists, when the autoscaler may add replicas."""
+    room = spec.replicas.max - outcome.wanted
+    if room <= 0:
+        return ""
+    return (
+        f"; {len(outcome.growth)} of {room} replicas the autoscaler may add have a growth set "
+        "(listed, not held)"
     )
 
 
@@ -430,7 +549,7 @@ def _holding(pool: PoolState | None, outcome: Outcome) -> str:
     """How many pods' claims hold planned sets (DRA only: the device plugin does not say)."""
     if pool is None or outcome.enforcement is None or outcome.enforcement.mode != "dra":
         return ""
-    planned = {(p.node, frozenset(p.gpus)) for p in outcome.placements}
+    planned = {(p.node, frozenset(p.gpus)) for p in (*outcome.placements, *outcome.growth)}
     on_plan = sum(1 for held in pool.held if held in planned)
     off_plan = len(pool.held) - on_plan
     text = f"; {on_plan} of {outcome.wanted} hold their planned GPUs"

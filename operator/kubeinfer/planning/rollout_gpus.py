@@ -32,11 +32,11 @@ class CandidateGpus:
     """The extra sets, then the stable sets the promoted version will need (a surging
     candidate)."""
     moves: replica_placement.Enforcement | None
-    """Stable's planned sets alone (what moving replicas take)."""
+    """Stable's enforced sets alone, its growth sets included (what moving replicas take)."""
     surge_placements: tuple[api.ReplicaPlacement, ...] = ()
     """The sets ``surge`` names, numbered as the promoted version's replicas."""
     moves_placements: tuple[api.ReplicaPlacement, ...] = ()
-    """The sets ``moves`` names (stable's placement)."""
+    """The sets ``moves`` names (stable's placement, then its growth sets)."""
 
     def enforcement(self, mode: str) -> replica_placement.Enforcement | None:
         """The candidate's enforcement in ``mode``."""
@@ -85,5 +85,5 @@ def plan(
         beside.enforcement if pool.mig else replica_placement.enforce(spec, pool, surge),
         stable.enforcement,
         surge_placements=surge,
-        moves_placements=planned,
+        moves_placements=replica_placement.enforced(stable),
     )

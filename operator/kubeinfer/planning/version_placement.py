@@ -6,7 +6,10 @@
 promotion adopts the candidate's sets as the service's placement, a switch back adopts the
 retired version's, and the version they replace takes stable's sets into retirement. Each
 version is therefore rendered with the same enforcement (claim template, node pinning) and NCCL
-environment before and after the change, and its pods are not re-created.
+environment before and after the change, and its pods are not re-created. Stable's growth sets
+(``replica_placement.Outcome.growth``) go with its sets: into retirement, and into a zero-spare
+candidate's, so the adopted sets beyond a version's replicas stay its growth sets; a promotion
+or switch back plans no new ones (that would change the template).
 
 Must not: I/O, clocks, place anything anew itself (``replica_placement.decide`` does).
 """
@@ -72,22 +75,25 @@ def follow(
     if remembered is not None and decision.stable != remembered:
         switched_back = state.retired is not None and decision.stable == state.retired
         adopted = recorded if switched_back else candidate.placements(state.mode)
+        # the adopted sets beyond its replicas stay its growth sets; none are added, since
+        # that would change the pod template the version runs with
         stable = replica_placement.decide(
             spec,
             pool,
             previous=adopted,
             current_pods=replicas.get(decision.stable.version, 0),
+            growth=replica_placement.Growth(replicas_max=spec.replicas.max),
         )
     if decision.retired is None:
         kept: tuple[api.ReplicaPlacement, ...] = ()
     elif decision.retired == remembered:
-        kept = outcome.placements
+        kept = replica_placement.enforced(outcome)
     else:
         kept = recorded
     mode = decision.state.mode
     return Versions(
         stable=stable,
-        stable_pin=_pinning(pool, stable.enforcement, stable.placements),
+        stable_pin=_pinning(pool, stable.enforcement, replica_placement.enforced(stable)),
         candidate_pin=(
             _pinning(pool, candidate.enforcement(mode), candidate.placements(mode))
             if decision.candidate is not None
