@@ -20,6 +20,7 @@ from kubeinfer.planning import (
     analysis,
     children,
     inference_service,
+    model_server,
     replica_placement,
     rollout,
     rollout_status,
@@ -117,7 +118,7 @@ class Cluster:
         for p in self.pods:
             p.ready = True
         deployments = {
-            c["metadata"]["labels"][inference_service.VERSION_LABEL]: c
+            c["metadata"]["labels"][model_server.VERSION_LABEL]: c
             for c in plan.children
             if c["kind"] == "Deployment"
         }

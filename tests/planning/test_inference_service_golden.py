@@ -15,7 +15,7 @@ import yaml
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.planning import children, inference_service, log_sidecar, render
+from kubeinfer.planning import children, inference_service, log_sidecar, model_server, render
 
 GOLDEN = Path(__file__).parent / "golden" / "inference_service"
 OWNER = children.Owner(
@@ -141,8 +141,6 @@ def test_pvc_models_are_mounted_read_only() -> None:
 
 def test_startup_probe_allows_the_model_load_timeout() -> None:
     spec = _merge(BASE, {"model": {"loadTimeout": "30m"}})
-    deployment = inference_service.build_deployment(
-        OWNER, api.InferenceServiceSpec.model_validate(spec)
-    )
+    deployment = model_server.build_deployment(OWNER, api.InferenceServiceSpec.model_validate(spec))
     probe = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 30 * 60

@@ -16,7 +16,7 @@ import yaml
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.planning import children, inference_service, log_sidecar
+from kubeinfer.planning import children, inference_service, log_sidecar, model_server
 from kubeinfer.planning import log_policy as planner
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "chat", "ml", "uid-chat")
@@ -46,7 +46,7 @@ def _policy(name: str = "chat-logs", **spec: Any) -> log_sidecar.Policy:
 
 
 def _pod(spec: api.InferenceServiceSpec, *policies: log_sidecar.Policy) -> dict[str, Any]:
-    deployment = inference_service.build_deployment(OWNER, spec, log_policies=policies)
+    deployment = model_server.build_deployment(OWNER, spec, log_policies=policies)
     return dict(deployment["spec"]["template"])
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children, inference_service, replica_placement
+from kubeinfer.planning import children, inference_service, model_server, replica_placement
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import OWNER
 
@@ -165,7 +165,7 @@ def _bounded(spec: api.InferenceServiceSpec, low: int, high: int) -> api.Inferen
 
 
 def _version_pinned(plan: inference_service.Plan, version: str) -> tuple[str, str] | None:
-    name = inference_service.version_name(OWNER, version)
+    name = model_server.version_name(OWNER, version)
     deps = [c for c in plan.children if c["kind"] == "Deployment" and c["metadata"]["name"] == name]
     if not deps:
         return None

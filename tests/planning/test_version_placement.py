@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children, inference_service
+from kubeinfer.planning import children, inference_service, model_server
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import OWNER, Cluster
 
@@ -31,7 +31,7 @@ def _pinned(plan: inference_service.Plan, version: str) -> tuple[str, str] | Non
     by_kind: dict[str, dict[str, Any]] = {}
     for c in plan.children:
         by_kind.setdefault(c["kind"], {})[c["metadata"]["name"]] = c
-    dep = by_kind["Deployment"].get(inference_service.version_name(OWNER, version))
+    dep = by_kind["Deployment"].get(model_server.version_name(OWNER, version))
     if dep is None:
         return None
     template = dep["spec"]["template"]

@@ -23,6 +23,7 @@ from kubeinfer.planning import (
     children,
     gateway_support,
     log_sidecar,
+    model_server,
     rollout_status,
 )
 from kubeinfer.planning import inference_service as planner
@@ -43,7 +44,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     now = datetime.now(UTC)
     state, stable = rollout_status.from_status(status)
     deployments = {
-        d["metadata"]["labels"].get(planner.VERSION_LABEL, ""): _deployment_view(d)
+        d["metadata"]["labels"].get(model_server.VERSION_LABEL, ""): _deployment_view(d)
         for d in store.owned_by("Deployment", owner.namespace, owner.uid)
     }
     route = store.get("HTTPRoute", owner.namespace, owner.name)
@@ -94,7 +95,7 @@ def _pods(pods: Any, owner: children.Owner) -> dict[str, tuple[int, int]]:
         labels = meta.get("labels") or {}
         if meta.get("namespace") != owner.namespace or labels.get(owner.label_key) != owner.name:
             continue
-        count = counts.setdefault(str(labels.get(planner.VERSION_LABEL, "")), [0, 0])
+        count = counts.setdefault(str(labels.get(model_server.VERSION_LABEL, "")), [0, 0])
         count[1 if meta.get("deletionTimestamp") else 0] += 1
     return {v: (n, dying) for v, (n, dying) in counts.items()}
 

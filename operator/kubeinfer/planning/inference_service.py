@@ -1,10 +1,11 @@
 """Plan an InferenceService: its children and its status, from spec and observed state.
 
-Children: a Deployment and a Service per model version, the front Service, the route
-(Gateway API HTTPRoute or Istio VirtualService), the autoscaler (HPA or KEDA ScaledObject), a
-PodDisruptionBudget and a ServiceMonitor; for a server that logs to files and LogPolicies that
-select it, the ConfigMap of its collector sidecars (``planning.log_sidecar``). Pure: the controller gathers :class:`Observed` and
-applies the returned :class:`Plan`.
+Children: a Deployment and a Service per model version (``planning.model_server`` builds them,
+with the PodDisruptionBudget and the ServiceMonitor), the front Service, the route (Gateway API
+HTTPRoute or Istio VirtualService), the autoscaler (HPA or KEDA ScaledObject); for a server that
+logs to files and LogPolicies that select it, the ConfigMap of its collector sidecars
+(``planning.log_sidecar``). Pure: the controller gathers :class:`Observed` and applies the
+returned :class:`Plan`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import (
@@ -23,6 +23,7 @@ from kubeinfer.planning import (
     children,
     gateway_support,
     log_sidecar,
+    model_server,
     oom,
     replica_moves,
     replica_placement,
@@ -30,7 +31,6 @@ from kubeinfer.planning import (
     rollout_gpus,
     rollout_status,
     runtimes,
-    tiers,
     traffic,
     version_placement,
 )
@@ -39,11 +39,6 @@ from kubeinfer.planning.conditions import Observation, with_ready
 GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
 """Ready's gates, in priority order. MetricsAvailable and CapacityAvailable inform; they do not
 gate Ready, because the model serves traffic without an autoscaler's metrics."""
-
-VERSION_LABEL = "kubeinfer.io/model-version"
-HTTP_PORT = traffic.HTTP_PORT
-SHM_PATH = "/dev/shm"  # noqa: S108 - the in-memory volume NCCL and PyTorch workers expect
-
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """``now`` of offline renders, which never reach a time-dependent rollout decision."""
@@ -112,220 +107,6 @@ class Plan:
     """Seconds after which to reconcile again without a watch event (a running rollout)."""
 
 
-def version_name(owner: children.Owner, version: str) -> str:
-    """Name of a version's Deployment and Service."""
-    return children.dns_name(owner.name, version)
-
-
-def pod_labels(owner: children.Owner, version: str) -> dict[str, str]:
-    """Labels of the model server pods of ``version``."""
-    return children.child_labels(owner, {VERSION_LABEL: version})
-
-
-def build_deployment(
-    owner: children.Owner,
-    spec: api.InferenceServiceSpec,
-    gpus: replica_placement.Enforcement | None = None,
-    claim_template: str | None = None,
-    extra_env: Mapping[str, str] | None = None,
-    *,
-    log_policies: Sequence[log_sidecar.Policy] = (),
-) -> children.Manifest:
-    """Return the Deployment of the spec's model version.
-
-    ``replicas`` is left out on purpose: the autoscaler owns it, so neither Git nor a
-    server-side apply of this manifest ever fights the autoscaler over it. A server logging to
-    files gets a collector sidecar for each of ``log_policies`` that selects its pods.
-    """
-    runtime = runtimes.RUNTIMES[spec.model.runtime]
-    tier = tiers.TIERS[spec.sla.tier]
-    source = runtimes.model_source(spec.model.uri)
-    launch = runtimes.Launch(
-        model=spec.model,
-        source=source,
-        gpus=spec.resources.gpus,
-        max_batch_size=spec.batching.max_batch_size or tier.max_batch_size,
-        max_batch_latency_ms=(
-            spec.batching.max_latency_ms
-            if spec.batching.max_latency_ms is not None
-            else tier.max_batch_latency_ms
-        ),
-        log_dir=spec.logging.directory if spec.logging.mode == "file" else None,
-    )
-    name = version_name(owner, spec.model.version)
-    labels = pod_labels(owner, spec.model.version)
-    selector = {owner.label_key: owner.name, VERSION_LABEL: spec.model.version}
-    limits: dict[str, str] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
-    if spec.resources.gpus:
-        limits["nvidia.com/gpu"] = str(spec.resources.gpus)
-    load_s = base.duration_seconds(spec.model.load_timeout)
-    container: children.Manifest = {
-        "name": "server",
-        "image": spec.model.image or runtime.image,
-        "args": runtime.args(launch),
-        "env": [
-            {"name": k, "value": v}
-            for k, v in sorted({**runtime.env(launch), **(extra_env or {})}.items())
-        ],
-        "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}]
-        + (
-            [{"name": "metrics", "containerPort": runtime.metrics_port, "protocol": "TCP"}]
-            if runtime.metrics_port != runtime.port
-            else []
-        ),
-        "resources": {"requests": dict(limits), "limits": dict(limits)},
-        "startupProbe": {
-            "httpGet": {"path": runtime.health_path, "port": runtime.port},
-            "periodSeconds": 10,
-            "failureThreshold": max(int(load_s // 10), 1),
-        },
-        "readinessProbe": {
-            "httpGet": {"path": runtime.ready_path, "port": runtime.port},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": runtime.health_path, "port": runtime.port},
-            "periodSeconds": 10,
-            "failureThreshold": 6,
-        },
-        "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
-        "volumeMounts": [{"name": "dshm", "mountPath": SHM_PATH}, *source.mounts],
-    }
-    hook = runtime.post_start(launch)
-    if hook is not None:
-        container["lifecycle"]["postStart"] = {"exec": {"command": hook}}
-    pod_spec: children.Manifest = {
-        "priorityClassName": tier.priority_class,
-        "terminationGracePeriodSeconds": 60,
-        "containers": [container],
-        "volumes": [
-            {
-                "name": "dshm",
-                "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory},
-            },
-            *source.volumes,
-        ],
-    }
-    if spec.placement.node_selector:
-        pod_spec["nodeSelector"] = dict(sorted(spec.placement.node_selector.items()))
-    if spec.placement.tolerations:
-        pod_spec["tolerations"] = [
-            t.model_dump(by_alias=True, exclude_none=True) for t in spec.placement.tolerations
-        ]
-    if gpus is not None:
-        replica_placement.constrain_pod(pod_spec, container, gpus, claim_template=claim_template)
-    elif spec.resources.gpus:
-        replica_placement.hold_pod(pod_spec)
-    template: children.Manifest = {"metadata": {"labels": labels}, "spec": pod_spec}
-    log_sidecar.add_to_pod(
-        template,
-        container,
-        owner=owner,
-        logging=spec.logging,
-        policies=log_sidecar.selecting(log_policies, owner.name, labels),
-    )
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": children.metadata(owner, name, labels={VERSION_LABEL: spec.model.version}),
-        "spec": {
-            "selector": {"matchLabels": selector},
-            "progressDeadlineSeconds": int(load_s) + 300,
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
-            "template": template,
-        },
-    }
-
-
-def build_service(
-    owner: children.Owner, name: str, selector: dict[str, str], target_port: int
-) -> children.Manifest:
-    """Return a ClusterIP Service named ``name`` over the pods ``selector`` matches."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": children.metadata(owner, name),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": dict(sorted(selector.items())),
-            "ports": [
-                {"name": "http", "port": HTTP_PORT, "targetPort": target_port, "protocol": "TCP"}
-            ],
-        },
-    }
-
-
-def build_pdb(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
-    """Return the PodDisruptionBudget protecting the tier's share of replicas."""
-    tier = tiers.TIERS[spec.sla.tier]
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": children.metadata(owner, owner.name),
-        "spec": {
-            "minAvailable": f"{tier.min_available_percent}%",
-            "selector": {"matchLabels": {owner.label_key: owner.name}},
-            "unhealthyPodEvictionPolicy": "AlwaysAllow",
-        },
-    }
-
-
-def build_service_monitor(
-    owner: children.Owner, spec: api.InferenceServiceSpec
-) -> children.Manifest:
-    """Return the ServiceMonitor scraping every version's model servers, each pod once.
-
-    It selects only the per-version Services (they carry the version label): the front Service
-    reaches the same pods, and selecting it too would scrape every pod twice and double rates.
-    """
-    runtime = runtimes.RUNTIMES[spec.model.runtime]
-    port = "metrics" if runtime.metrics_port != runtime.port else "http"
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": children.metadata(owner, owner.name),
-        "spec": {
-            "selector": {
-                "matchLabels": {owner.label_key: owner.name},
-                "matchExpressions": [{"key": VERSION_LABEL, "operator": "Exists"}],
-            },
-            "podTargetLabels": [owner.label_key, VERSION_LABEL],
-            "endpoints": [
-                {
-                    "port": port,
-                    "path": runtime.metrics_path,
-                    "interval": f"{analysis.SCRAPE_INTERVAL_SECONDS}s",
-                }
-            ],
-        },
-    }
-
-
-def _version_service(owner: children.Owner, spec: api.InferenceServiceSpec) -> children.Manifest:
-    runtime = runtimes.RUNTIMES[spec.model.runtime]
-    svc = build_service(
-        owner,
-        version_name(owner, spec.model.version),
-        {owner.label_key: owner.name, VERSION_LABEL: spec.model.version},
-        runtime.port,
-    )
-    if runtime.metrics_port != runtime.port:
-        svc["spec"]["ports"].append(
-            {
-                "name": "metrics",
-                "port": runtime.metrics_port,
-                "targetPort": runtime.metrics_port,
-                "protocol": "TCP",
-            }
-        )
-    svc["metadata"]["labels"][VERSION_LABEL] = spec.model.version
-    return svc
-
-
 def for_version(
     spec: api.InferenceServiceSpec, version: rollout.Version
 ) -> api.InferenceServiceSpec:
@@ -343,14 +124,14 @@ def _pinned_deployment(
     log_policies: Sequence[log_sidecar.Policy] = (),
 ) -> tuple[children.Manifest | None, children.Manifest]:
     """A version's Deployment pinned by ``pin``, and its ResourceClaimTemplate in DRA mode."""
-    name = version_name(owner, spec.model.version)
+    name = model_server.version_name(owner, spec.model.version)
     gpus = pin.gpus
     claims = (
         replica_placement.build_claim_template(owner, name, gpus)
         if gpus is not None and gpus.mode == "dra"
         else None
     )
-    deployment = build_deployment(
+    deployment = model_server.build_deployment(
         owner,
         spec,
         gpus,
@@ -401,7 +182,11 @@ def render(
             if decision.candidate_replicas is not None
             else rollout.candidate_replicas(spec, decision.state.step, stable_replicas)
         )
-        candidate_objs = [candidate_claims, candidate, _version_service(owner, candidate_spec)]
+        candidate_objs = [
+            candidate_claims,
+            candidate,
+            model_server.version_service(owner, candidate_spec),
+        ]
         split = traffic.Split(
             stable=stable,
             candidate=candidate["metadata"]["name"],
@@ -415,21 +200,27 @@ def render(
         retired_claims, retired = _pinned_deployment(
             owner, retired_spec, pins.retired_pin, log_policies
         )
-        candidate_objs += [retired_claims, retired, _version_service(owner, retired_spec)]
+        candidate_objs += [
+            retired_claims,
+            retired,
+            model_server.version_service(owner, retired_spec),
+        ]
     sidecar_policies = {
         p.owner.name: p
         for version in versions
-        for p in log_sidecar.selecting(log_policies, owner.name, pod_labels(owner, version))
+        for p in log_sidecar.selecting(
+            log_policies, owner.name, model_server.pod_labels(owner, version)
+        )
     }
     objs: list[children.Manifest | None] = [
         claims,
         deployment,
-        _version_service(owner, stable_spec),
+        model_server.version_service(owner, stable_spec),
         *candidate_objs,
-        build_service(
+        model_server.build_service(
             owner,
             owner.name,
-            {owner.label_key: owner.name, VERSION_LABEL: stable_spec.model.version},
+            {owner.label_key: owner.name, model_server.VERSION_LABEL: stable_spec.model.version},
             runtime.port,
         ),
         traffic.build_route(owner, spec, split),
@@ -440,8 +231,8 @@ def render(
             if spec.autoscaling.engine == "keda"
             else autoscaling.build_hpa(owner, spec, stable)
         ),
-        build_pdb(owner, spec),
-        build_service_monitor(owner, spec),
+        model_server.build_pdb(owner, spec),
+        model_server.build_service_monitor(owner, spec),
         (
             log_sidecar.build_config_map(owner, tuple(sidecar_policies.values()))
             if spec.logging.mode == "file" and sidecar_policies
@@ -515,7 +306,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
     candidate = decision.candidate
     cand_dep = observed.deployments.get(candidate.version, DeploymentView()) if candidate else None
     status: dict[str, Any] = {
-        "url": f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{HTTP_PORT}",
+        "url": f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{model_server.HTTP_PORT}",
         "replicas": dep.replicas + (cand_dep.replicas if cand_dep else 0),
         "readyReplicas": dep.ready_replicas + (cand_dep.ready_replicas if cand_dep else 0),
         "selector": f"{owner.label_key}={owner.name}",
@@ -567,7 +358,9 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         status,
         (*replica_placement.events(outcome), *decision.events),
         handover=(
-            version_name(owner, stable.version) if promoted or decision.hand_over_stable else None
+            model_server.version_name(owner, stable.version)
+            if promoted or decision.hand_over_stable
+            else None
         ),
         requeue_after=rollout.requeue_after(spec, decision, observed.now),
     )
