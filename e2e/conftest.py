@@ -13,6 +13,9 @@
 - ``installed_config_map`` / ``argocd_cm`` (session): Argo CD's own argocd-cm with kubeinfer's
   health component (``manifests/argocd``) merged in, as a dict and as a file.
 - ``live`` (function): Argo CD's health evaluator judging live objects of the control plane.
+- ``small_volume`` (function): an 8 MiB tmpfs to fill up. Mounting needs root; without it the
+  test is skipped on a developer's machine but fails under CI (``CI`` set, as ``.ci/run`` does),
+  so CI never passes with the disk-pressure tests silently left out.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ import kubernetes
 import pytest
 import yaml
 
-from e2e.harness import argocd, argocd_health, argocd_live, operator_process, processes, toolchain
+from e2e.harness import (
+    argocd,
+    argocd_health,
+    argocd_live,
+    log_replay,
+    operator_process,
+    processes,
+    toolchain,
+)
 from e2e.harness import cluster as cluster_setup
 from e2e.harness import kubectl as kubectl_cmd
 
@@ -135,3 +146,15 @@ def pytest_runtest_makereport(
         text = log_path.read_text(encoding="utf-8", errors="replace")[-MAX_ATTACHED_LOG_CHARS:]
         report.sections.append((f"kubeinfer operator log ({log_path})", text))
     return report
+
+
+@pytest.fixture
+def small_volume(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """An 8 MiB tmpfs to fill up; see the module docstring for what happens without root."""
+    with log_replay.tmpfs(tmp_path / "vol", size="8m") as volume:
+        if volume is None:
+            reason = "cannot mount a tmpfs to fill (needs root)"
+            if os.environ.get("CI"):
+                pytest.fail(f"{reason}; CI must run the disk-pressure tests")
+            pytest.skip(reason)
+        yield volume

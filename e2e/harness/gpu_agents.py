@@ -12,16 +12,18 @@ write node metadata itself.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
+import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import kubernetes
 
-from e2e.harness import kubectl, operator_process, processes, rbac, versions
+from e2e.harness import gpu_nodes, kubectl, operator_process, processes, rbac, versions
 
 RECORDINGS = versions.REPO_ROOT / "tests" / "gpu" / "fixtures"
 
@@ -117,3 +119,48 @@ def delete_identities(api_client: Any, nodes: Sequence[str]) -> None:
         except kubernetes.client.ApiException as err:
             if err.status != 404:
                 raise
+
+
+@contextlib.contextmanager
+def a100_nodes(
+    admin: kubectl.Kubectl,
+    api_client: Any,
+    *,
+    count: int,
+    pool: str,
+    work_dir: pathlib.Path,
+    extra_args: Sequence[str] = (),
+) -> Iterator[list[RunningAgent]]:
+    """``count`` fresh 8-GPU A100 KWOK nodes labelled ``kubeinfer.io/e2e-pool=<pool>``, each with
+    its agent replaying the PCIe A100 recording; agents, identities and nodes go afterwards."""
+    specs = gpu_nodes.fleet(
+        count,
+        prefix=f"a100-{secrets.token_hex(3)}",
+        product="NVIDIA-A100-80GB-PCIe",
+        gpu_memory_mib=81920,
+        gpu_family="ampere",
+        labels={"kubeinfer.io/e2e-pool": pool},
+    )
+    names = gpu_nodes.create(api_client, specs)
+    core: Any = kubernetes.client.CoreV1Api(api_client)
+    try:
+        with processes.Supervisor() as supervisor:
+            agents = start(
+                supervisor,
+                admin,
+                api_client,
+                nodes=names,
+                recording=RECORDINGS / "pcie-a100x8-nvlink-pairs-2socket.txt",
+                work_dir=work_dir,
+                extra_args=extra_args,
+            )
+            try:
+                yield agents
+            finally:
+                for agent in agents:
+                    print(f"--- agent log {agent.node} ---\n{agent.process.tail(15)}")
+    finally:
+        delete_identities(api_client, names)
+        for name in names:
+            with contextlib.suppress(kubernetes.client.ApiException):
+                core.delete_node(name)

@@ -21,24 +21,20 @@ with NVLink pairs through the fake NVML):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import secrets
 import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import kubernetes
 import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import gpu_agents, gpu_nodes, operator_process, processes, waiting
+from e2e.harness import gpu_agents, operator_process, waiting
 
 pytestmark = pytest.mark.e2e
-RECORDING = gpu_agents.RECORDINGS / "pcie-a100x8-nvlink-pairs-2socket.txt"
 NVLINK_PAIRS = {frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}), frozenset({6, 7})}
 XID_BUDGET_S = 5.0
 
@@ -60,43 +56,20 @@ def gpu_fleet(
     Parametrize indirectly with False to run the agents without ResourceSlices (``--no-dra``).
     """
     dra = getattr(request, "param", True)
-    suffix = secrets.token_hex(3)
-    specs = gpu_nodes.fleet(
-        2,
-        prefix=f"a100-{suffix}",
-        product="NVIDIA-A100-80GB-PCIe",
-        gpu_memory_mib=81920,
-        gpu_family="ampere",
-        labels={"kubeinfer.io/e2e-pool": namespace},
-    )
-    names = gpu_nodes.create(api, specs)
-    core: Any = kubernetes.client.CoreV1Api(api)
-    try:
-        with processes.Supervisor() as supervisor:
-            agents = gpu_agents.start(
-                supervisor,
-                cluster.kubectl,
-                api,
-                nodes=names,
-                recording=RECORDING,
-                work_dir=tmp_path / "agents",
-                extra_args=[
-                    "--sample-interval=1",
-                    "--resync=5",
-                    "--memory-publish=1",
-                    *([] if dra else ["--no-dra"]),
-                ],
-            )
-            try:
-                yield agents
-            finally:
-                for agent in agents:
-                    print(f"--- agent log {agent.node} ---\n{agent.process.tail(15)}")
-    finally:
-        gpu_agents.delete_identities(api, names)
-        for name in names:
-            with contextlib.suppress(kubernetes.client.ApiException):
-                core.delete_node(name)
+    with gpu_agents.a100_nodes(
+        cluster.kubectl,
+        api,
+        count=2,
+        pool=namespace,
+        work_dir=tmp_path / "agents",
+        extra_args=[
+            "--sample-interval=1",
+            "--resync=5",
+            "--memory-publish=1",
+            *([] if dra else ["--no-dra"]),
+        ],
+    ) as agents:
+        yield agents
 
 
 def _get(cluster: cluster_setup.Cluster, ref: str, namespace: str) -> dict[str, Any]:

@@ -283,12 +283,13 @@ def test_reports_need_a_token_for_the_operator_from_the_policys_namespace(
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
+@pytest.mark.usefixtures("validating")
 def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_events(
     cluster: cluster_setup.Cluster,
     namespace: str,
-    validating: None,
     operator: operator_process.RunningOperator,
     tmp_path: pathlib.Path,
+    small_volume: pathlib.Path,
 ) -> None:
     sink = log_replay.Sink()
     outputs = [{"name": "gateway", "type": "http", "endpoint": sink.endpoint}]
@@ -299,18 +300,13 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
     token_file = tmp_path / "token"
     token_file.write_text(_token(cluster, namespace, planner.REPORT_AUDIENCE), encoding="utf-8")
     logs = tmp_path / "pods"
-    with (
-        log_replay.tmpfs(tmp_path / "vol", size="8m") as volume,
-        processes.Supervisor() as supervisor,
-    ):
-        if volume is None:
-            pytest.skip("cannot mount a tmpfs to fill (needs root)")
+    with processes.Supervisor() as supervisor:
         port = processes.free_port()
         config = log_agent.render_config(
             spec,
             include=[f"{logs}/*/*/*.log"],
-            state_dir=str(volume / "state"),
-            volume=str(volume),
+            state_dir=str(small_volume / "state"),
+            volume=str(small_volume),
             metrics_port=port,
             reporting=log_agent.Reporting(
                 endpoint=operator_url + log_reports.PATH,
@@ -343,7 +339,7 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
         policy = _get(cluster, namespace, "logpolicy/reported")
         assert _condition(policy, "DiskPressure")["status"] == "False"
 
-        log_replay.fill_to(volume, 87)
+        log_replay.fill_to(small_volume, 87)
 
         def pressed() -> dict[str, Any]:
             condition = _condition(_get(cluster, namespace, "logpolicy/reported"), "DiskPressure")
@@ -361,7 +357,7 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
             ),
             what="a LogVolumeFilling Event",
         )
-        log_replay.fill_to(volume, 0)
+        log_replay.fill_to(small_volume, 0)
         _eventually(
             lambda: (
                 _condition(_get(cluster, namespace, "logpolicy/reported"), "DiskPressure").get(

@@ -432,15 +432,6 @@ def test_file_output_rotates_by_size_keeps_count_and_age_and_compresses_with_zst
     assert active.exists(), "the active file is never aged out"
 
 
-@pytest.fixture
-def small_volume(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
-    """An 8 MiB tmpfs to fill up (needs root, as CI and the dev machines have)."""
-    with log_replay.tmpfs(tmp_path / "vol", size="8m") as volume:
-        if volume is None:
-            pytest.skip("cannot mount a tmpfs to fill (needs root)")
-        yield volume
-
-
 def _level(agent: log_replay.Agent) -> float:
     return agent.metric("kubeinfer_disk_pressure_level")
 

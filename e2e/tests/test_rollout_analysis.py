@@ -26,7 +26,7 @@ import pathlib
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -132,6 +132,20 @@ def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
     out = cluster.kubectl("get", "infsvc", NAME, "-n", namespace, "-o", "json").stdout
     status: dict[str, Any] = json.loads(out).get("status") or {}
     return status
+
+
+def _await(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    check: Callable[[], Any],
+    *,
+    what: str,
+    timeout: float = 240,
+) -> Any:
+    """Poll ``check`` until it holds; on timeout the failure shows the rollout's status."""
+    return _eventually(
+        check, timeout=timeout, what=what, on_timeout=lambda: _summary(cluster, namespace)
+    )
 
 
 def _summary(cluster: cluster_setup.Cluster, namespace: str) -> str:
@@ -246,11 +260,12 @@ def test_healthy_candidate_promotes_through_every_step(
             weights.add(int(status.get("traffic", {}).get("candidateWeight", 0)))
             return bool(status.get("stable", {}).get("version") == "v2")
 
-        _eventually(
+        _await(
+            cluster,
+            namespace,
             promoted,
             timeout=420,
             what="v2 to be promoted",
-            on_timeout=lambda: _summary(cluster, namespace),
         )
         print(
             f"\nhealthy canary promoted after {time.monotonic() - started:.0f} s; weights seen {sorted(weights)}"
@@ -289,11 +304,11 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
             measurements = _status(cluster, namespace).get("rollout", {}).get("measurements") or []
             return bool(measurements) and all(m["verdict"] == "Passed" for m in measurements)
 
-        _eventually(
+        _await(
+            cluster,
+            namespace,
             judged_healthy,
-            timeout=240,
             what="a passing analysis of the candidate",
-            on_timeout=lambda: _summary(cluster, namespace),
         )
         assert _break(sims, "chat-v2", {"errorRate": 0.05})
         degraded = time.monotonic()
@@ -307,11 +322,11 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
                 return status
             return None
 
-        status = _eventually(
+        status = _await(
+            cluster,
+            namespace,
             rolled_back,
-            timeout=240,
             what="the rollback",
-            on_timeout=lambda: _summary(cluster, namespace),
         )
         took = time.monotonic() - degraded
         spec = api.InferenceServiceSpec.model_validate(
@@ -386,11 +401,11 @@ def test_low_traffic_canary_waits_with_the_reason_then_proceeds_when_traffic_arr
             progressing = _condition(status, "Progressing")
             return status if progressing.get("reason") == "InsufficientData" else None
 
-        status = _eventually(
+        status = _await(
+            cluster,
+            namespace,
             waits_for_data,
-            timeout=240,
             what="the canary to wait for traffic",
-            on_timeout=lambda: _summary(cluster, namespace),
         )
         _assert_waits(status, verdict="Inconclusive", saying="needed to judge")
         assert status["rollout"]["step"] == 0
@@ -398,14 +413,14 @@ def test_low_traffic_canary_waits_with_the_reason_then_proceeds_when_traffic_arr
 
         _, stop = sims.start_load(LOAD)
         try:
-            _eventually(
+            _await(
+                cluster,
+                namespace,
                 lambda: (
                     _status(cluster, namespace).get("rollout", {}).get("step", 0) >= 1
                     or _status(cluster, namespace).get("stable", {}).get("version") == "v2"
                 ),
-                timeout=240,
                 what="the canary to move on once traffic arrived",
-                on_timeout=lambda: _summary(cluster, namespace),
             )
         finally:
             stop()
@@ -428,11 +443,11 @@ def test_prometheus_down_waits_with_its_reason_and_never_rolls_back(
             analyses.add(status["rollout"]["lastAnalysisAt"])
         return status if len(analyses) >= 3 else None
 
-    status = _eventually(
+    status = _await(
+        cluster,
+        namespace,
         waited_through_three_analyses,
-        timeout=240,
         what="three analyses that could not reach Prometheus",
-        on_timeout=lambda: _summary(cluster, namespace),
     )
     _assert_waits(status, verdict="Error", saying="Prometheus did not answer")
     assert status["rollout"]["failures"] == 0

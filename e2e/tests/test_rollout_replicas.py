@@ -19,24 +19,20 @@ ReplicaSet) and the placement follows it while the previous version keeps its ow
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import pathlib
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import kubernetes
 import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import gpu_agents, gpu_nodes, operator_process, processes, prometheus, waiting
+from e2e.harness import gpu_agents, operator_process, processes, prometheus, waiting
 
 pytestmark = pytest.mark.e2e
-RECORDING = gpu_agents.RECORDINGS / "pcie-a100x8-nvlink-pairs-2socket.txt"
 NAME = "llm"
 
 _eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
@@ -65,32 +61,15 @@ def one_node(
     cluster: cluster_setup.Cluster, api: Any, namespace: str, tmp_path: pathlib.Path
 ) -> Iterator[str]:
     """One fresh 8-GPU KWOK node labelled for this test, with its agent publishing DRA devices."""
-    spec = gpu_nodes.GpuNodeSpec(
-        name=f"a100-{secrets.token_hex(3)}",
-        product="NVIDIA-A100-80GB-PCIe",
-        gpu_memory_mib=81920,
-        gpu_family="ampere",
-        labels={"kubeinfer.io/e2e-pool": namespace},
-    )
-    names = gpu_nodes.create(api, [spec])
-    core: Any = kubernetes.client.CoreV1Api(api)
-    try:
-        with processes.Supervisor() as supervisor:
-            gpu_agents.start(
-                supervisor,
-                cluster.kubectl,
-                api,
-                nodes=names,
-                recording=RECORDING,
-                work_dir=tmp_path / "agents",
-                extra_args=["--sample-interval=1", "--resync=5"],
-            )
-            yield names[0]
-    finally:
-        gpu_agents.delete_identities(api, names)
-        for name in names:
-            with contextlib.suppress(kubernetes.client.ApiException):
-                core.delete_node(name)
+    with gpu_agents.a100_nodes(
+        cluster.kubectl,
+        api,
+        count=1,
+        pool=namespace,
+        work_dir=tmp_path / "agents",
+        extra_args=["--sample-interval=1", "--resync=5"],
+    ) as agents:
+        yield agents[0].node
 
 
 PASSING = "vector(1)"
@@ -201,10 +180,16 @@ class Watcher:
         return found
 
 
+def _live(cluster: cluster_setup.Cluster, namespace: str) -> list[dict[str, Any]]:
+    """The service's pods that are not terminating."""
+    return [p for p in _pods(cluster, namespace) if not p["metadata"].get("deletionTimestamp")]
+
+
 def _holds_the_node(
     cluster: cluster_setup.Cluster, namespace: str, version: str
 ) -> list[dict[str, Any]] | None:
-    pods = [p for p in _pods(cluster, namespace) if not p["metadata"].get("deletionTimestamp")]
+    """Both pods, all of ``version`` and Ready (the node's GPUs are all theirs)."""
+    pods = _live(cluster, namespace)
     versions = {p["metadata"]["labels"].get("kubeinfer.io/model-version") for p in pods}
     ready = all(_condition(p, "Ready").get("status") == "True" for p in pods)
     return pods if len(pods) == 2 and versions == {version} and ready else None
@@ -219,16 +204,12 @@ def test_with_every_gpu_in_use_replicas_move_both_ways_and_never_wait_on_a_gpu(
     kubectl = cluster.kubectl
     kubectl("apply", "-f", "-", stdin=_manifests(namespace, "v1"))
 
-    def settled() -> list[dict[str, Any]] | None:
-        pods = [
-            p
-            for p in _pods(cluster, namespace)
-            if _condition(p, "Ready").get("status") == "True"
-            and p["spec"].get("nodeName") == one_node
-        ]
-        return pods if len(pods) == 2 else None
-
-    _eventually(settled, timeout=120, what="two 4-GPU v1 pods holding all 8 GPUs")
+    pods = _eventually(
+        lambda: _holds_the_node(cluster, namespace, "v1"),
+        timeout=120,
+        what="two 4-GPU v1 pods holding all 8 GPUs",
+    )
+    assert {p["spec"].get("nodeName") for p in pods} == {one_node}
     svc = _get(cluster, f"inferenceservice/{NAME}", namespace)
     assert _condition(svc, "Ready").get("status") == "True"
 
@@ -346,9 +327,8 @@ def _live_pods(cluster: cluster_setup.Cluster, namespace: str, version: str) -> 
     """Pod name -> UID of ``version``'s pods that are not terminating."""
     return {
         p["metadata"]["name"]: p["metadata"]["uid"]
-        for p in _pods(cluster, namespace)
+        for p in _live(cluster, namespace)
         if p["metadata"]["labels"].get("kubeinfer.io/model-version") == version
-        and not p["metadata"].get("deletionTimestamp")
     }
 
 

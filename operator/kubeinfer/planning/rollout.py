@@ -336,7 +336,7 @@ def _progress(
         return _roll_back(
             run, state, reason=Reason.CANDIDATE_FAILED, evidence=evidence, judgements=()
         )
-    quiet = _without_traffic(run, state, candidate, run.mirror_hold)
+    quiet = _without_traffic(run, state)
     if quiet is not None:
         return quiet
     if state.note is not None and state.note.reason in MIRROR_HOLDS:
@@ -475,20 +475,18 @@ def _on_passed(
     return replace(decision, events=(event,))
 
 
-def _without_traffic(
-    run: _Pass, state: State, candidate: Candidate, mirror_hold: Observation | None
-) -> Decision | None:
+def _without_traffic(run: _Pass, state: State) -> Decision | None:
     """The pass of a candidate that gets no traffic yet, or None when it may get its share.
 
     A mirror hold mirrors nothing and waits; the step is judged from scratch (pause, analysis,
     data deadline) once mirroring can begin. Starting pods wait until they load the model.
     """
-    if mirror_hold is not None:
+    if run.mirror_hold is not None:
         state = replace(
             state, phase="Waiting", step_started=None, last_analysis=None, waiting_since=None
         )
-        return _running(run, state, progressing=mirror_hold)
-    if candidate.ready_replicas == 0:
+        return _running(run, state, progressing=run.mirror_hold)
+    if run.candidate.ready_replicas == 0:
         starting = Observation.true(
             ConditionType.PROGRESSING,
             Reason.CANDIDATE_STARTING,
