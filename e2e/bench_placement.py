@@ -43,7 +43,7 @@ from kubeinfer.planning import (  # noqa: E402
     topology_score,
 )
 
-SHARED = REPO.parent / "shared" / "fixtures" / "topologies"
+SHARED = REPO / "tests" / "gpu" / "fixtures" / "recorded"
 SYNTHETIC = REPO / "tests" / "gpu" / "fixtures"
 SKIP = {"a100x4-fell-off-bus.txt", "hgx-h100x8-mig.txt"}  # covered by the unit tests
 

@@ -1,8 +1,10 @@
 """Where the recorded topologies live, relative to the repository (no absolute paths).
 
-``SHARED`` holds real machines' ``nvidia-smi topo -m`` recordings beside the repository
-(``../shared/fixtures/topologies``); ``SYNTHETIC`` holds kubeinfer's own (16-GPU NVSwitch,
-16-GPU PCIe pairs, MIG-enabled H100, a GPU that fell off the bus).
+``SHARED`` holds real machines' ``nvidia-smi topo -m`` recordings, copied from public reports (each
+file names its machine and source). They are kept in the repository so a fresh clone tests
+itself; ``UPSTREAM`` is where the team's shared set lives beside the repository, and a test keeps
+the two identical when it is there. ``SYNTHETIC`` holds kubeinfer's own (16-GPU NVSwitch, 16-GPU
+PCIe pairs, MIG-enabled H100, a GPU that fell off the bus).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "fixtures" / "topologies"
 SYNTHETIC = Path(__file__).resolve().parent / "fixtures"
+SHARED = SYNTHETIC / "recorded"
+UPSTREAM = REPO.parent / "shared" / "fixtures" / "topologies"
 
 
 def shared_recordings() -> Path:
-    """The shared recordings directory; fails (never skips) when it is not checked out beside."""
+    """The recorded real machines; fails (never skips) when the directory is missing."""
     if not SHARED.is_dir():
-        pytest.fail(f"shared recordings not found at {SHARED.relative_to(REPO.parent)}")
+        pytest.fail(f"recordings not found at {SHARED.relative_to(REPO)}")
     return SHARED
