@@ -8,7 +8,8 @@
 - ``operator_kubeconfig`` (session): the operator ServiceAccount's kubeconfig, exactly the
   RBAC of ``manifests/``.
 - ``operator`` (function): ``kubeinfer run`` as a subprocess with that kubeconfig; its output
-  goes to a file that is attached to the report of a failing test.
+  goes to a file. A failing test's report carries the log of every operator it ran (from any
+  fixture) and a snapshot of its namespace: Deployments, ReplicaSets, pods and Events.
 - ``argocd_binary`` (session): the argocd command, built from its Go module on first use.
 - ``installed_config_map`` / ``argocd_cm`` (session): Argo CD's own argocd-cm with kubeinfer's
   health component (``manifests/argocd``) merged in, as a dict and as a file.
@@ -44,7 +45,6 @@ from e2e.harness import (
 from e2e.harness import cluster as cluster_setup
 from e2e.harness import kubectl as kubectl_cmd
 
-OPERATOR_LOG = pytest.StashKey[pathlib.Path]()
 MAX_ATTACHED_LOG_CHARS = 20_000
 
 
@@ -88,14 +88,12 @@ def operator_kubeconfig(cluster: cluster_setup.Cluster) -> pathlib.Path:
 
 @pytest.fixture
 def operator(
-    request: pytest.FixtureRequest,
     kubeinfer_crds: tuple[str, ...],
     operator_kubeconfig: pathlib.Path,
     tmp_path: pathlib.Path,
 ) -> Iterator[operator_process.RunningOperator]:
     """The operator running as its ServiceAccount for the duration of one test."""
     log_path = tmp_path / "kubeinfer-operator.log"
-    request.node.stash[OPERATOR_LOG] = log_path
     with processes.Supervisor() as supervisor:
         yield operator_process.start(supervisor, kubeconfig=operator_kubeconfig, log_path=log_path)
 
@@ -139,13 +137,34 @@ def live(
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the operator's output to the report of a test that failed while it ran."""
+    """Attach what explains a failure to its report: the output of every operator the test ran
+    (whichever fixture started it) and, while its namespace still exists, what is in it."""
     report = yield
-    log_path = item.stash.get(OPERATOR_LOG, None)
-    if report.failed and log_path is not None and log_path.exists():
-        text = log_path.read_text(encoding="utf-8", errors="replace")[-MAX_ATTACHED_LOG_CHARS:]
-        report.sections.append((f"kubeinfer operator log ({log_path})", text))
+    if not report.failed or report.when != "call":
+        return report
+    args = getattr(item, "funcargs", {})
+    for value in args.values():
+        if isinstance(value, operator_process.RunningOperator) and value.log_path.exists():
+            text = value.log_path.read_text(encoding="utf-8", errors="replace")
+            section = f"kubeinfer operator log ({value.log_path})"
+            report.sections.append((section, text[-MAX_ATTACHED_LOG_CHARS:]))
+    cluster = args.get("cluster")
+    namespace = args.get("namespace")
+    if isinstance(cluster, cluster_setup.Cluster) and isinstance(namespace, str):
+        report.sections.append((f"namespace {namespace}", _namespace_snapshot(cluster, namespace)))
     return report
+
+
+def _namespace_snapshot(cluster: cluster_setup.Cluster, namespace: str) -> str:
+    """Workloads, pods (with their nodes) and the newest Events of one namespace."""
+    parts = []
+    for args in (
+        ("get", "deploy,rs,pods", "-o", "wide"),
+        ("get", "events", "--sort-by=.lastTimestamp"),
+    ):
+        done = cluster.kubectl(*args, "-n", namespace, check=False, timeout=30)
+        parts.append(f"$ kubectl {' '.join(args)}\n{done.stdout}{done.stderr}")
+    return "\n".join(parts)[-MAX_ATTACHED_LOG_CHARS:]
 
 
 @pytest.fixture

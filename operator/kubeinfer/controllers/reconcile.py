@@ -184,6 +184,7 @@ class Controller:
         """Apply one child: True when applied, False when skipped, an observation when refused."""
         ctx = context.current()
         meta = child["metadata"]
+        held_before = ctx.store.version(child["kind"], meta.get("namespace", ""), meta["name"])
         try:
             applied = await ctx.kube.apply(child)
         except errors.NotServed:
@@ -204,7 +205,7 @@ class Controller:
                 Reason.APPLY_FAILED,
                 f"{child['kind']} {meta['name']} was refused: {err.message}",
             )
-        ctx.store.put(child["kind"], applied)
+        ctx.store.put_written(child["kind"], applied, held_before=held_before)
         ctx.metrics.children_applied.labels(self.kind.kind, child["kind"]).inc()
         log.info(
             "Applied %s %s/%s for %s %s",
@@ -301,13 +302,11 @@ class Controller:
         The store takes the written body only while it still holds the body the reconcile read,
         so a newer change that has already arrived is never replaced.
         """
-        store = context.current().store
         meta = written["metadata"]
+        context.current().store.put_written(
+            self.kind.kind, written, held_before=read["metadata"].get("resourceVersion")
+        )
         key = (meta.get("namespace") or "", meta["name"])
-        held = store.get(self.kind.kind, *key)
-        read_version = read["metadata"].get("resourceVersion")
-        if held is not None and held["metadata"].get("resourceVersion") == read_version:
-            store.put(self.kind.kind, written)
         self._own_writes[key] = meta.get("resourceVersion", "")
 
 

@@ -43,6 +43,27 @@ class Store:
         for uid in _owners(body):
             self._by_owner[(kind, uid)].add(key)
 
+    def version(self, kind: str, namespace: str, name: str) -> str | None:
+        """The resourceVersion of the body held for an object, or None when none is held."""
+        held = self.get(kind, namespace, name)
+        return None if held is None else held["metadata"].get("resourceVersion")
+
+    def put_written(self, kind: str, written: Body, *, held_before: str | None) -> bool:
+        """Take the result of this operator's own write, unless the watch moved on meanwhile.
+
+        ``held_before`` is the resourceVersion held when the write was sent. A watch event that
+        arrived while the write was in flight may carry a state newer than the write's answer
+        (a Deployment's controller reports its pods within milliseconds of the create), and
+        resourceVersions are opaque, so they are never compared for order: the store keeps
+        whatever the watch brought and the watch delivers the write itself soon after. Returns
+        whether the written body was taken.
+        """
+        meta = written["metadata"]
+        if self.version(kind, meta.get("namespace") or "", meta["name"]) != held_before:
+            return False
+        self.put(kind, written)
+        return True
+
     def remove(self, kind: str, body: Body) -> None:
         """Forget an object (from a DELETED event)."""
         key = _key(body)
