@@ -16,6 +16,10 @@ time. Logging: every runtime logs to stdout; with ``logging.mode: file`` the ser
 configuration there) and Triton logs to ``--log-file``. Batching: vLLM batches continuously and takes ``--max-num-seqs``; Triton takes dynamic
 batching through its model-control API (a ``load`` with a configuration override, run by the
 container's postStart hook); the generic runtime reads ``KUBEINFER_MAX_BATCH_*``.
+
+In-place reload (:mod:`kubeinfer.planning.in_place`): a runtime with :class:`ModelControl` can be
+told to serve another version while running. Triton's is the same ``load`` with the version named
+in the override's ``version_policy``, then its per-version readiness path.
 """
 
 from __future__ import annotations
