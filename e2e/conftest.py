@@ -10,6 +10,8 @@
 - ``operator`` (function): ``kubeinfer run`` as a subprocess with that kubeconfig; its output
   goes to a file. A failing test's report carries the log of every operator it ran (from any
   fixture) and a snapshot of its namespace: Deployments, ReplicaSets, pods and Events.
+- ``scraper`` (module): Debian's Prometheus on loopback, scraping the target files that
+  ``harness/scrape_targets.Follower`` writes; one per test module that asks for it.
 - ``argocd_binary`` (session): the argocd command, built from its Go module on first use.
 - ``installed_config_map`` / ``argocd_cm`` (session): Argo CD's own argocd-cm with kubeinfer's
   health component (``manifests/argocd``) merged in, as a dict and as a file.
@@ -40,6 +42,7 @@ from e2e.harness import (
     log_replay,
     operator_process,
     processes,
+    prometheus,
     toolchain,
 )
 from e2e.harness import cluster as cluster_setup
@@ -96,6 +99,13 @@ def operator(
     log_path = tmp_path / "kubeinfer-operator.log"
     with processes.Supervisor() as supervisor:
         yield operator_process.start(supervisor, kubeconfig=operator_kubeconfig, log_path=log_path)
+
+
+@pytest.fixture(scope="module")
+def scraper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prometheus.Prometheus]:
+    """Prometheus on loopback for one test module."""
+    with processes.Supervisor() as supervisor:
+        yield prometheus.start(supervisor, tmp_path_factory.mktemp("prometheus"))
 
 
 @pytest.fixture(scope="session")
