@@ -162,7 +162,7 @@ def test_selector_mode_lists_the_pods_the_endpointslice_controller_would() -> No
     def pod(name: str, labels: dict[str, str], **status: str) -> dict[str, Any]:
         return {"metadata": {"name": name, "namespace": NS, "labels": labels}, "status": status}
 
-    services = [
+    services: list[dict[str, Any]] = [
         {"metadata": {"name": "chat-v1"}, "spec": {"selector": POD_LABELS}},
         {"metadata": {"name": "by-hand"}, "spec": {}},  # no selector: endpoints written by hand
     ]
