@@ -154,12 +154,21 @@ class ModelState:
             return False
         return version is None or version == self.loaded
 
-    def behaviour(self, general: behaviour.Behaviour) -> behaviour.Behaviour:
+    def effective(self, general: behaviour.Behaviour) -> behaviour.Behaviour:
         """The behaviour requests get now: the loaded version's overlay on ``general``."""
         settings = self.settings.get(self.loaded) if self.loaded is not None else None
         if settings is None or not settings.overlay:
             return general
         return general.updated(settings.overlay)
+
+    def check_overlays(self, general: behaviour.Behaviour) -> None:
+        """``BehaviourError`` if a version's overlay does not hold on ``general`` (e.g. a
+        jitter above a new, lower latency), so a change of the general behaviour is refused."""
+        for version, settings in sorted(self.settings.items()):
+            try:
+                general.updated(settings.overlay)
+            except behaviour.BehaviourError as err:
+                raise behaviour.BehaviourError(f"version {version}'s behaviour: {err}") from err
 
     def index(self, *, ready_only: bool = False) -> list[dict[str, str]]:
         """Triton's repository index of this model."""

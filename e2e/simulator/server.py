@@ -308,7 +308,7 @@ class Simulator:
             )
         prompt, max_tokens = parsed
         # One consistent draw even if the admin or a reload changes it meanwhile.
-        current = self.model.behaviour(self.behaviour)
+        current = self.model.effective(self.behaviour)
         async with self._slot(current.concurrency):
             await asyncio.sleep(current.delay_seconds(self._rng))
         if current.fails(self._rng):
@@ -370,7 +370,9 @@ class Simulator:
             document = await request.json()
             if not isinstance(document, dict):
                 raise behaviour.BehaviourError("the body must be a JSON object")
-            self.behaviour = self.behaviour.updated(document)
+            updated = self.behaviour.updated(document)
+            self.model.check_overlays(updated)  # every version's overlay must still hold
+            self.behaviour = updated
         except (ValueError, behaviour.BehaviourError) as err:
             return aiohttp.web.json_response({"error": str(err)}, status=400)
         return aiohttp.web.json_response(self.behaviour.to_json())

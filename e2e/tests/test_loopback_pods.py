@@ -11,12 +11,9 @@ in Prometheus' targets and on its series, with Triton's counters labelled by the
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
-import secrets
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
@@ -33,19 +30,6 @@ pytestmark = pytest.mark.e2e
 NAME = "chat"
 VERSION_LABEL = "kubeinfer.io/model-version"
 PORT = runtimes.RUNTIMES["triton"].port
-
-
-@pytest.fixture
-def loopback_node(api: Any) -> Iterator[tuple[str, ipaddress.IPv4Network]]:
-    """A KWOK GPU node whose pods get IPs from a fresh 127.42.x.0/24; deleted afterwards."""
-    network = ipaddress.IPv4Network(f"127.42.{1 + secrets.randbelow(254)}.0/24")
-    spec = gpu_nodes.GpuNodeSpec(name=f"loopback-{secrets.token_hex(3)}", pod_cidr=str(network))
-    gpu_nodes.create(api, [spec])
-    try:
-        yield spec.name, network
-    finally:
-        with contextlib.suppress(kubernetes.client.ApiException):
-            kubernetes.client.CoreV1Api(api).delete_node(spec.name)
 
 
 def _objects(node: str) -> list[dict[str, Any]]:
@@ -112,9 +96,9 @@ def test_pods_on_a_loopback_pod_cidr_are_served_called_and_scraped_at_their_ips(
     api: Any,
     namespace: str,
     scraper: prometheus.Prometheus,
-    loopback_node: tuple[str, ipaddress.IPv4Network],
+    loopback_node: gpu_nodes.GpuNodeSpec,
 ) -> None:
-    node, network = loopback_node
+    node, network = loopback_node.name, ipaddress.ip_network(str(loopback_node.pod_cidr))
     core: Any = kubernetes.client.CoreV1Api(api)
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(_objects(node)))
 

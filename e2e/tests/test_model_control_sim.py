@@ -249,6 +249,13 @@ async def test_the_loaded_versions_behaviour_decides_the_error_rate(
         ("/admin/versions/7", {}),
     ]:
         assert await _status(http, "PUT", path, json=bad) == 400, bad
+    # A general change that version 2's overlay would no longer hold on is refused.
+    assert await _status(http, "PUT", "/admin/behaviour", json={"latencyMs": 20}) == 200
+    jittery = {"behaviour": {"jitterMs": 10}}
+    assert await _status(http, "PUT", "/admin/versions/1", json=jittery) == 200
+    async with http.put("/admin/behaviour", json={"latencyMs": 5}) as response:
+        assert response.status == 400
+        assert "version 1" in (await response.json())["error"]
 
 
 def _get(address: str, path: str) -> Any:
