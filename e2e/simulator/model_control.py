@@ -19,7 +19,8 @@ and the HTTP surface of Triton's model repository extension (KServe v2 protocol 
   (any version) is loaded and ready, else 400 ``{"error": "Model version not ready"}``.
 - admin: ``GET /admin/versions``, ``PUT /admin/versions/{version}`` with
   ``{"behaviour": {...}, "loadError": "...", "loadSeconds": 0.5}`` (every key optional; the
-  document replaces that version's settings), ``GET /admin/loads``: the load log.
+  document replaces that version's settings), ``GET /admin/loads``: the load log
+  (``[{"version", "outcome": Loaded|Failed|Unloaded, "via": startup|api, "error", "config"}]``).
 
 The simulator loads one version at a time (Triton can serve several at once; a policy asking
 for more is refused with a 400 saying so). Must not: serve completions or metrics (``server``
@@ -102,12 +103,14 @@ class VersionSettings:
 @dataclasses.dataclass(frozen=True)
 class Load:
     """One entry of the load log: a version loaded, failed to load, or unloaded; ``via`` is
-    ``startup`` for the load a server does when it starts, ``api`` for model-control calls."""
+    ``startup`` for the load a server does when it starts, ``api`` for model-control calls;
+    ``config`` the model configuration a load request carried (None: none)."""
 
     version: int
     outcome: str
     via: str
     error: str | None = None
+    config: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +118,7 @@ class Load:
             "outcome": self.outcome,
             "via": self.via,
             "error": self.error,
+            "config": dict(self.config) if self.config is not None else None,
         }
 
 
@@ -212,7 +216,7 @@ class ModelState:
             if reason:
                 if version != self.loaded:  # a failed reload leaves the serving version be
                     self._states[version] = (UNAVAILABLE, reason)
-                self.loads.append(Load(version, FAILED, "api", reason))
+                self.loads.append(Load(version, FAILED, "api", reason, config))
                 raise ControlError(
                     f"load failed for model '{self.model}': version {version} is at "
                     f"{UNAVAILABLE} state: {reason};"
@@ -222,7 +226,7 @@ class ModelState:
                 self._states[previous] = (UNAVAILABLE, "unloaded")
             self._states[version] = (READY, "")
             self._ready_at = 0.0
-            self.loads.append(Load(version, LOADED, "api"))
+            self.loads.append(Load(version, LOADED, "api", config=config))
 
     def unload(self) -> None:
         """Unload whatever version is loaded (nothing to do when none is)."""

@@ -198,6 +198,6 @@ def test_pods_on_a_loopback_pod_cidr_are_served_called_and_scraped_at_their_ips(
         )
         assert (reloaded, "1", "2") not in found, "the reloaded pod answered only as version 2"
         assert simulators.loads()[reloaded] == [
-            {"version": 1, "outcome": "Loaded", "via": "startup", "error": None},
-            {"version": 2, "outcome": "Loaded", "via": "api", "error": None},
+            {"version": 1, "outcome": "Loaded", "via": "startup", "error": None, "config": None},
+            {"version": 2, "outcome": "Loaded", "via": "api", "error": None, "config": load},
         ]

@@ -76,7 +76,8 @@ async def test_a_load_with_a_version_policy_swaps_versions_as_triton_reports_the
     assert await _json(http, "POST", "/v2/repository/index") == [
         {"name": MODEL, "version": "1", "state": "READY"}
     ]
-    async with http.post(f"/v2/repository/models/{MODEL}/load", json=_load_body(["2"])) as r:
+    body = _load_body(["2"], max_batch_size=8)  # int64 versions may come as JSON strings
+    async with http.post(f"/v2/repository/models/{MODEL}/load", json=body) as r:
         assert r.status == 200
         assert await r.read() == b""  # Triton answers a successful load with no body
     assert await _status(http, "GET", f"/v2/models/{MODEL}/versions/2/ready") == 200
@@ -99,14 +100,15 @@ async def test_a_load_with_a_version_policy_swaps_versions_as_triton_reports_the
     latest = {"parameters": {"config": json.dumps({"version_policy": {"latest": {}}})}}
     assert await _status(http, "POST", f"/v2/repository/models/{MODEL}/load", json=latest) == 200
     assert await _status(http, "GET", f"/v2/models/{MODEL}/versions/3/ready") == 200
-    assert [
-        (e["version"], e["outcome"], e["via"]) for e in await _json(http, "GET", "/admin/loads")
-    ] == [
+    loads = await _json(http, "GET", "/admin/loads")
+    assert [(e["version"], e["outcome"], e["via"]) for e in loads] == [
         (1, "Loaded", "startup"),
         (2, "Loaded", "api"),
         (1, "Loaded", "api"),
         (3, "Loaded", "api"),
     ]
+    assert loads[1]["config"] == json.loads(body["parameters"]["config"])
+    assert loads[2]["config"] is None
 
 
 async def test_the_previous_version_serves_while_a_slow_load_runs_and_after_a_failed_one(
@@ -273,7 +275,9 @@ def test_a_fleet_gives_per_version_settings_to_simulators_added_later_on_their_p
         for address in simulators.addresses().values():
             assert _get(address, "/admin/versions")["2"]["behaviour"] == {"errorRate": 0.5}
         assert simulators.loads() == {
-            pod: [{"version": 1, "outcome": "Loaded", "via": "startup", "error": None}]
+            pod: [
+                {"version": 1, "outcome": "Loaded", "via": "startup", "error": None, "config": None}
+            ]
             for pod in ("a", "b")
         }
         with pytest.raises(server.AddressError):
