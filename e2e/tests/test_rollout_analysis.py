@@ -54,13 +54,6 @@ TRICKLE = load.Limits(rate=0.2, duration_s=900.0, max_requests=200, concurrency=
 """Spread over a stable and a candidate pod: ~6 candidate requests a 60 s window, under 20."""
 
 
-@pytest.fixture(scope="module")
-def scraper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prometheus.Prometheus]:
-    """Prometheus on loopback for this module."""
-    with processes.Supervisor() as supervisor:
-        yield prometheus.start(supervisor, tmp_path_factory.mktemp("prometheus"))
-
-
 def _operator(
     kubeconfig: pathlib.Path, log_path: pathlib.Path, prometheus_url: str
 ) -> Iterator[operator_process.RunningOperator]:
