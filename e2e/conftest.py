@@ -12,7 +12,10 @@
   fixture) and a snapshot of its namespace: Deployments, ReplicaSets, pods and Events.
 - ``loopback_node`` (function): a KWOK 8-GPU node whose ``spec.podCIDR`` is a fresh
   127.42.x.0/24, so its pods get loopback IPs that simulators can listen on (pin pods with
-  ``kubernetes.io/hostname``); its ``GpuNodeSpec``; deleted after the test.
+  ``kubernetes.io/hostname`` and tolerate ``gpu_nodes.LOOPBACK_TAINT``); its ``GpuNodeSpec``; deleted
+  after the test.
+- ``analysing_operator`` (function): the operator as its ServiceAccount, with
+  ``--prometheus-url`` at the module's ``scraper``, so it analyses rollouts.
 - ``scraper`` (module): Debian's Prometheus on loopback, scraping the target files that
   ``harness/scrape_targets.Follower`` writes; one per test module that asks for it.
 - ``argocd_binary`` (session): the argocd command, built from its Go module on first use.
@@ -107,15 +110,33 @@ def operator(
 
 @pytest.fixture
 def loopback_node(api: Any) -> Iterator[gpu_nodes.GpuNodeSpec]:
-    """A Ready KWOK GPU node giving its pods IPs from a fresh 127.42.x.0/24; deleted after."""
+    """A Ready KWOK GPU node giving its pods IPs from a fresh 127.42.x.0/24; deleted after.
+    Tainted with ``gpu_nodes.LOOPBACK_TAINT`` so only pods that tolerate it land there."""
     spec = gpu_nodes.GpuNodeSpec(
         name=f"loopback-{secrets.token_hex(3)}",
         pod_cidr=f"127.42.{1 + secrets.randbelow(254)}.0/24",
+        taints=(gpu_nodes.LOOPBACK_TAINT,),
     )
     gpu_nodes.create(api, [spec])
     yield spec
     with contextlib.suppress(kubernetes.client.ApiException):
         kubernetes.client.CoreV1Api(api).delete_node(spec.name)
+
+
+@pytest.fixture
+def analysing_operator(
+    kubeinfer_crds: tuple[str, ...],
+    operator_kubeconfig: pathlib.Path,
+    scraper: prometheus.Prometheus,
+    tmp_path: pathlib.Path,
+) -> Iterator[operator_process.RunningOperator]:
+    """The operator as its ServiceAccount, analysing rollouts on the module's Prometheus."""
+    with operator_process.running(
+        operator_kubeconfig,
+        tmp_path / "kubeinfer-operator.log",
+        ["--prometheus-url", scraper.url],
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,15 @@ TOPOLOGY_ANNOTATION = "gpu.kubeinfer.io/topology"
 READY_TIMEOUT_SECONDS = 60.0
 
 
+LOOPBACK_TAINT: Mapping[str, str] = {
+    "key": "kubeinfer.io/e2e-loopback-pods",
+    "value": "true",
+    "effect": "NoSchedule",
+}
+"""Taint of a node with a loopback podCIDR, so only pods meant for it land there (any other
+pod's EndpointSlice would be refused for its loopback address)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class GpuNodeSpec:
     """One fake GPU node. Defaults describe an 8 x H100 80GB SXM server."""

@@ -18,7 +18,10 @@ Where the pods come from (``Follower(endpoints=...)``):
   endpointslice controller writes none for them; the Follower plays that controller instead
   (``selector_slices``: pods matching each Service's ``spec.selector`` that have an IP, are not
   terminating and have not finished) and has each simulator listen on its pod's own IP and the
-  fleet's port, so a caller that reads pod IPs from the API server reaches it.
+  fleet's port, so a caller that reads pod IPs from the API server reaches it. It also plays the
+  kubelet there: every running pod with an IP gets its simulator, whether a Service selects it
+  or not (an in-place server is in no Service until the operator has loaded a model into it);
+  the target file still lists only the Services' endpoints.
 
 Must not: write to the API server, or scrape anything itself (Prometheus does).
 """
@@ -256,11 +259,15 @@ class Follower:
         }
         hosts = None
         if self.endpoints == "selector":
+            # the kubelet's part: every running pod runs its server, in a Service or not (a
+            # server that serves no model yet is in none until something loads one into it)
             hosts = {
                 p["metadata"]["name"]: p["status"]["podIP"]
                 for p in pods
-                if p["metadata"]["name"] in reachable
+                if (p.get("status") or {}).get("podIP")
+                and (p.get("status") or {}).get("phase") not in _FINISHED_PHASES
             }
+            reachable = set(hosts)
         self.simulators.sync(reachable, hosts=hosts)
         groups = target_groups(
             monitor,

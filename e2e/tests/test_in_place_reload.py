@@ -20,16 +20,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import kubernetes
 import pytest
 import yaml
 
-from e2e.harness import gpu_nodes, operator_process, prometheus, scrape_targets, waiting
 from e2e.harness import cluster as cluster_setup
+from e2e.harness import gpu_nodes, operator_process, prometheus, scrape_targets, waiting
 from e2e.simulator import behaviour, fleet, load, server
 from kubeinfer.planning import in_place, runtimes
 
@@ -37,7 +35,6 @@ pytestmark = pytest.mark.e2e
 
 NAME = "chat"
 PODS = 4
-LOOPBACK_TAINT = {"key": "kubeinfer.io/e2e-loopback-pods", "value": "true", "effect": "NoSchedule"}
 LOAD = load.Limits(rate=24.0, duration_s=900.0, max_requests=30_000, concurrency=32)
 VERSIONS = (2, 3, 4, 5)
 BAD_LOAD = "failed to load 'chat' version 5: unable to find '/models/chat/5/model.plan'"
@@ -45,26 +42,7 @@ BAD_LOAD = "failed to load 'chat' version 5: unable to find '/models/chat/5/mode
 _eventually = functools.partial(waiting.first, interval=1.0)
 
 
-@pytest.fixture
-def loopback_node(api: Any) -> Iterator[str]:
-    """A KWOK node whose pods get 127.x IPs, tainted so only this module's pods land there."""
-    pool = f"loopback-{secrets.token_hex(3)}"
-    spec = gpu_nodes.GpuNodeSpec(
-        name=pool,
-        pod_cidr=f"127.{40 + secrets.randbelow(80)}.{secrets.randbelow(250)}.0/24",
-        labels={"kubeinfer.io/e2e-pool": pool},
-        taints=(LOOPBACK_TAINT,),
-    )
-    (name,) = gpu_nodes.create(api, [spec])
-    core: Any = kubernetes.client.CoreV1Api(api)
-    try:
-        yield pool
-    finally:
-        with contextlib.suppress(kubernetes.client.ApiException):
-            core.delete_node(name)
-
-
-def _manifest(namespace: str, pool: str, version: int, **rollout: Any) -> str:
+def _manifest(namespace: str, node: str, version: int, **rollout: Any) -> str:
     return yaml.safe_dump(
         {
             "apiVersion": "kubeinfer.io/v1alpha1",
@@ -83,8 +61,8 @@ def _manifest(namespace: str, pool: str, version: int, **rollout: Any) -> str:
                 "autoscaling": {"engine": "keda"},
                 "traffic": {"provider": "none"},
                 "placement": {
-                    "nodeSelector": {"kubeinfer.io/e2e-pool": pool},
-                    "tolerations": [{**LOOPBACK_TAINT, "operator": "Equal"}],
+                    "nodeSelector": {"kubernetes.io/hostname": node},
+                    "tolerations": [{**gpu_nodes.LOOPBACK_TAINT, "operator": "Equal"}],
                 },
                 "rollout": {
                     "reload": "inPlace",
@@ -150,9 +128,7 @@ def _servers(
     cluster: cluster_setup.Cluster, namespace: str, scraper: prometheus.Prometheus
 ) -> Iterator[fleet.Fleet]:
     """A Triton simulator on each pod's IP, started empty (explicit model control)."""
-    identity = server.Identity(
-        runtime="triton", model=NAME, versions=VERSIONS, start_loaded=False
-    )
+    identity = server.Identity(runtime="triton", model=NAME, versions=VERSIONS, start_loaded=False)
     port = runtimes.RUNTIMES["triton"].port
     with (
         contextlib.closing(cluster.api_client()) as api,
@@ -175,17 +151,19 @@ def _serving(
     cluster: cluster_setup.Cluster,
     namespace: str,
     scraper: prometheus.Prometheus,
-    loopback_node: str,
+    node: str,
     version: int,
 ) -> Iterator[tuple[fleet.Fleet, dict[str, str]]]:
     """The service Ready on ``version`` in every pod; yields the fleet and pod -> uid."""
-    cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node, version))
+    cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, node, version))
     with _servers(cluster, namespace, scraper) as sims:
         _await(
             cluster,
             namespace,
-            lambda: set(_versions(cluster, namespace).values()) == {str(version)}
-            and len(_versions(cluster, namespace)) == PODS,
+            lambda: (
+                set(_versions(cluster, namespace).values()) == {str(version)}
+                and len(_versions(cluster, namespace)) == PODS
+            ),
             what=f"every pod to load version {version}",
         )
         cluster.kubectl(
@@ -205,7 +183,7 @@ def _generation(cluster: cluster_setup.Cluster, namespace: str) -> str:
 def _loaded(sims: fleet.Fleet) -> dict[str, list[int]]:
     """Pod -> the versions its server loaded through the API, in order."""
     return {
-        pod: [entry["version"] for entry in entries if entry["outcome"] == "loaded"]
+        pod: [entry["version"] for entry in entries if entry["outcome"] == "Loaded"]
         for pod, entries in sims.loads().items()
     }
 
@@ -215,13 +193,13 @@ def test_healthy_version_is_promoted_in_place_without_restarting_a_pod(
     namespace: str,
     scraper: prometheus.Prometheus,
     analysing_operator: operator_process.RunningOperator,
-    loopback_node: str,
+    loopback_node: gpu_nodes.GpuNodeSpec,
 ) -> None:
-    with _serving(cluster, namespace, scraper, loopback_node, version=2) as (sims, uids):
+    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, uids):
         generation = _generation(cluster, namespace)
         _, stop = sims.start_load(LOAD)
         try:
-            cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node, 3))
+            cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 3))
             candidates: set[int] = set()
 
             def promoted() -> bool:
@@ -256,13 +234,13 @@ def test_failing_version_is_rolled_back_by_loading_stable_again(
     namespace: str,
     scraper: prometheus.Prometheus,
     analysing_operator: operator_process.RunningOperator,
-    loopback_node: str,
+    loopback_node: gpu_nodes.GpuNodeSpec,
 ) -> None:
-    with _serving(cluster, namespace, scraper, loopback_node, version=2) as (sims, uids):
+    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, uids):
         sims.set_version(3, {"behaviour": {"errorRate": 0.05}})
         _, stop = sims.start_load(LOAD)
         try:
-            cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node, 3))
+            cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 3))
             status = _await(
                 cluster,
                 namespace,
@@ -298,10 +276,10 @@ def test_version_the_server_refuses_fails_at_once_with_its_answer(
     namespace: str,
     scraper: prometheus.Prometheus,
     analysing_operator: operator_process.RunningOperator,
-    loopback_node: str,
+    loopback_node: gpu_nodes.GpuNodeSpec,
 ) -> None:
-    with _serving(cluster, namespace, scraper, loopback_node, version=2) as (sims, _):
-        cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node, 5))
+    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, _):
+        cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 5))
         status = _await(
             cluster,
             namespace,
@@ -328,13 +306,19 @@ def test_version_the_server_refuses_fails_at_once_with_its_answer(
         ).stdout  # fmt: skip
         assert refused[0] in events and BAD_LOAD in events
         assert set(_versions(cluster, namespace).values()) == {"2"}
-        assert sum(1 for versions in sims.loads().values() for e in versions if e["version"] == 5) == 1
+        assert (
+            sum(1 for versions in sims.loads().values() for e in versions if e["version"] == 5) == 1
+        )
 
 
 @pytest.mark.parametrize(
     ("change", "field", "saying"),
     [
-        ({"runtime": "vllm", "uri": "hf://org/chat"}, "spec.rollout.reload", "needs runtime triton"),
+        (
+            {"runtime": "vllm", "uri": "hf://org/chat"},
+            "spec.rollout.reload",
+            "needs runtime triton",
+        ),
         ({"version": "v3"}, "spec.model.version", "Triton version number"),
     ],
     ids=["another runtime", "a version that names no repository directory"],

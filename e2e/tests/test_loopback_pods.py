@@ -47,6 +47,7 @@ def _objects(node: str) -> list[dict[str, Any]]:
                     "metadata": {"labels": {**selector, VERSION_LABEL: "1"}},
                     "spec": {
                         "nodeSelector": {"kubernetes.io/hostname": node},
+                        "tolerations": [{**gpu_nodes.LOOPBACK_TAINT, "operator": "Equal"}],
                         "containers": [
                             {
                                 "name": "server",

@@ -36,7 +36,6 @@ from e2e.harness import (
     argocd,
     argocd_live,
     operator_process,
-    processes,
     prometheus,
     scrape_targets,
     waiting,
@@ -54,29 +53,6 @@ TRICKLE = load.Limits(rate=0.2, duration_s=900.0, max_requests=200, concurrency=
 """Spread over a stable and a candidate pod: ~6 candidate requests a 60 s window, under 20."""
 
 
-def _operator(
-    kubeconfig: pathlib.Path, log_path: pathlib.Path, prometheus_url: str
-) -> Iterator[operator_process.RunningOperator]:
-    with processes.Supervisor() as supervisor:
-        yield operator_process.start(
-            supervisor,
-            kubeconfig=kubeconfig,
-            log_path=log_path,
-            extra_args=["--prometheus-url", prometheus_url],
-        )
-
-
-@pytest.fixture
-def analysing_operator(
-    kubeinfer_crds: tuple[str, ...],
-    operator_kubeconfig: pathlib.Path,
-    scraper: prometheus.Prometheus,
-    tmp_path: pathlib.Path,
-) -> Iterator[operator_process.RunningOperator]:
-    """The operator as its ServiceAccount, analysing rollouts on the module's Prometheus."""
-    yield from _operator(operator_kubeconfig, tmp_path / "kubeinfer-operator.log", scraper.url)
-
-
 @pytest.fixture
 def operator_with_prometheus_down(
     kubeinfer_crds: tuple[str, ...], operator_kubeconfig: pathlib.Path, tmp_path: pathlib.Path
@@ -86,7 +62,10 @@ def operator_with_prometheus_down(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    yield from _operator(operator_kubeconfig, tmp_path / "kubeinfer-operator.log", url)
+    with operator_process.running(
+        operator_kubeconfig, tmp_path / "kubeinfer-operator.log", ["--prometheus-url", url]
+    ) as running:
+        yield running
 
 
 def _manifest(namespace: str, version: str, pause: str) -> str:
