@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,7 +28,14 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import gpu_nodes, operator_process, prometheus, scrape_targets, waiting
+from e2e.harness import (
+    gpu_nodes,
+    inference_services,
+    operator_process,
+    prometheus,
+    scrape_targets,
+    waiting,
+)
 from e2e.simulator import behaviour, fleet, load, server
 from kubeinfer.planning import in_place, runtimes
 
@@ -35,7 +43,7 @@ pytestmark = pytest.mark.e2e
 
 NAME = "chat"
 PODS = 4
-LOAD = load.Limits(rate=24.0, duration_s=900.0, max_requests=30_000, concurrency=32)
+LOAD = load.ROLLOUT
 VERSIONS = (2, 3, 4, 5)
 BAD_LOAD = "failed to load 'chat' version 5: unable to find '/models/chat/5/model.plan'"
 
@@ -58,7 +66,8 @@ def _manifest(namespace: str, node: str, version: int, **rollout: Any) -> str:
                 "resources": {"gpus": 0, "cpu": "1", "memory": "2Gi", "sharedMemory": "256Mi"},
                 "replicas": {"min": PODS, "max": PODS},
                 "sla": {"tier": "silver"},
-                "autoscaling": {"engine": "keda"},
+                # the HPA controller holds minReplicas even without metrics (KEDA is not run)
+                "autoscaling": {"engine": "hpa"},
                 "traffic": {"provider": "none"},
                 "placement": {
                     "nodeSelector": {"kubernetes.io/hostname": node},
@@ -76,16 +85,10 @@ def _manifest(namespace: str, node: str, version: int, **rollout: Any) -> str:
 
 
 def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "infsvc", NAME, "-n", namespace, "-o", "json").stdout
-    status: dict[str, Any] = json.loads(out).get("status") or {}
-    return status
+    return inference_services.status(cluster, namespace, NAME)
 
 
-def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c["type"] == kind), {}
-    )
-    return found
+_condition = inference_services.condition
 
 
 def _pods(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, dict[str, Any]]:
@@ -174,6 +177,21 @@ def _serving(
         yield sims, uids
 
 
+def _rolled_back(
+    cluster: cluster_setup.Cluster, namespace: str, *, what: str, timeout: float
+) -> dict[str, Any]:
+    """The status once RolledBack is True."""
+
+    def check() -> dict[str, Any] | None:
+        status = _status(cluster, namespace)
+        return status if _condition(status, "RolledBack").get("status") == "True" else None
+
+    found: dict[str, Any] = _await(
+        cluster, namespace, check, what=f"{what} to be rolled back", timeout=timeout
+    )
+    return found
+
+
 def _generation(cluster: cluster_setup.Cluster, namespace: str) -> str:
     return cluster.kubectl(
         "get", "deploy", NAME, "-n", namespace, "-o", "jsonpath={.metadata.generation}"
@@ -199,6 +217,7 @@ def test_healthy_version_is_promoted_in_place_without_restarting_a_pod(
         generation = _generation(cluster, namespace)
         _, stop = sims.start_load(LOAD)
         try:
+            started = time.monotonic()
             cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 3))
             candidates: set[int] = set()
 
@@ -208,6 +227,11 @@ def test_healthy_version_is_promoted_in_place_without_restarting_a_pod(
                 return bool(status.get("stable", {}).get("version") == "3")
 
             _await(cluster, namespace, promoted, what="version 3 to be promoted", timeout=360)
+            print(
+                f"\nin-place canary of {PODS} pods promoted after "
+                f"{time.monotonic() - started:.0f} s (steps 25%/50%, 20 s pauses, 20 s analysis "
+                f"interval); candidate pods seen {sorted(candidates)}; pods re-created 0"
+            )
         finally:
             stop()
         _await(
@@ -241,18 +265,7 @@ def test_failing_version_is_rolled_back_by_loading_stable_again(
         _, stop = sims.start_load(LOAD)
         try:
             cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 3))
-            status = _await(
-                cluster,
-                namespace,
-                lambda: (
-                    s
-                    if _condition(s := _status(cluster, namespace), "RolledBack").get("status")
-                    == "True"
-                    else None
-                ),
-                what="version 3 to be rolled back",
-                timeout=300,
-            )
+            status = _rolled_back(cluster, namespace, what="version 3", timeout=300)
         finally:
             stop()
         rolled_back = _condition(status, "RolledBack")
@@ -280,18 +293,7 @@ def test_version_the_server_refuses_fails_at_once_with_its_answer(
 ) -> None:
     with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, _):
         cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 5))
-        status = _await(
-            cluster,
-            namespace,
-            lambda: (
-                s
-                if _condition(s := _status(cluster, namespace), "RolledBack").get("status")
-                == "True"
-                else None
-            ),
-            what="version 5 to be rolled back",
-            timeout=120,
-        )
+        status = _rolled_back(cluster, namespace, what="version 5", timeout=120)
         message = _condition(status, "RolledBack")["message"]
         assert BAD_LOAD in message, message
         annotated = {

@@ -35,6 +35,7 @@ import yaml
 from e2e.harness import (
     argocd,
     argocd_live,
+    inference_services,
     operator_process,
     prometheus,
     scrape_targets,
@@ -48,7 +49,7 @@ from kubeinfer.planning import analysis
 pytestmark = pytest.mark.e2e
 
 NAME = "chat"
-LOAD = load.Limits(rate=24.0, duration_s=900.0, max_requests=30_000, concurrency=32)
+LOAD = load.ROLLOUT
 TRICKLE = load.Limits(rate=0.2, duration_s=900.0, max_requests=200, concurrency=2)
 """Spread over a stable and a candidate pod: ~6 candidate requests a 60 s window, under 20."""
 
@@ -101,9 +102,7 @@ _eventually = functools.partial(waiting.first, interval=1.0)
 
 
 def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "infsvc", NAME, "-n", namespace, "-o", "json").stdout
-    status: dict[str, Any] = json.loads(out).get("status") or {}
-    return status
+    return inference_services.status(cluster, namespace, NAME)
 
 
 def _await(
@@ -148,11 +147,7 @@ def _event(cluster: cluster_setup.Cluster, namespace: str, reason: str) -> dict[
     )
 
 
-def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c["type"] == kind), {}
-    )
-    return found
+_condition = inference_services.condition
 
 
 @contextlib.contextmanager

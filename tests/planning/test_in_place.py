@@ -233,6 +233,14 @@ def test_a_healthy_version_is_promoted_step_by_step_with_each_pod_loaded_once() 
     assert _condition(plan, ConditionType.READY).status == "True"
 
 
+def test_stable_keeps_a_pod_to_be_compared_with_until_promotion() -> None:
+    pool = Pool(_pods("2", n=2))
+    _, status = _rollout(pool, _spec("3", replicas={"min": 2, "max": 2}), values=HEALTHY)
+    assert status["stable"]["version"] == "3"
+    assert pool.most_candidates == 1, "50% of two pods, and never stable's last pod"
+    assert in_place.capped(1, 1) == 1 and in_place.capped(3, 0) == 0
+
+
 def test_a_failing_version_is_rolled_back_by_loading_stable_again() -> None:
     pool = Pool(_pods("2"))
     plan, status = _rollout(pool, _spec("3"), values=FAILING)

@@ -91,6 +91,13 @@ def views(pods: Sequence[ServerPod]) -> Views:
     return Views(serving=serving, ready=ready, refusal=refusal)
 
 
+def capped(wanted: int, pods: int) -> int:
+    """A step's candidate pods, leaving stable at least one pod to be compared with while the
+    steps run (a single-pod service reloads its one pod: its analysis then has no stable series,
+    and only metrics with explicit thresholds can fail it)."""
+    return max(min(wanted, pods - 1), 1) if pods else 0
+
+
 def assign(
     pods: Sequence[ServerPod], *, stable: str, candidate: str | None, candidate_pods: int
 ) -> tuple[Reload, ...]:

@@ -428,7 +428,7 @@ def _reloads(
     """The loads that give the pods the versions this pass decided."""
     candidate = decision.candidate.version if decision.candidate is not None else None
     wanted = (
-        rollout.candidate_replicas(spec, decision.state.step, len(pods))
+        in_place.capped(rollout.candidate_replicas(spec, decision.state.step, len(pods)), len(pods))
         if candidate is not None
         else 0
     )

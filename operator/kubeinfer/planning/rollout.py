@@ -150,6 +150,8 @@ def estimate(
     table = []
     for i, _ in enumerate(steps):
         pods = candidate_replicas(spec, i, stable_replicas)
+        if in_place.enabled(spec):
+            pods = in_place.capped(pods, stable_replicas)
         table.append(
             (
                 _traffic_weight(spec.rollout, i),
