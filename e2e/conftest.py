@@ -10,6 +10,14 @@
 - ``operator`` (function): ``kubeinfer run`` as a subprocess with that kubeconfig; its output
   goes to a file. A failing test's report carries the log of every operator it ran (from any
   fixture) and a snapshot of its namespace: Deployments, ReplicaSets, pods and Events.
+- ``loopback_node`` (function): a KWOK 8-GPU node whose ``spec.podCIDR`` is a fresh
+  127.42.x.0/24, so its pods get loopback IPs that simulators can listen on (pin pods with
+  ``kubernetes.io/hostname`` and tolerate ``gpu_nodes.LOOPBACK_TAINT``); its ``GpuNodeSpec``; deleted
+  after the test.
+- ``analysing_operator`` (function): the operator as its ServiceAccount, with
+  ``--prometheus-url`` at the module's ``scraper``, so it analyses rollouts.
+- ``scraper`` (module): Debian's Prometheus on loopback, scraping the target files that
+  ``harness/scrape_targets.Follower`` writes; one per test module that asks for it.
 - ``argocd_binary`` (session): the argocd command, built from its Go module on first use.
 - ``installed_config_map`` / ``argocd_cm`` (session): Argo CD's own argocd-cm with kubeinfer's
   health component (``manifests/argocd``) merged in, as a dict and as a file.
@@ -37,9 +45,11 @@ from e2e.harness import (
     argocd,
     argocd_health,
     argocd_live,
+    gpu_nodes,
     log_replay,
     operator_process,
     processes,
+    prometheus,
     toolchain,
 )
 from e2e.harness import cluster as cluster_setup
@@ -96,6 +106,44 @@ def operator(
     log_path = tmp_path / "kubeinfer-operator.log"
     with processes.Supervisor() as supervisor:
         yield operator_process.start(supervisor, kubeconfig=operator_kubeconfig, log_path=log_path)
+
+
+@pytest.fixture
+def loopback_node(api: Any) -> Iterator[gpu_nodes.GpuNodeSpec]:
+    """A Ready KWOK GPU node giving its pods IPs from a fresh 127.42.x.0/24; deleted after.
+    Tainted with ``gpu_nodes.LOOPBACK_TAINT`` so only pods that tolerate it land there."""
+    spec = gpu_nodes.GpuNodeSpec(
+        name=f"loopback-{secrets.token_hex(3)}",
+        pod_cidr=f"127.42.{1 + secrets.randbelow(254)}.0/24",
+        taints=(gpu_nodes.LOOPBACK_TAINT,),
+    )
+    gpu_nodes.create(api, [spec])
+    yield spec
+    with contextlib.suppress(kubernetes.client.ApiException):
+        kubernetes.client.CoreV1Api(api).delete_node(spec.name)
+
+
+@pytest.fixture
+def analysing_operator(
+    kubeinfer_crds: tuple[str, ...],
+    operator_kubeconfig: pathlib.Path,
+    scraper: prometheus.Prometheus,
+    tmp_path: pathlib.Path,
+) -> Iterator[operator_process.RunningOperator]:
+    """The operator as its ServiceAccount, analysing rollouts on the module's Prometheus."""
+    with operator_process.running(
+        operator_kubeconfig,
+        tmp_path / "kubeinfer-operator.log",
+        ["--prometheus-url", scraper.url],
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def scraper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prometheus.Prometheus]:
+    """Prometheus on loopback for one test module."""
+    with processes.Supervisor() as supervisor:
+        yield prometheus.start(supervisor, tmp_path_factory.mktemp("prometheus"))
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,14 @@
 
 Owns: the Node object of a GPU node (capacity and allocatable with ``nvidia.com/gpu``, the labels
 NVIDIA GPU Feature Discovery puts on real nodes, the kwok annotation, an optional topology
-annotation), creating such nodes and waiting until kwok has made them Ready.
+annotation, an optional ``spec.podCIDR``), creating such nodes and waiting until kwok has made
+them Ready.
 Must not: describe GPU topology itself; the caller passes the ``gpu.kubeinfer.io/topology`` JSON.
+
+Pod IPs: kwok gives a pod the next free address of its node's ``spec.podCIDR`` (else of its own
+``--cidr``). A node with a loopback range (``pod_cidr="127.42.0.0/24"``; keep clear of
+127.0.0.0/24, where the control plane and the fleet's own simulators listen) gives its pods IPs
+a simulator can bind, so whatever calls a pod by its IP reaches that pod's simulator.
 """
 
 from __future__ import annotations
@@ -19,6 +25,15 @@ from e2e.harness import control_plane, waiting
 GPU_RESOURCE = "nvidia.com/gpu"
 TOPOLOGY_ANNOTATION = "gpu.kubeinfer.io/topology"
 READY_TIMEOUT_SECONDS = 60.0
+
+
+LOOPBACK_TAINT: Mapping[str, str] = {
+    "key": "kubeinfer.io/e2e-loopback-pods",
+    "value": "true",
+    "effect": "NoSchedule",
+}
+"""Taint of a node with a loopback podCIDR, so only pods meant for it land there (any other
+pod's EndpointSlice would be refused for its loopback address)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +52,7 @@ class GpuNodeSpec:
     topology: str | None = None  # opaque JSON for the gpu.kubeinfer.io/topology annotation
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     taints: Sequence[Mapping[str, str]] = ()
+    pod_cidr: str | None = None  # spec.podCIDR(s): the range kwok takes pod IPs from
 
 
 def build_node(spec: GpuNodeSpec) -> dict[str, Any]:
@@ -70,11 +86,17 @@ def build_node(spec: GpuNodeSpec) -> dict[str, Any]:
         "ephemeral-storage": spec.ephemeral_storage,
         GPU_RESOURCE: str(spec.gpus),
     }
+    node_spec: dict[str, Any] = {}
+    if spec.taints:
+        node_spec["taints"] = [dict(t) for t in spec.taints]
+    if spec.pod_cidr is not None:
+        node_spec["podCIDR"] = spec.pod_cidr
+        node_spec["podCIDRs"] = [spec.pod_cidr]
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": spec.name, "labels": labels, "annotations": annotations},
-        "spec": {"taints": [dict(t) for t in spec.taints]} if spec.taints else {},
+        "spec": node_spec,
         "status": {
             "capacity": resources,
             "allocatable": dict(resources),

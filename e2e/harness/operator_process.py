@@ -9,13 +9,14 @@ Must not: configure the operator beyond that contract; kopf settings live in the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from e2e.harness import processes, versions
 
@@ -91,3 +92,12 @@ def start(
             interval=0.25,
         )
     return RunningOperator(process=process, log_path=log_path, liveness_url=liveness_url)
+
+
+@contextlib.contextmanager
+def running(
+    kubeconfig: pathlib.Path, log_path: pathlib.Path, extra_args: Sequence[str] = ()
+) -> Iterator[RunningOperator]:
+    """The operator started under its own supervisor, stopped on exit."""
+    with processes.Supervisor() as supervisor:
+        yield start(supervisor, kubeconfig=kubeconfig, log_path=log_path, extra_args=extra_args)

@@ -5,8 +5,24 @@ Prometheus file-discovery target groups with the labels prometheus-operator give
 (``namespace``, ``service``, ``pod``, ``container``, ``endpoint``, ``job``, and each
 ``podTargetLabels`` entry sanitised, e.g. ``kubeinfer_io_inferenceservice``), the endpoint's path
 and interval; and ``Follower``, a thread that keeps a simulator fleet and the target file in step
-with the pods the Deployment really runs. Each pod's address is replaced by its simulator's
-127.0.0.x: KWOK pod IPs are API fields only, nothing listens there.
+with the pods the Deployment really runs (re-reading pods every interval, so a pod relabelled
+in place shows its new labels in the next target file). Each pod's address is replaced by its
+simulator's: KWOK pod IPs are API fields only, nothing listens there.
+
+Where the pods come from (``Follower(endpoints=...)``):
+
+- ``"slices"`` (default): the EndpointSlices the endpointslice controller wrote; simulators take
+  free 127.0.0.x addresses.
+- ``"selector"``: for pods on a node with a loopback ``podCIDR`` (``gpu_nodes.GpuNodeSpec``),
+  whose IPs are 127.x. The API server refuses loopback addresses in EndpointSlices, so the
+  endpointslice controller writes none for them; the Follower plays that controller instead
+  (``selector_slices``: pods matching each Service's ``spec.selector`` that have an IP, are not
+  terminating and have not finished) and has each simulator listen on its pod's own IP and the
+  fleet's port, so a caller that reads pod IPs from the API server reaches it. It also plays the
+  kubelet there: every running pod with an IP gets its simulator, whether a Service selects it
+  or not (an in-place server is in no Service until the operator has loaded a model into it);
+  the target file still lists only the Services' endpoints.
+
 Must not: write to the API server, or scrape anything itself (Prometheus does).
 """
 
@@ -22,12 +38,14 @@ from typing import Any
 import kubernetes
 
 from e2e.harness import prometheus
-from e2e.simulator import fleet
+from e2e.simulator import fleet, server
 
 log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_SECONDS = 1.0
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+ENDPOINT_SOURCES = ("slices", "selector")
+_FINISHED_PHASES = ("Succeeded", "Failed")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -121,6 +139,42 @@ def _slice_pods(slices: Sequence[Mapping[str, Any]], service: str) -> set[str]:
     return names
 
 
+def selector_slices(
+    services: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The EndpointSlices the endpointslice controller would write: per Service with a
+    ``spec.selector``, one endpoint per pod whose labels match it, that has an IP, is not
+    terminating and has not finished (phase Succeeded or Failed)."""
+    slices = []
+    for service in services:
+        selector = service.get("spec", {}).get("selector") or {}
+        if not selector:
+            continue  # a Service without a selector has its endpoints written by hand
+        endpoints = [
+            {
+                "addresses": [pod["status"]["podIP"]],
+                "targetRef": {
+                    "kind": "Pod",
+                    "name": pod["metadata"]["name"],
+                    "namespace": pod["metadata"].get("namespace"),
+                },
+            }
+            for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"]))
+            if _matches({"matchLabels": selector}, pod["metadata"].get("labels") or {})
+            and (pod.get("status") or {}).get("podIP")
+            and not pod["metadata"].get("deletionTimestamp")
+            and (pod.get("status") or {}).get("phase") not in _FINISHED_PHASES
+        ]
+        name = service["metadata"]["name"]
+        slices.append(
+            {
+                "metadata": {"name": name, "labels": {SERVICE_NAME_LABEL: name}},
+                "endpoints": endpoints,
+            }
+        )
+    return slices
+
+
 def _container_with_port(pod: Mapping[str, Any], port_name: str) -> str:
     for container in pod.get("spec", {}).get("containers") or []:
         if any(p.get("name") == port_name for p in container.get("ports") or []):
@@ -130,7 +184,8 @@ def _container_with_port(pod: Mapping[str, Any], port_name: str) -> str:
 
 class Follower:
     """Keeps ``fleet`` serving one simulator per pod the ServiceMonitor reaches, and Prometheus'
-    target file naming them, until stopped. ``with Follower(...):`` runs it in a thread."""
+    target file naming them, until stopped. ``with Follower(...):`` runs it in a thread.
+    ``endpoints``: ``"slices"`` or ``"selector"`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -140,7 +195,11 @@ class Follower:
         monitor_name: str,
         simulators: fleet.Fleet,
         scraper: prometheus.Prometheus,
+        endpoints: str = "slices",
     ) -> None:
+        if endpoints not in ENDPOINT_SOURCES:
+            raise ValueError(f"endpoints must be one of {ENDPOINT_SOURCES}, got {endpoints!r}")
+        self.endpoints = endpoints
         self._core: Any = kubernetes.client.CoreV1Api(api)
         self._discovery: Any = kubernetes.client.DiscoveryV1Api(api)
         self._custom: Any = kubernetes.client.CustomObjectsApi(api)
@@ -186,16 +245,30 @@ class Follower:
                 return 0
             raise
         services = self._as_dicts(self._core.list_namespaced_service(self.namespace))
-        slices = self._as_dicts(self._discovery.list_namespaced_endpoint_slice(self.namespace))
         pods = [
             p
             for p in self._as_dicts(self._core.list_namespaced_pod(self.namespace))
             if not p["metadata"].get("deletionTimestamp")
         ]
+        if self.endpoints == "selector":
+            slices = selector_slices(services, pods)
+        else:
+            slices = self._as_dicts(self._discovery.list_namespaced_endpoint_slice(self.namespace))
         reachable = set().union(*(_slice_pods(slices, s["metadata"]["name"]) for s in services)) & {
             p["metadata"]["name"] for p in pods
         }
-        self.simulators.sync(reachable)
+        hosts = None
+        if self.endpoints == "selector":
+            # the kubelet's part: every running pod runs its server, in a Service or not (a
+            # server that serves no model yet is in none until something loads one into it)
+            hosts = {
+                p["metadata"]["name"]: p["status"]["podIP"]
+                for p in pods
+                if (p.get("status") or {}).get("podIP")
+                and (p.get("status") or {}).get("phase") not in _FINISHED_PHASES
+            }
+            reachable = set(hosts)
+        self.simulators.sync(reachable, hosts=hosts)
         groups = target_groups(
             monitor,
             services=services,
@@ -210,7 +283,12 @@ class Follower:
         while not self._stop.is_set():
             try:
                 self.step()
-            except (kubernetes.client.ApiException, OSError, fleet.FleetError) as err:
+            except (
+                kubernetes.client.ApiException,
+                OSError,
+                fleet.FleetError,
+                server.AddressError,
+            ) as err:
                 self.error = err
                 log.warning("Scrape follower step failed", extra={"error": str(err)})
             self._stop.wait(FOLLOW_INTERVAL_SECONDS)

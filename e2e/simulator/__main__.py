@@ -16,7 +16,14 @@ from kubeinfer.planning import runtimes
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    identity = server.Identity(args.runtime, args.model, load_seconds=args.load_seconds)
+    identity = server.Identity(
+        args.runtime,
+        args.model,
+        load_seconds=args.load_seconds,
+        versions=tuple(int(v) for v in args.versions.split(",")),
+        default_version=args.default_version,
+        start_loaded=not args.start_unloaded,
+    )
     initial = behaviour.Behaviour(
         latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, error_rate=args.error_rate
     )
@@ -40,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--runtime", default="vllm", choices=sorted(runtimes.RUNTIMES))
     serve.add_argument("--model", default="model")
     serve.add_argument("--load-seconds", type=float, default=0.0)
+    serve.add_argument("--versions", default="1", help="the model's versions, e.g. 1,2,3")
+    serve.add_argument("--default-version", type=int, help="default: the latest")
+    serve.add_argument(
+        "--start-unloaded",
+        action="store_true",
+        help="triton: load nothing at start (--model-control-mode=explicit)",
+    )
     serve.add_argument("--latency-ms", type=float, default=20.0)
     serve.add_argument("--jitter-ms", type=float, default=0.0)
     serve.add_argument("--error-rate", type=float, default=0.0)

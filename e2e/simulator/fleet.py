@@ -1,10 +1,18 @@
-"""Simulators standing for the pods of a Deployment: one per pod, each on its own 127.0.0.x.
+"""Simulators standing for the pods of a Deployment: one per pod, each on its own 127.0.0.x
+or on the pod's own (loopback) IP.
 
 Owns: one asyncio event loop in a background thread that serves every simulator of the fleet
-(cheap on two cores: no process per pod), the pod -> address map, fleet-wide behaviour changes
-(sent through each simulator's admin endpoint, and inherited by simulators added later), and
-load runs on the same loop. Must not: look at the API server; the caller says which pods exist
-(``sync``), so the fleet follows whatever the Deployment really runs.
+(cheap on two cores: no process per pod), the pod -> address map, fleet-wide behaviour and
+per-version changes (sent through each simulator's admin endpoint, and inherited by simulators
+added later), each simulator's load log, and load runs on the same loop. Must not: look at the
+API server; the caller says which pods exist and, optionally, their IPs (``sync``), so the
+fleet follows whatever the Deployment really runs.
+
+Pod IPs: ``sync(pods, hosts={pod: ip})`` serves that pod's simulator on ``ip:port`` (the
+``port`` given to the fleet, e.g. the runtime's 8000), so a client that reads pod IPs from the
+API server, as an operator calling each pod does, reaches it. Linux routes all of 127.0.0.0/8
+to ``lo``, so any 127.x address binds without setup; anything else is refused with
+``server.AddressError`` before any simulator changes.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any, TypeVar
 import aiohttp
 import aiohttp.web
 
-from e2e.simulator import behaviour, load, server
+from e2e.simulator import behaviour, load, model_control, server
 
 T = TypeVar("T")
 FIRST_HOST = 2  # 127.0.0.1 is the control plane's; simulators take 127.0.0.2 upwards
@@ -28,17 +36,25 @@ CALL_TIMEOUT_SECONDS = 30.0
 
 
 class FleetError(RuntimeError):
-    """The fleet ran out of loopback addresses or a simulator's admin endpoint refused a change."""
+    """The fleet ran out of loopback addresses, a simulator's admin endpoint refused a change, or
+    a change needs a runtime or version the fleet does not serve."""
 
 
 class Fleet:
     """Simulators keyed by pod name; ``with Fleet(...) as fleet:`` stops them all on exit."""
 
     def __init__(
-        self, identity: server.Identity, initial: behaviour.Behaviour | None = None
+        self,
+        identity: server.Identity,
+        initial: behaviour.Behaviour | None = None,
+        *,
+        port: int = 0,
     ) -> None:
         self.identity = identity
+        self.port = port
+        """Port every simulator listens on; 0: any free one (needed on shared 127.0.0.x)."""
         self._behaviour = initial or behaviour.Behaviour()
+        self._versions: dict[int, model_control.VersionSettings] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="simulator-fleet", daemon=True
@@ -66,15 +82,20 @@ class Fleet:
 
     # -- membership -------------------------------------------------------------------------------
 
-    def sync(self, pods: Iterable[str]) -> None:
-        """Serve a simulator for every pod in ``pods`` and stop those of pods that are gone."""
+    def sync(self, pods: Iterable[str], *, hosts: Mapping[str, str] | None = None) -> None:
+        """Serve a simulator for every pod in ``pods`` and stop those of pods that are gone.
+        A pod in ``hosts`` (pod -> IP) gets its simulator on that IP, others a free 127.0.0.x;
+        ``server.AddressError`` (nothing changed) if any of those IPs is not loopback."""
+        hosts = dict(hosts or {})
+        for host in hosts.values():
+            server.require_loopback(host)
         wanted = set(pods)
         with self._lock:
             current = set(self._runners)
         for pod in sorted(current - wanted):
             self._call(self._remove(pod))
         for pod in sorted(wanted - current):
-            self._call(self._add(pod))
+            self._call(self._add(pod, hosts.get(pod)))
 
     def addresses(self) -> dict[str, str]:
         """``host:port`` of each pod's simulator."""
@@ -85,15 +106,18 @@ class Fleet:
         """Base URL of every simulator, in pod-name order."""
         return [f"http://{address}" for _, address in sorted(self.addresses().items())]
 
-    async def _add(self, pod: str) -> None:
-        with self._lock:
-            used = {host for host, _ in self._addresses.values()}
-        free = [f"127.0.0.{n}" for n in range(FIRST_HOST, LAST_HOST + 1)]
-        host = next((h for h in free if h not in used), None)
+    async def _add(self, pod: str, host: str | None) -> None:
+        if host is None:
+            with self._lock:
+                used = {h for h, _ in self._addresses.values()}
+            free = [f"127.0.0.{n}" for n in range(FIRST_HOST, LAST_HOST + 1)]
+            host = next((h for h in free if h not in used), None)
         if host is None:
             raise FleetError("no free 127.0.0.x address left for another simulator")
         simulator = server.Simulator(self.identity, self._behaviour)
-        runner, port = await server.start(simulator, host=host, port=0)
+        for version, settings in self._versions.items():
+            simulator.model.set_version(version, settings)
+        runner, port = await server.start(simulator, host=host, port=self.port)
         with self._lock:
             self._runners[pod] = runner
             self._simulators[pod] = simulator
@@ -113,13 +137,34 @@ class Fleet:
         simulators added later; return the new behaviour."""
         with self._lock:
             self._behaviour = self._behaviour.updated(document)
-        self._call(self._put_all(dict(document)))
+        self._call(self._put_all("/admin/behaviour", dict(document)))
         return self._behaviour
 
-    async def _put_all(self, document: dict[str, Any]) -> None:
+    def set_version(self, version: int, document: Mapping[str, Any]) -> None:
+        """Set how ``version`` behaves, loads or fails to load (``PUT /admin/versions/{version}``
+        of ``model_control``) on every simulator and on simulators added later. Triton only."""
+        if self.identity.runtime != "triton":
+            raise FleetError("per-version settings need runtime triton (model control)")
+        settings = model_control.VersionSettings.from_json(dict(document), self._behaviour)
+        if version not in self.identity.versions:
+            raise FleetError(f"version {version} is not in {self.identity.versions}")
+        with self._lock:
+            self._versions[version] = settings
+        self._call(self._put_all(f"/admin/versions/{version}", dict(document)))
+
+    def loads(self) -> dict[str, list[dict[str, Any]]]:
+        """Each pod's load log, as ``GET /admin/loads`` answers: loads, failed loads, unloads."""
+        return self._call(self._read_loads())
+
+    async def _read_loads(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            simulators = dict(self._simulators)
+        return {pod: [e.to_json() for e in sim.model.loads] for pod, sim in simulators.items()}
+
+    async def _put_all(self, path: str, document: dict[str, Any]) -> None:
         async with aiohttp.ClientSession() as session:
             for url in self.urls():
-                async with session.put(f"{url}/admin/behaviour", json=document) as response:
+                async with session.put(f"{url}{path}", json=document) as response:
                     if response.status != 200:
                         raise FleetError(f"{url} refused {document}: {await response.text()}")
 

@@ -46,6 +46,11 @@ class Limits:
             raise ValueError(f"concurrency must be in (0, {MAX_CONCURRENCY}]")
 
 
+ROLLOUT = Limits(rate=24.0, duration_s=900.0, max_requests=30_000, concurrency=32)
+"""Steady traffic for a rollout under analysis: enough requests per analysis window that every
+version's pods pass ``minSamples``, for as long as any rollout test runs."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Report:
     """What the run did: requests sent, answers by status (0: no answer), requests skipped

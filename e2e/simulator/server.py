@@ -3,7 +3,13 @@
 Owns: the HTTP surface a runtime's pod offers — its health and readiness paths (taken from
 ``kubeinfer.planning.runtimes``, so probes and simulator agree), ``GET /v1/models``,
 ``POST /v1/completions`` (OpenAI-style), ``GET /metrics`` — and the admin endpoint
-``GET|PUT /admin/behaviour`` that changes latency and error rate at run time.
+``GET|PUT /admin/behaviour`` that changes latency and error rate at run time. For runtime
+``triton`` also Triton's model-control API and per-version admin endpoints (``model_control``):
+the version loaded picks the behaviour, and a Triton simulator can start with no model loaded
+(``Identity.start_loaded=False``, as ``--model-control-mode=explicit`` does until the first
+load); then completions answer 400 and readiness (``/v2/health/ready``, which Triton answers
+400 when not ready) fails. Triton with ``--strict-readiness`` and nothing loaded would answer
+ready; the simulator's server readiness follows its one model instead.
 Must not: bind anything but a loopback address (callers pass the address; ``serve`` checks it).
 
 Metrics (one registry per application, so several simulators share a process):
@@ -13,6 +19,10 @@ Metrics (one registry per application, so several simulators share a process):
 - ``kubeinfer_requests_total`` counter (labels ``model``, ``code``).
 - for runtime ``vllm`` also vLLM's own names: ``vllm:e2e_request_latency_seconds``,
   ``vllm:request_success_total`` and ``vllm:num_requests_running`` (label ``model_name``).
+- for runtime ``triton`` also Triton's own counters, labelled ``model`` and ``version`` (the
+  version that answered): ``nv_inference_request_success``, ``nv_inference_request_failure``
+  (plus ``reason="BACKEND"``) and ``nv_inference_count``, named as Triton names them (no
+  ``_total``).
 
 The scraper adds ``namespace``, ``pod`` and the ServiceMonitor's pod target labels; the
 simulator itself never exports those names.
@@ -32,7 +42,7 @@ from typing import Any
 import aiohttp.web
 import prometheus_client
 
-from e2e.simulator import behaviour
+from e2e.simulator import behaviour, model_control
 from kubeinfer.planning import runtimes
 
 LATENCY_BUCKETS = (
@@ -60,18 +70,35 @@ def require_loopback(host: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Identity:
-    """What the simulated server serves: runtime (vllm, triton, generic) and model name."""
+    """What the simulated server serves: runtime (vllm, triton, generic), model name, and the
+    model's versions (Triton's version directories; other runtimes serve the default)."""
 
     runtime: str
     model: str
     load_seconds: float = 0.0
-    """Readiness answers 503 for this long after start, as a model load would."""
+    """Readiness answers 503 (Triton: 400) for this long after start, as a model load would."""
+    versions: tuple[int, ...] = (1,)
+    default_version: int | None = None
+    """Loaded at start and by a load without a version policy; None: the latest (highest)."""
+    start_loaded: bool = True
+    """False (Triton only): start with nothing loaded, as ``--model-control-mode=explicit``."""
 
     def __post_init__(self) -> None:
         if self.runtime not in runtimes.RUNTIMES:
             raise ValueError(
                 f"unknown runtime {self.runtime!r}; known: {sorted(runtimes.RUNTIMES)}"
             )
+        if not self.versions or any(v < 1 for v in self.versions):
+            raise ValueError(f"versions must be integers > 0, got {self.versions}")
+        if self.default_version is not None and self.default_version not in self.versions:
+            raise ValueError(f"default_version {self.default_version} is not in {self.versions}")
+        if not self.start_loaded and self.runtime != "triton":
+            raise ValueError("only triton starts with no model loaded (explicit model control)")
+
+    @property
+    def start_version(self) -> int:
+        """The version loaded at start and without a version policy."""
+        return self.default_version if self.default_version is not None else max(self.versions)
 
 
 class _Metrics:
@@ -114,13 +141,61 @@ class _Metrics:
                 registry=self.registry,
             )
 
-    def observe(self, model: str, seconds: float, code: int) -> None:
+        self.triton = _TritonCounters() if identity.runtime == "triton" else None
+
+    def observe(self, model: str, seconds: float, code: int, version: int | None) -> None:
         self.duration.labels(model=model).observe(seconds)
         self.requests.labels(model=model, code=str(code)).inc()
         if self.vllm:
             self.vllm_latency.labels(model_name=model).observe(seconds)
             if code == 200:
                 self.vllm_success.labels(model_name=model, finished_reason="length").inc()
+        if self.triton is not None and version is not None:
+            self.triton.observe(model, version, ok=code == 200)
+
+    def exposition(self) -> bytes:
+        text = prometheus_client.generate_latest(self.registry)
+        return text + (self.triton.exposition() if self.triton is not None else b"")
+
+
+_TRITON_COUNTERS = {
+    "nv_inference_request_success": "Number of successful inference requests, all batch sizes",
+    "nv_inference_request_failure": "Number of failed inference requests, all batch sizes",
+    "nv_inference_count": "Number of inferences performed (does not include cached requests)",
+}
+
+
+class _TritonCounters:
+    """Triton's per-model-version counters, exposed under Triton's names: prometheus_client
+    would add ``_total`` to a counter, which Triton's own exposition does not have."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str, int], float] = {}
+
+    def observe(self, model: str, version: int, *, ok: bool) -> None:
+        for name in _TRITON_COUNTERS:
+            self._values.setdefault((name, model, version), 0.0)
+        outcome = "nv_inference_request_success" if ok else "nv_inference_request_failure"
+        self._values[(outcome, model, version)] += 1
+        if ok:
+            self._values[("nv_inference_count", model, version)] += 1  # batch size 1
+
+    def exposition(self) -> bytes:
+        lines = []
+        for name, help_text in _TRITON_COUNTERS.items():
+            samples = sorted((k, v) for k, v in self._values.items() if k[0] == name)
+            if not samples:
+                continue
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            reason = ',reason="BACKEND"' if name == "nv_inference_request_failure" else ""
+            for (_, model, version), value in samples:
+                labels = f'model="{_escape(model)}",version="{version}"{reason}'
+                lines.append(f"{name}{{{labels}}} {value}")
+        return "".join(f"{line}\n" for line in lines).encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class Simulator:
@@ -136,15 +211,21 @@ class Simulator:
         self.identity = identity
         self.behaviour = initial or behaviour.Behaviour()
         self.metrics = _Metrics(identity)
+        self.model = model_control.ModelState(
+            identity.model,
+            versions=identity.versions,
+            default=identity.start_version,
+            loaded_at_start=identity.start_loaded,
+            startup_seconds=identity.load_seconds,
+        )
         self._rng = random.Random(seed)  # simulated latency, not cryptography
-        self._started = time.monotonic()
         self.in_flight = 0
         self._gate: tuple[int, asyncio.Semaphore] | None = None
 
     @property
     def ready(self) -> bool:
-        """Whether the simulated model has finished loading."""
-        return time.monotonic() - self._started >= self.identity.load_seconds
+        """Whether a version of the simulated model is loaded and has finished loading."""
+        return self.model.ready()
 
     def application(self) -> aiohttp.web.Application:
         """The aiohttp application serving this simulator."""
@@ -158,6 +239,8 @@ class Simulator:
         app.router.add_get(runtime.metrics_path, self._metrics)
         app.router.add_get("/admin/behaviour", self._get_behaviour)
         app.router.add_put("/admin/behaviour", self._put_behaviour)
+        if self.identity.runtime == "triton":
+            model_control.add_routes(app, self.model, lambda: self.behaviour)
         return app
 
     # -- probes and model list ------------------------------------------------------------------
@@ -166,6 +249,8 @@ class Simulator:
         return aiohttp.web.Response(text="ok")
 
     def _not_ready(self) -> aiohttp.web.Response:
+        if self.identity.runtime == "triton":  # Triton answers 400 while not ready
+            return aiohttp.web.Response(status=400)
         return aiohttp.web.json_response(
             _error("model is loading", "ServiceUnavailable"), status=503
         )
@@ -190,12 +275,13 @@ class Simulator:
         started = time.monotonic()
         self.in_flight += 1
         self._running_gauge()
+        version = self.model.loaded  # the version that answers, even if a reload swaps meanwhile
         try:
             status, body = await self._complete(request)
         finally:
             self.in_flight -= 1
             self._running_gauge()
-        self.metrics.observe(self.identity.model, time.monotonic() - started, status)
+        self.metrics.observe(self.identity.model, time.monotonic() - started, status, version)
         return aiohttp.web.json_response(body, status=status)
 
     def _running_gauge(self) -> None:
@@ -203,6 +289,11 @@ class Simulator:
             self.metrics.vllm_running.labels(model_name=self.identity.model).set(self.in_flight)
 
     async def _complete(self, request: aiohttp.web.Request) -> tuple[int, dict[str, Any]]:
+        if self.model.loaded is None:  # Triton, explicit model control: nothing loaded
+            message = (
+                f"Request for unknown model: '{self.identity.model}' has no available versions"
+            )
+            return 400, _error(message, "invalid_request_error")
         if not self.ready:
             return 503, _error("model is loading", "ServiceUnavailable")
         try:
@@ -216,7 +307,8 @@ class Simulator:
                 parsed, "NotFoundError" if status == 404 else "invalid_request_error"
             )
         prompt, max_tokens = parsed
-        current = self.behaviour  # one consistent draw even if the admin changes it meanwhile
+        # One consistent draw even if the admin or a reload changes it meanwhile.
+        current = self.model.effective(self.behaviour)
         async with self._slot(current.concurrency):
             await asyncio.sleep(current.delay_seconds(self._rng))
         if current.fails(self._rng):
@@ -265,9 +357,9 @@ class Simulator:
     # -- metrics and admin ----------------------------------------------------------------------
 
     async def _metrics(self, _: aiohttp.web.Request) -> aiohttp.web.Response:
-        body = prometheus_client.generate_latest(self.metrics.registry)
         return aiohttp.web.Response(
-            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+            body=self.metrics.exposition(),
+            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST},
         )
 
     async def _get_behaviour(self, _: aiohttp.web.Request) -> aiohttp.web.Response:
@@ -278,7 +370,9 @@ class Simulator:
             document = await request.json()
             if not isinstance(document, dict):
                 raise behaviour.BehaviourError("the body must be a JSON object")
-            self.behaviour = self.behaviour.updated(document)
+            updated = self.behaviour.updated(document)
+            self.model.check_overlays(updated)  # every version's overlay must still hold
+            self.behaviour = updated
         except (ValueError, behaviour.BehaviourError) as err:
             return aiohttp.web.json_response({"error": str(err)}, status=400)
         return aiohttp.web.json_response(self.behaviour.to_json())

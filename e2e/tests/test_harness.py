@@ -104,3 +104,10 @@ def test_gpu_node_manifest_looks_like_a_gfd_labelled_node() -> None:
     assert node["metadata"]["labels"]["nvidia.com/gpu.count"] == "4"
     assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
     assert node["metadata"]["annotations"][gpu_nodes.TOPOLOGY_ANNOTATION] == topology
+
+
+def test_a_gpu_node_takes_a_pod_cidr_only_when_given_one() -> None:
+    looped = gpu_nodes.build_node(gpu_nodes.GpuNodeSpec(name="n", pod_cidr="127.42.7.0/24"))
+    assert looped["spec"]["podCIDR"] == "127.42.7.0/24"
+    assert looped["spec"]["podCIDRs"] == ["127.42.7.0/24"]
+    assert "podCIDR" not in gpu_nodes.build_node(gpu_nodes.GpuNodeSpec(name="n"))["spec"]

@@ -35,8 +35,8 @@ import yaml
 from e2e.harness import (
     argocd,
     argocd_live,
+    inference_services,
     operator_process,
-    processes,
     prometheus,
     scrape_targets,
     waiting,
@@ -49,39 +49,9 @@ from kubeinfer.planning import analysis
 pytestmark = pytest.mark.e2e
 
 NAME = "chat"
-LOAD = load.Limits(rate=24.0, duration_s=900.0, max_requests=30_000, concurrency=32)
+LOAD = load.ROLLOUT
 TRICKLE = load.Limits(rate=0.2, duration_s=900.0, max_requests=200, concurrency=2)
 """Spread over a stable and a candidate pod: ~6 candidate requests a 60 s window, under 20."""
-
-
-@pytest.fixture(scope="module")
-def scraper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prometheus.Prometheus]:
-    """Prometheus on loopback for this module."""
-    with processes.Supervisor() as supervisor:
-        yield prometheus.start(supervisor, tmp_path_factory.mktemp("prometheus"))
-
-
-def _operator(
-    kubeconfig: pathlib.Path, log_path: pathlib.Path, prometheus_url: str
-) -> Iterator[operator_process.RunningOperator]:
-    with processes.Supervisor() as supervisor:
-        yield operator_process.start(
-            supervisor,
-            kubeconfig=kubeconfig,
-            log_path=log_path,
-            extra_args=["--prometheus-url", prometheus_url],
-        )
-
-
-@pytest.fixture
-def analysing_operator(
-    kubeinfer_crds: tuple[str, ...],
-    operator_kubeconfig: pathlib.Path,
-    scraper: prometheus.Prometheus,
-    tmp_path: pathlib.Path,
-) -> Iterator[operator_process.RunningOperator]:
-    """The operator as its ServiceAccount, analysing rollouts on the module's Prometheus."""
-    yield from _operator(operator_kubeconfig, tmp_path / "kubeinfer-operator.log", scraper.url)
 
 
 @pytest.fixture
@@ -93,7 +63,10 @@ def operator_with_prometheus_down(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    yield from _operator(operator_kubeconfig, tmp_path / "kubeinfer-operator.log", url)
+    with operator_process.running(
+        operator_kubeconfig, tmp_path / "kubeinfer-operator.log", ["--prometheus-url", url]
+    ) as running:
+        yield running
 
 
 def _manifest(namespace: str, version: str, pause: str) -> str:
@@ -129,9 +102,7 @@ _eventually = functools.partial(waiting.first, interval=1.0)
 
 
 def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "infsvc", NAME, "-n", namespace, "-o", "json").stdout
-    status: dict[str, Any] = json.loads(out).get("status") or {}
-    return status
+    return inference_services.status(cluster, namespace, NAME)
 
 
 def _await(
@@ -176,11 +147,7 @@ def _event(cluster: cluster_setup.Cluster, namespace: str, reason: str) -> dict[
     )
 
 
-def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c["type"] == kind), {}
-    )
-    return found
+_condition = inference_services.condition
 
 
 @contextlib.contextmanager

@@ -4,7 +4,9 @@ Covers: a target per (Service with the endpoint's port, pod in its EndpointSlice
 ``namespace``, ``service``, ``pod``, ``container``, ``endpoint``, ``job``, the sanitised
 ``podTargetLabels`` and the endpoint's path and interval, aimed at the pod's simulator; pods
 without a simulator, Services without the port and Services the selector misses get none;
-``matchExpressions`` select like the API server's selectors.
+``matchExpressions`` select like the API server's selectors; the EndpointSlices the selector
+mode computes for loopback-IP pods hold the pods a Service selects that have an IP, are not
+terminating and have not finished.
 """
 
 from __future__ import annotations
@@ -154,3 +156,42 @@ def test_the_operators_service_monitor_scrapes_each_pod_once(runtime: str) -> No
         addresses={"a": "127.0.0.2:1000"},
     )
     assert len(groups) == 1, [g["labels"]["service"] for g in groups]
+
+
+def test_selector_mode_lists_the_pods_the_endpointslice_controller_would() -> None:
+    def pod(name: str, labels: dict[str, str], **status: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": NS, "labels": labels}, "status": status}
+
+    services: list[dict[str, Any]] = [
+        {"metadata": {"name": "chat-v1"}, "spec": {"selector": POD_LABELS}},
+        {"metadata": {"name": "by-hand"}, "spec": {}},  # no selector: endpoints written by hand
+    ]
+    pods = [
+        pod("ready", POD_LABELS, podIP="127.42.0.2", phase="Running"),
+        pod("no-ip-yet", POD_LABELS, phase="Pending"),
+        pod("finished", POD_LABELS, podIP="127.42.0.3", phase="Succeeded"),
+        pod("other", {"app": "other"}, podIP="127.42.0.4", phase="Running"),
+        {
+            **pod("terminating", POD_LABELS, podIP="127.42.0.5", phase="Running"),
+            "metadata": {
+                "name": "terminating",
+                "labels": POD_LABELS,
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+            },
+        },
+    ]
+    slices = scrape_targets.selector_slices(services, pods)
+    assert slices == [
+        {
+            "metadata": {
+                "name": "chat-v1",
+                "labels": {scrape_targets.SERVICE_NAME_LABEL: "chat-v1"},
+            },
+            "endpoints": [
+                {
+                    "addresses": ["127.42.0.2"],
+                    "targetRef": {"kind": "Pod", "name": "ready", "namespace": NS},
+                }
+            ],
+        }
+    ]

@@ -3,7 +3,8 @@
 Covers: each runtime's health and readiness paths (503 while the model loads); the OpenAI-style
 completion and its errors (unknown model, bad arguments); the admin endpoint changing latency and
 error rate at run time, seen in the measured histogram and the status-coded counter; vLLM's metric
-names only for vLLM; loopback-only addresses for servers and load; the load generator's bounds;
+names only for vLLM; Triton's counters under Triton's names, labelled by the version that
+answered; loopback-only addresses for servers and load; the load generator's bounds;
 a fleet serving one simulator per pod on distinct 127.0.0.x and passing behaviour to all.
 """
 
@@ -46,7 +47,8 @@ async def test_each_runtime_answers_its_probe_paths_and_is_unready_while_loading
     runtime: str,
 ) -> None:
     spec = runtimes.RUNTIMES[runtime]
-    for load_seconds, ready_status in ((0.0, 200), (3600.0, 503)):
+    unready = 400 if runtime == "triton" else 503  # Triton answers 400 while not ready
+    for load_seconds, ready_status in ((0.0, 200), (3600.0, unready)):
         sim = server.Simulator(server.Identity(runtime, "m", load_seconds=load_seconds))
         runner, port = await server.start(sim, host="127.0.0.1", port=0)
         try:
@@ -110,6 +112,40 @@ async def test_vllm_metric_names_are_mirrored_only_for_vllm() -> None:
     sim = server.Simulator(server.Identity("generic", "m"))
     text = (await _metrics_text(sim)).decode()
     assert "kubeinfer_request_duration_seconds" in text
+    assert "vllm:" not in text
+
+
+async def test_triton_counts_requests_under_its_own_names_by_the_version_that_answered() -> None:
+    sim = server.Simulator(
+        server.Identity("triton", "m", versions=(1, 2), default_version=1),
+        behaviour.Behaviour(latency_ms=0),
+    )
+    runner, port = await server.start(sim, host="127.0.0.1", port=0)
+    body = {"model": "m", "prompt": "x", "max_tokens": 1}
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            async with http.post("/v1/completions", json=body) as response:
+                assert response.status == 200
+            load = {"parameters": {"config": '{"version_policy": {"specific": {"versions": [2]}}}'}}
+            async with http.post("/v2/repository/models/m/load", json=load) as response:
+                assert response.status == 200
+            async with http.put("/admin/behaviour", json={"errorRate": 1}) as response:
+                assert response.status == 200
+            for _ in range(2):
+                async with http.post("/v1/completions", json=body) as response:
+                    assert response.status == 500
+            async with http.get("/metrics") as response:
+                text = await response.text()
+    finally:
+        await runner.cleanup()
+    assert "# TYPE nv_inference_request_success counter" in text
+    assert _sample(text, "nv_inference_request_success", model="m", version="1") == 1
+    assert _sample(text, "nv_inference_count", model="m", version="1") == 1
+    assert _sample(text, "nv_inference_request_success", model="m", version="2") == 0
+    failures = _sample(text, "nv_inference_request_failure", model="m", version="2")
+    assert failures == 2
+    assert "nv_inference_request_success_total" not in text  # Triton's names have no _total
+    assert _sample(text, "kubeinfer_requests_total", code="500", model="m") == 2
     assert "vllm:" not in text
 
 

@@ -30,7 +30,8 @@ Packing = Literal["binpack", "spread"]
 Tier = Literal["gold", "silver", "bronze"]
 Strategy = Literal["canary", "shadow", "blueGreen"]
 GpuSurge = Literal["auto", "always", "never"]
-RolloutMode = Literal["", "Surge", "ZeroSpare"]
+Reload = Literal["restart", "inPlace"]
+RolloutMode = Literal["", "Surge", "ZeroSpare", "InPlace"]
 TrafficProvider = Literal["gateway-api", "istio", "none"]
 
 RUNTIME_SCHEMES: dict[str, tuple[str, ...]] = {
@@ -231,6 +232,12 @@ class Rollout(ApiModel):
     surges when the pool's free GPUs hold the candidate's largest step beside stable and otherwise
     moves replicas one at a time from stable to the candidate (zero spare, canary only); always
     surges (candidate pods wait for free GPUs); never always moves replicas (canary only)."""
+    reload: Reload = "restart"
+    """How a new model.version reaches the pods. restart runs it in new pods (a Deployment per
+    version). inPlace (Triton, canary) loads it into the running servers through the runtime's
+    model-control API, pod by pod as the steps ask, and rolls back by loading stable again: no
+    pod restarts, no extra GPU, the same analysis. In place, model.uri and model.image belong to
+    the server: changing them restarts the pods through the Deployment's rolling update."""
 
 
 class ParentReference(ApiModel):
@@ -324,6 +331,24 @@ class InferenceServiceSpec(ApiModel):
                 "message": "rollout.gpuSurge never (moving replicas one at a time) needs the canary "
                 "strategy: shadow and blueGreen run the candidate beside a full stable",
                 "fieldPath": ".rollout.gpuSurge",
+            },
+            {
+                "rule": "self.rollout.reload != 'inPlace' || self.model.runtime == 'triton'",
+                "message": "rollout.reload inPlace needs runtime triton (its model-control API "
+                "loads a version into a running server); vllm and generic restart pods",
+                "fieldPath": ".rollout.reload",
+            },
+            {
+                "rule": "self.rollout.reload != 'inPlace' || self.rollout.strategy == 'canary'",
+                "message": "rollout.reload inPlace needs the canary strategy: shadow and "
+                "blueGreen run the candidate beside a full stable",
+                "fieldPath": ".rollout.reload",
+            },
+            {
+                "rule": "self.rollout.reload != 'inPlace' || self.model.version.matches('^[0-9]+$')",
+                "message": "model.version must be a Triton version number (a directory of the "
+                "model repository, e.g. 3) when rollout.reload is inPlace",
+                "fieldPath": ".model.version",
             },
             {
                 "rule": "self.traffic.provider != 'gateway-api' || size(self.traffic.parentRefs) > 0",
@@ -455,8 +480,9 @@ class RolloutStatus(ApiModel):
     failures: int = 0
     """Failed analyses in the current step."""
     mode: RolloutMode = ""
-    """Surge (the candidate runs beside a full stable) or ZeroSpare (replicas move one at a time);
-    chosen when the rollout starts, kept until stable is whole again after it."""
+    """Surge (the candidate runs beside a full stable), ZeroSpare (replicas move one at a time) or
+    InPlace (stable's servers load the candidate); chosen when the rollout starts, kept until
+    stable is whole again after it."""
     total_replicas: int = 0
     """Pods of both versions together while replicas move (zero spare)."""
     retired: RetiredVersion | None = None

@@ -1,12 +1,14 @@
 """InferenceService handlers: observe the pool, the Deployments, the route, its Gateways, the
-metrics API and the namespace's LogPolicies (a server logging to files gets their collector
-sidecars).
+metrics API, the namespace's LogPolicies (a server logging to files gets their collector
+sidecars) and, for in-place reloads, the service's pods; start the loads a plan names
+(:mod:`kubeinfer.controllers.model_reload`).
 
 Reads come from the watch store; the plan is :mod:`kubeinfer.planning.inference_service`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +17,20 @@ from pydantic import ValidationError
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import kinds
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.controllers import context, gateways, gpu_placement, rollout_analysis
+from kubeinfer.controllers import (
+    context,
+    gateways,
+    gpu_placement,
+    model_reload,
+    rollout_analysis,
+)
 from kubeinfer.controllers.reconcile import Controller, owner_of
 from kubeinfer.kube import store as kube_store
 from kubeinfer.planning import (
     autoscaling,
     children,
     gateway_support,
+    in_place,
     log_sidecar,
     model_server,
     rollout_status,
@@ -69,6 +78,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         else await rollout_analysis.samples(owner, spec, state=state, stable=stable, now=now),
         now=now,
         log_policies=log_policies(store, owner.namespace) if spec.logging.mode == "file" else (),
+        server_pods=_server_pods(store.all("Pod"), owner) if in_place.enabled(spec) else (),
     )
 
 
@@ -87,17 +97,49 @@ def log_policies(store: kube_store.Store, namespace: str) -> tuple[log_sidecar.P
     return tuple(sorted(found, key=lambda p: p.owner.name))
 
 
-def _pods(pods: Any, owner: children.Owner) -> dict[str, tuple[int, int]]:
-    """Model version -> (pods not terminating, terminating pods) of this service."""
-    counts: dict[str, list[int]] = {}
+def _own_pods(pods: Any, owner: children.Owner) -> Iterator[Any]:
+    """The pods of this service (its label, its namespace)."""
     for pod in pods:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
-        if meta.get("namespace") != owner.namespace or labels.get(owner.label_key) != owner.name:
-            continue
+        if meta.get("namespace") == owner.namespace and labels.get(owner.label_key) == owner.name:
+            yield pod
+
+
+def _pods(pods: Any, owner: children.Owner) -> dict[str, tuple[int, int]]:
+    """Model version -> (pods not terminating, terminating pods) of this service."""
+    counts: dict[str, list[int]] = {}
+    for pod in _own_pods(pods, owner):
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
         count = counts.setdefault(str(labels.get(model_server.VERSION_LABEL, "")), [0, 0])
         count[1 if meta.get("deletionTimestamp") else 0] += 1
     return {v: (n, dying) for v, (n, dying) in counts.items()}
+
+
+def _server_pods(pods: Any, owner: children.Owner) -> tuple[in_place.ServerPod, ...]:
+    """The service's model server pods that are not terminating, as in-place loads see them."""
+    found = []
+    for pod in _own_pods(pods, owner):
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        status = pod.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        found.append(
+            in_place.ServerPod(
+                name=meta["name"],
+                ip=status.get("podIP") or "",
+                ready=ready,
+                version=labels.get(model_server.VERSION_LABEL, ""),
+                load_error=(meta.get("annotations") or {}).get(in_place.LOAD_ERROR_ANNOTATION, ""),
+            )
+        )
+    return tuple(found)
 
 
 def _status(body: Any) -> api.InferenceServiceStatus:
@@ -106,6 +148,24 @@ def _status(body: Any) -> api.InferenceServiceStatus:
         return api.InferenceServiceStatus.model_validate((body or {}).get("status") or {})
     except ValidationError:
         return api.InferenceServiceStatus()
+
+
+async def prepare(
+    owner: children.Owner, spec: api.InferenceServiceSpec, plan: planner.Plan
+) -> None:
+    """What runs between planning and applying: the autoscaler's handover and in-place loads."""
+    await hand_over(owner, plan)
+    if plan.reloads:
+        body = context.current().store.get(
+            kinds.INFERENCE_SERVICE.kind, owner.namespace, owner.name
+        )
+        model_reload.RELOADER.start(
+            owner,
+            spec,
+            body or {},
+            plan.reloads,
+            wake=lambda: CONTROLLER.schedule(owner.namespace, owner.name),
+        )
 
 
 async def hand_over(owner: children.Owner, plan: planner.Plan) -> None:
@@ -171,4 +231,4 @@ def _metrics_view(name: str, body: Any) -> planner.MetricsApiView:
     )
 
 
-CONTROLLER = Controller(kinds.INFERENCE_SERVICE, observe, planner.plan, prepare=hand_over)
+CONTROLLER = Controller(kinds.INFERENCE_SERVICE, observe, planner.plan, prepare=prepare)

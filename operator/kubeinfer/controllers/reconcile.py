@@ -42,7 +42,7 @@ class PlanLike(Protocol):
 
 Observe = Callable[[children.Owner, Any], Awaitable[Any]]
 Planner = Callable[[children.Owner, Any, Any], PlanLike]
-Prepare = Callable[[children.Owner, Any], Awaitable[None]]
+Prepare = Callable[[children.Owner, Any, Any], Awaitable[None]]
 
 
 class Controller:
@@ -134,7 +134,7 @@ class Controller:
             observed = await self.observe(owner, spec)
             plan = self.plan(owner, spec, observed)
             if self.prepare is not None:
-                await self.prepare(owner, plan)
+                await self.prepare(owner, spec, plan)
             failures = await self._apply_children(owner, body, plan.children)
             plan_obs = (*failures, *plan.observations) if failures else plan.observations
             status = plan.status

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from prometheus_client import CollectorRegistry
 
-from kubeinfer.controllers import context, http, watches
+from kubeinfer.controllers import context, http, model_reload, watches
 from kubeinfer.kube import client, errors
 from kubeinfer.kube.store import Store
 from kubeinfer.metrics import Metrics
@@ -99,6 +99,7 @@ def register(*, http_host: str, http_port: int, prometheus_url: str | None = Non
         runner = state.get("http")
         if runner is not None:
             await runner.cleanup()
+        await model_reload.RELOADER.close()
 
 
 async def _ensure_peering(kube: client.Kube, name: str) -> None:

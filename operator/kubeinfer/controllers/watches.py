@@ -24,7 +24,7 @@ from kubeinfer.controllers import (
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.kube import client, errors, resources
 from kubeinfer.kube.store import Store
-from kubeinfer.planning import children, log_sidecar
+from kubeinfer.planning import children, in_place, log_sidecar
 
 CONTROLLERS: dict[str, Controller] = {
     c.kind.kind: c
@@ -97,10 +97,16 @@ def _slim_pod(body: Body) -> dict[str, Any]:
     """Keep the fields the planners read, so the pod mirror stays small on big clusters."""
     spec = body.get("spec") or {}
     status = body.get("status") or {}
+    annotations = body["metadata"].get("annotations") or {}
     return {
         "metadata": {
-            k: body["metadata"].get(k)
-            for k in ("name", "namespace", "labels", "uid", "deletionTimestamp")
+            **{
+                k: body["metadata"].get(k)
+                for k in ("name", "namespace", "labels", "uid", "deletionTimestamp")
+            },
+            "annotations": {
+                k: v for k, v in annotations.items() if k == in_place.LOAD_ERROR_ANNOTATION
+            },
         },
         "spec": {
             "nodeName": spec.get("nodeName"),
@@ -108,7 +114,11 @@ def _slim_pod(body: Body) -> dict[str, Any]:
                 {"resources": c.get("resources") or {}} for c in spec.get("containers") or []
             ],
         },
-        "status": {"phase": status.get("phase"), "conditions": status.get("conditions") or []},
+        "status": {
+            "phase": status.get("phase"),
+            "podIP": status.get("podIP"),
+            "conditions": status.get("conditions") or [],
+        },
     }
 
 

@@ -122,6 +122,20 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    async def patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: Manifest
+    ) -> Manifest:
+        """Merge-patch one object (metadata a controller records on objects it does not own)."""
+        res = resources.lookup(api_version, kind)
+        return await self._call(
+            "patch",
+            kind,
+            res.path(namespace, name),
+            "PATCH",
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
     async def review_token(self, token: str, audiences: list[str]) -> Manifest:
         """Ask the API server who ``token`` belongs to (a TokenReview); return its ``status``.
 

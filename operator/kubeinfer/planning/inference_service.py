@@ -11,7 +11,7 @@ returned :class:`Plan`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from kubeinfer.planning import (
     autoscaling,
     children,
     gateway_support,
+    in_place,
     log_sidecar,
     model_server,
     oom,
@@ -90,6 +91,8 @@ class Observed:
     now: datetime = EPOCH
     log_policies: tuple[log_sidecar.Policy, ...] = ()
     """The LogPolicies of the namespace (those selecting a file-logging server add sidecars)."""
+    server_pods: tuple[in_place.ServerPod, ...] = ()
+    """The service's model server pods (read for ``rollout.reload: inPlace`` only)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class Plan:
     """A Deployment whose replicas pass from kubeinfer to the autoscaler (a promoted candidate)."""
     requeue_after: float | None = None
     """Seconds after which to reconcile again without a watch event (a running rollout)."""
+    reloads: tuple[in_place.Reload, ...] = ()
+    """Versions to load into running servers (``rollout.reload: inPlace``)."""
 
 
 def for_version(
@@ -123,8 +128,14 @@ def _pinned_deployment(
     pin: version_placement.Pinning,
     log_policies: Sequence[log_sidecar.Policy] = (),
 ) -> tuple[children.Manifest | None, children.Manifest]:
-    """A version's Deployment pinned by ``pin``, and its ResourceClaimTemplate in DRA mode."""
-    name = model_server.version_name(owner, spec.model.version)
+    """A version's Deployment pinned by ``pin``, and its ResourceClaimTemplate in DRA mode; for
+    an in-place service its one Deployment."""
+    reloads = in_place.enabled(spec)
+    name = (
+        model_server.pool_name(owner)
+        if reloads
+        else model_server.version_name(owner, spec.model.version)
+    )
     gpus = pin.gpus
     claims = (
         replica_placement.build_claim_template(owner, name, gpus)
@@ -138,6 +149,7 @@ def _pinned_deployment(
         claims["metadata"]["name"] if claims is not None else None,
         extra_env=pin.nccl_env,
         log_policies=log_policies,
+        in_place=reloads,
     )
     return claims, deployment
 
@@ -164,14 +176,25 @@ def render(
     stable_spec = for_version(spec, decision.stable) if decision is not None else spec
     runtime = runtimes.RUNTIMES[spec.model.runtime]
     claims, deployment = _pinned_deployment(owner, stable_spec, pins.stable_pin, log_policies)
-    stable = deployment["metadata"]["name"]
+    workload = deployment["metadata"]["name"]
+    stable = model_server.version_name(owner, stable_spec.model.version)
     sized = decision is not None and decision.stable_replicas is not None
     if decision is not None and decision.stable_replicas is not None:
         deployment["spec"]["replicas"] = decision.stable_replicas
     split = traffic.Split(stable=stable)
     candidate_objs: list[children.Manifest | None] = []
     versions = [stable_spec.model.version]
-    if decision is not None and decision.candidate is not None:
+    if decision is not None and decision.candidate is not None and in_place.enabled(spec):
+        # the candidate's pods are stable's servers reloaded: only its Service is new
+        candidate_spec = for_version(spec, decision.candidate)
+        versions.append(candidate_spec.model.version)
+        candidate_objs = [model_server.version_service(owner, candidate_spec)]
+        split = traffic.Split(
+            stable=stable,
+            candidate=model_server.version_name(owner, candidate_spec.model.version),
+            candidate_weight=decision.candidate_weight,
+        )
+    elif decision is not None and decision.candidate is not None:
         candidate_spec = for_version(spec, decision.candidate)
         versions.append(candidate_spec.model.version)
         candidate_claims, candidate = _pinned_deployment(
@@ -227,9 +250,9 @@ def render(
         (
             None
             if sized
-            else autoscaling.build_scaled_object(owner, spec, stable)
+            else autoscaling.build_scaled_object(owner, spec, workload)
             if spec.autoscaling.engine == "keda"
-            else autoscaling.build_hpa(owner, spec, stable)
+            else autoscaling.build_hpa(owner, spec, workload)
         ),
         model_server.build_pdb(owner, spec),
         model_server.build_service_monitor(owner, spec),
@@ -245,8 +268,13 @@ def render(
 def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
     """Return the children and status of an InferenceService."""
     state, remembered = rollout_status.from_status(observed.status)
+    reloads = in_place.enabled(spec)
+    if reloads:
+        observed, remembered = _in_place_view(spec, observed, remembered)
     wanted = observed.deployments.get(spec.model.version, DeploymentView())
     before = observed.deployments.get((remembered or rollout.Version.of(spec.model)).version)
+    if reloads:  # one Deployment holds every version's pods
+        before = DeploymentView(replicas=len(observed.server_pods))
     # while replicas move, stable keeps its whole placement: its pod template must not change
     outcome = (
         replica_placement.decide(
@@ -272,7 +300,9 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         spec,
         state=state,
         stable=remembered,
-        candidate=rollout.Candidate(ready_replicas=wanted.ready_replicas, failed=wanted.failed),
+        candidate=rollout.Candidate(
+            ready_replicas=wanted.ready_replicas, failed=wanted.failed, failure=wanted.message
+        ),
         samples=observed.samples,
         now=observed.now,
         mirror_hold=gateway_support.mirror_hold(spec, observed.gateways),
@@ -336,7 +366,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         "rollout": rollout_status.to_status(
             spec,
             decision,
-            stable_replicas=dep.replicas,
+            stable_replicas=len(observed.server_pods) if reloads else dep.replicas,
             now=observed.now,
             previous=observed.status.rollout,
             retired_placement=version_placement.status(pins.retired),
@@ -359,10 +389,51 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         (*replica_placement.events(outcome), *decision.events),
         handover=(
             model_server.version_name(owner, stable.version)
-            if promoted or decision.hand_over_stable
+            if (promoted or decision.hand_over_stable) and not reloads
             else None
         ),
         requeue_after=rollout.requeue_after(spec, decision, observed.now),
+        reloads=_reloads(spec, decision, observed.server_pods) if reloads else (),
+    )
+
+
+def _in_place_view(
+    spec: api.InferenceServiceSpec, observed: Observed, remembered: rollout.Version | None
+) -> tuple[Observed, rollout.Version | None]:
+    """An in-place service seen as the rollout sees Deployments: each version's pods counted
+    from the pods' labels, a candidate some pod refused to load failed with the runtime's answer,
+    and stable carrying the spec's URI and image (only model.version rolls out in place)."""
+    seen = in_place.views(observed.server_pods)
+    refused = seen.refusal.get(spec.model.version, "")
+    deployments = {
+        version: DeploymentView(replicas=count, ready_replicas=seen.ready.get(version, 0))
+        for version, count in seen.serving.items()
+    }
+    if refused:
+        deployments[spec.model.version] = replace(
+            deployments.get(spec.model.version, DeploymentView()),
+            failed=True,
+            message=f"The server refused to load {spec.model.version} in place ({refused}).",
+        )
+    if remembered is not None:
+        remembered = rollout.Version(remembered.version, spec.model.uri, spec.model.image)
+    return replace(observed, deployments=deployments), remembered
+
+
+def _reloads(
+    spec: api.InferenceServiceSpec,
+    decision: rollout.Decision,
+    pods: Sequence[in_place.ServerPod],
+) -> tuple[in_place.Reload, ...]:
+    """The loads that give the pods the versions this pass decided."""
+    candidate = decision.candidate.version if decision.candidate is not None else None
+    wanted = (
+        in_place.capped(rollout.candidate_replicas(spec, decision.state.step, len(pods)), len(pods))
+        if candidate is not None
+        else 0
+    )
+    return in_place.assign(
+        pods, stable=decision.stable.version, candidate=candidate, candidate_pods=wanted
     )
 
 

@@ -38,27 +38,17 @@ def pod_labels(owner: children.Owner, version: str) -> dict[str, str]:
     return children.child_labels(owner, {VERSION_LABEL: version})
 
 
-def build_deployment(
-    owner: children.Owner,
-    spec: api.InferenceServiceSpec,
-    gpus: replica_placement.Enforcement | None = None,
-    claim_template: str | None = None,
-    extra_env: Mapping[str, str] | None = None,
-    *,
-    log_policies: Sequence[log_sidecar.Policy] = (),
-) -> children.Manifest:
-    """Return the Deployment of the spec's model version.
+def pool_name(owner: children.Owner) -> str:
+    """Name of the one Deployment of an in-place service (its pods change version in place)."""
+    return owner.name
 
-    ``replicas`` is left out on purpose: the autoscaler owns it, so neither Git nor a
-    server-side apply of this manifest ever fights the autoscaler over it. A server logging to
-    files gets a collector sidecar for each of ``log_policies`` that selects its pods.
-    """
-    runtime = runtimes.RUNTIMES[spec.model.runtime]
+
+def launch_of(spec: api.InferenceServiceSpec) -> runtimes.Launch:
+    """What the runtime is started (and an in-place load is sent) with for this spec."""
     tier = tiers.TIERS[spec.sla.tier]
-    source = runtimes.model_source(spec.model.uri)
-    launch = runtimes.Launch(
+    return runtimes.Launch(
         model=spec.model,
-        source=source,
+        source=runtimes.model_source(spec.model.uri),
         gpus=spec.resources.gpus,
         max_batch_size=spec.batching.max_batch_size or tier.max_batch_size,
         max_batch_latency_ms=(
@@ -68,9 +58,40 @@ def build_deployment(
         ),
         log_dir=spec.logging.directory if spec.logging.mode == "file" else None,
     )
-    name = version_name(owner, spec.model.version)
-    labels = pod_labels(owner, spec.model.version)
-    selector = {owner.label_key: owner.name, VERSION_LABEL: spec.model.version}
+
+
+def build_deployment(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    gpus: replica_placement.Enforcement | None = None,
+    claim_template: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    log_policies: Sequence[log_sidecar.Policy] = (),
+    in_place: bool = False,
+) -> children.Manifest:
+    """Return the Deployment of the spec's model version.
+
+    ``replicas`` is left out on purpose: the autoscaler owns it, so neither Git nor a
+    server-side apply of this manifest ever fights the autoscaler over it. A server logging to
+    files gets a collector sidecar for each of ``log_policies`` that selects its pods.
+
+    ``in_place`` renders the service's one Deployment instead (:mod:`kubeinfer.planning.in_place`):
+    named after the service, no version in its selector, labels or environment, and no load at
+    start, so a new version never changes the template; the operator loads the version into
+    each server and labels the pod with it.
+    """
+    runtime = runtimes.RUNTIMES[spec.model.runtime]
+    tier = tiers.TIERS[spec.sla.tier]
+    launch = launch_of(spec)
+    source = launch.source
+    versioned = {} if in_place else {VERSION_LABEL: spec.model.version}
+    name = pool_name(owner) if in_place else version_name(owner, spec.model.version)
+    labels = children.child_labels(owner, versioned)
+    selector = {owner.label_key: owner.name, **versioned}
+    env = runtime.env(launch)
+    if in_place:
+        del env["KUBEINFER_MODEL_VERSION"]
     limits: dict[str, str] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     if spec.resources.gpus:
         limits["nvidia.com/gpu"] = str(spec.resources.gpus)
@@ -79,10 +100,7 @@ def build_deployment(
         "name": "server",
         "image": spec.model.image or runtime.image,
         "args": runtime.args(launch),
-        "env": [
-            {"name": k, "value": v}
-            for k, v in sorted({**runtime.env(launch), **(extra_env or {})}.items())
-        ],
+        "env": [{"name": k, "value": v} for k, v in sorted({**env, **(extra_env or {})}.items())],
         "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}]
         + (
             [{"name": "metrics", "containerPort": runtime.metrics_port, "protocol": "TCP"}]
@@ -108,7 +126,7 @@ def build_deployment(
         "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
         "volumeMounts": [{"name": "dshm", "mountPath": SHM_PATH}, *source.mounts],
     }
-    hook = runtime.post_start(launch)
+    hook = None if in_place else runtime.post_start(launch)
     if hook is not None:
         container["lifecycle"]["postStart"] = {"exec": {"command": hook}}
     pod_spec: children.Manifest = {
@@ -144,7 +162,7 @@ def build_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": children.metadata(owner, name, labels={VERSION_LABEL: spec.model.version}),
+        "metadata": children.metadata(owner, name, labels=versioned),
         "spec": {
             "selector": {"matchLabels": selector},
             "progressDeadlineSeconds": int(load_s) + 300,

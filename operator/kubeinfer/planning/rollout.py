@@ -19,6 +19,9 @@ A canary whose candidate cannot run beside a full stable (no free GPUs) moves re
 time instead (:mod:`kubeinfer.planning.replica_moves`): the pass then also sizes both
 Deployments, and the autoscaler steps aside until stable is whole again or the candidate is.
 
+A canary with ``rollout.reload: inPlace`` runs in mode :data:`in_place.MODE`: the step's candidate
+pods are stable's own servers, reloaded with the candidate version (:mod:`kubeinfer.planning.in_place`).
+
 A failed analysis beyond ``failureLimit`` rolls back at once and the version joins a denylist,
 so the same commit is not rolled out again (``Ready`` stays True on stable). Prometheus errors
 and too little traffic wait instead of failing. The state lives in ``status.rollout``, so an
@@ -34,7 +37,7 @@ from datetime import datetime, timedelta
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, replica_moves, retirement, rollout_state
+from kubeinfer.planning import analysis, in_place, replica_moves, retirement, rollout_state
 from kubeinfer.planning.conditions import Observation
 
 # the shapes live in rollout_state; callers name them through this module
@@ -125,7 +128,8 @@ def estimate(
     spec: api.InferenceServiceSpec, stable_replicas: int, state: State | None = None
 ) -> tuple[float, list[tuple[int, int, int, int]]]:
     """Seconds to promotion if every analysis passes, and (weight, candidate pods, stable pods,
-    extra GPUs) per step; replicas that move need no extra GPU."""
+    extra GPUs) per step; replicas that move, and versions loaded in place into stable's pods,
+    need no extra GPU."""
     if state is not None and state.mode == replica_moves.ZERO_SPARE and state.total:
         total = state.total
         moves = range(replica_moves.moves(total))
@@ -146,8 +150,15 @@ def estimate(
     table = []
     for i, _ in enumerate(steps):
         pods = candidate_replicas(spec, i, stable_replicas)
+        if in_place.enabled(spec):
+            pods = in_place.capped(pods, stable_replicas)
         table.append(
-            (_traffic_weight(spec.rollout, i), pods, stable_replicas, pods * spec.resources.gpus)
+            (
+                _traffic_weight(spec.rollout, i),
+                pods,
+                stable_replicas - pods if in_place.enabled(spec) else stable_replicas,
+                0 if in_place.enabled(spec) else pods * spec.resources.gpus,
+            )
         )
     return seconds, table
 
@@ -267,6 +278,8 @@ def _decide(
             retired=state.retired,
             scale_down_at=state.scale_down_at,
         )
+    if not state.mode and in_place.enabled(spec):
+        state = replace(state, mode=in_place.MODE, total=0)
     if not state.mode:
         mode = replica_moves.choose(spec.rollout, capacity)
         if mode is None:
@@ -332,7 +345,9 @@ def _progress(
     desired = run.desired
     candidate = run.candidate
     if candidate.failed:
-        evidence = f"Deployment of {desired.version} exceeded its progress deadline."
+        evidence = (
+            candidate.failure or f"Deployment of {desired.version} exceeded its progress deadline."
+        )
         return _roll_back(
             run, state, reason=Reason.CANDIDATE_FAILED, evidence=evidence, judgements=()
         )

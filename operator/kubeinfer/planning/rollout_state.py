@@ -64,6 +64,8 @@ class Candidate:
 
     ready_replicas: int = 0
     failed: bool = False
+    failure: str = ""
+    """Why it failed, when there is more to say than a missed progress deadline."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ time. Logging: every runtime logs to stdout; with ``logging.mode: file`` the ser
 configuration there) and Triton logs to ``--log-file``. Batching: vLLM batches continuously and takes ``--max-num-seqs``; Triton takes dynamic
 batching through its model-control API (a ``load`` with a configuration override, run by the
 container's postStart hook); the generic runtime reads ``KUBEINFER_MAX_BATCH_*``.
+
+In-place reload (:mod:`kubeinfer.planning.in_place`): a runtime with :class:`ModelControl` can be
+told to serve another version while running. Triton's is the same ``load`` with the version named
+in the override's ``version_policy``, then its per-version readiness path.
 """
 
 from __future__ import annotations
@@ -84,6 +88,19 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class ModelControl:
+    """How a running server is told to serve another version of its model (in-place reload).
+
+    ``load`` gives the path and JSON body of the request that loads a version (the server
+    answers once it serves it, keeping the old one until then); ``ready`` the path that answers
+    200 only while exactly that version is ready.
+    """
+
+    load: Callable[[Launch, str], tuple[str, dict[str, Any]]]
+    ready: Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
 class Runtime:
     """How one model server runs."""
 
@@ -97,6 +114,8 @@ class Runtime:
     args: Callable[[Launch], list[str]]
     env: Callable[[Launch], dict[str, str]]
     post_start: Callable[[Launch], list[str] | None] = lambda launch: None
+    model_control: ModelControl | None = None
+    """Set for a runtime that reloads a model version without restarting (Triton)."""
 
 
 def _common_env(launch: Launch) -> dict[str, str]:
@@ -145,16 +164,30 @@ def _triton_args(launch: Launch) -> list[str]:
     return args
 
 
-def _triton_load(launch: Launch) -> list[str]:
-    """postStart: load the model with the batching configuration once the server listens."""
-    config = {
+def _triton_config(launch: Launch, version: str | None = None) -> dict[str, Any]:
+    """The model configuration a load overrides: batching, and the one version to serve."""
+    config: dict[str, Any] = {
         "max_batch_size": launch.max_batch_size,
         "dynamic_batching": {"max_queue_delay_microseconds": launch.max_batch_latency_ms * 1000},
     }
-    body = json.dumps(
-        {"parameters": {"config": json.dumps(config, sort_keys=True)}}, sort_keys=True
-    )
-    url = f"http://127.0.0.1:8000/v2/repository/models/{launch.model.name}/load"
+    if version is not None:
+        config["version_policy"] = {"specific": {"versions": [int(version)]}}
+    return config
+
+
+def _triton_load_body(launch: Launch, version: str | None = None) -> dict[str, Any]:
+    config = json.dumps(_triton_config(launch, version), sort_keys=True)
+    return {"parameters": {"config": config}}
+
+
+def _triton_load_path(model: str) -> str:
+    return f"/v2/repository/models/{model}/load"
+
+
+def _triton_load(launch: Launch) -> list[str]:
+    """postStart: load the model with the batching configuration once the server listens."""
+    body = json.dumps(_triton_load_body(launch), sort_keys=True)
+    url = f"http://127.0.0.1:8000{_triton_load_path(launch.model.name)}"
     script = (
         "for i in $(seq 1 600); do "
         f"curl -sf -X POST -H 'Content-Type: application/json' -d '{body}' {url} && exit 0; "
@@ -191,6 +224,13 @@ RUNTIMES: dict[str, Runtime] = {
         args=_triton_args,
         env=_common_env,
         post_start=_triton_load,
+        model_control=ModelControl(
+            load=lambda launch, version: (
+                _triton_load_path(launch.model.name),
+                _triton_load_body(launch, version),
+            ),
+            ready=lambda model, version: f"/v2/models/{model}/versions/{version}/ready",
+        ),
     ),
     "generic": Runtime(
         name="generic",

@@ -1,0 +1,200 @@
+"""In-place reloads: load a version into a running model server, then record it on the pod.
+
+The plan names the loads (:mod:`kubeinfer.planning.in_place`); this module carries them out the
+way an operator drives a database's instance manager: an HTTP call to the runtime's
+model-control API on the pod's IP and port (Triton answers a load once the new version serves,
+keeping the old one until then), a check that exactly that version is ready, then a merge patch
+of the pod's ``kubeinfer.io/model-version`` label, which moves the pod into that version's
+Service and series. Each load runs as its own task so a reconcile never waits minutes for a big
+model; a pod has at most one load in flight, and the pod's watch event (its new label) wakes the
+next reconcile.
+
+Outcomes: a runtime that answers with an error refused the version: the pod is annotated with
+the answer (``kubeinfer.io/load-error``, never retried there), a Warning Event names it, and the
+rollout fails the candidate. No answer (the server is still starting, a timeout) is retried by a
+later reconcile. Every outcome is one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from kubeinfer.api import base
+from kubeinfer.api import inference_service as api
+from kubeinfer.controllers import context
+from kubeinfer.kube import errors, events
+from kubeinfer.planning import children, in_place, model_server, runtimes
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 10.0
+"""When a load that got no answer is tried again."""
+READY_TIMEOUT_SECONDS = 10.0
+MAX_MESSAGE = 512
+"""Characters of a runtime's error kept on the pod and in the Event."""
+
+
+class Refused(Exception):
+    """The runtime answered the load with an error."""
+
+
+class Unanswered(Exception):
+    """The runtime gave no usable answer (not listening yet, a timeout, a 5xx while starting)."""
+
+
+class Reloader:
+    """Runs the loads of one kind's plans, at most one per pod at a time."""
+
+    def __init__(self) -> None:
+        self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(
+        self,
+        owner: children.Owner,
+        spec: api.InferenceServiceSpec,
+        body: Any,
+        loads: tuple[in_place.Reload, ...],
+        wake: Callable[[], None],
+    ) -> None:
+        """Start every load of ``loads`` whose pod has none in flight; ``wake`` reconciles the
+        owner again (after a load that got no answer, which no watch event reports)."""
+        for load in loads:
+            key = (owner.namespace, load.pod)
+            if key in self._in_flight:
+                continue
+            task = asyncio.get_running_loop().create_task(self._run(owner, spec, body, load, wake))
+            self._in_flight[key] = task
+
+    async def _run(
+        self,
+        owner: children.Owner,
+        spec: api.InferenceServiceSpec,
+        body: Any,
+        load: in_place.Reload,
+        wake: Callable[[], None],
+    ) -> None:
+        started = time.monotonic()
+        try:
+            await self._load(spec, load)
+        except Refused as refused:
+            message = str(refused)[:MAX_MESSAGE]
+            log.warning(
+                "Pod %s/%s refused to load %s %s: %s",
+                owner.namespace,
+                load.pod,
+                spec.model.name,
+                load.version,
+                message,
+            )
+            await _record(
+                owner, load, {in_place.LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"}
+            )
+            await events.post(
+                context.current().kube,
+                body,
+                warning=True,
+                reason="ModelLoadRefused",
+                note=f"Pod {load.pod} refused to load version {load.version}: {message}",
+            )
+        except Unanswered as unanswered:
+            log.info(
+                "Load of %s %s into pod %s/%s got no answer (%s); retrying in %.0fs",
+                spec.model.name,
+                load.version,
+                owner.namespace,
+                load.pod,
+                unanswered,
+                RETRY_SECONDS,
+            )
+            asyncio.get_running_loop().call_later(RETRY_SECONDS, wake)
+        else:
+            await _record(owner, load, {model_server.VERSION_LABEL: load.version})
+            log.info(
+                "Loaded %s %s into pod %s/%s in place in %.1fs (it served %s)",
+                spec.model.name,
+                load.version,
+                owner.namespace,
+                load.pod,
+                time.monotonic() - started,
+                load.previous or "nothing",
+            )
+        finally:
+            self._in_flight.pop((owner.namespace, load.pod), None)
+
+    async def _load(self, spec: api.InferenceServiceSpec, load: in_place.Reload) -> None:
+        runtime = runtimes.RUNTIMES[spec.model.runtime]
+        control = runtime.model_control
+        if control is None:  # the API's CEL rule admits inPlace only for such runtimes
+            raise Refused(f"runtime {runtime.name} cannot load a version in place")
+        path, request = control.load(model_server.launch_of(spec), load.version)
+        base_url = f"http://{_host(load.ip)}:{runtime.port}"
+        session = self._client()
+        timeout = aiohttp.ClientTimeout(total=base.duration_seconds(spec.model.load_timeout))
+        try:
+            async with session.post(base_url + path, json=request, timeout=timeout) as rsp:
+                if rsp.status >= 500:
+                    raise Unanswered(f"HTTP {rsp.status}")
+                if rsp.status != 200:
+                    raise Refused(await _error_of(rsp))
+            ready = aiohttp.ClientTimeout(total=READY_TIMEOUT_SECONDS)
+            url = base_url + control.ready(spec.model.name, load.version)
+            async with session.get(url, timeout=ready) as rsp:
+                if rsp.status != 200:
+                    raise Unanswered(f"version {load.version} not ready after its load")
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise Unanswered(str(err) or type(err).__name__) from err
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        """Stop the loads in flight and close the HTTP session."""
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _error_of(rsp: aiohttp.ClientResponse) -> str:
+    """The runtime's error message (Triton answers ``{"error": "..."}``)."""
+    text = await rsp.text()
+    try:
+        payload = await rsp.json(content_type=None)
+    except ValueError:
+        return f"HTTP {rsp.status}: {text.strip()}"
+    if isinstance(payload, dict) and payload.get("error"):
+        return str(payload["error"])
+    return f"HTTP {rsp.status}: {text.strip()}"
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+async def _record(owner: children.Owner, load: in_place.Reload, fields: dict[str, str]) -> None:
+    """Record an outcome on the pod: a loaded version clears an earlier refusal."""
+    labels = {k: v for k, v in fields.items() if k == model_server.VERSION_LABEL}
+    annotations: dict[str, str | None] = {
+        in_place.LOAD_ERROR_ANNOTATION: fields.get(in_place.LOAD_ERROR_ANNOTATION)
+    }
+    patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
+    if labels:
+        patch["metadata"]["labels"] = labels
+    try:
+        await context.current().kube.patch("v1", "Pod", owner.namespace, load.pod, patch)
+    except errors.NotFound:
+        log.info("Pod %s/%s went away before its load was recorded", owner.namespace, load.pod)
+
+
+RELOADER = Reloader()
+"""The operator's one reloader (its tasks outlive the reconcile that started them)."""
