@@ -185,8 +185,12 @@ def _triton_load_path(model: str) -> str:
 
 
 def _triton_load(launch: Launch) -> list[str]:
-    """postStart: load the model with the batching configuration once the server listens."""
-    body = json.dumps(_triton_load_body(launch), sort_keys=True)
+    """postStart: load the model with the batching configuration once the server listens.
+
+    A numeric ``model.version`` names the repository's version directory Triton serves; any
+    other version string leaves Triton's default policy (the latest directory)."""
+    version = launch.model.version if launch.model.version.isdigit() else None
+    body = json.dumps(_triton_load_body(launch, version), sort_keys=True)
     url = f"http://127.0.0.1:8000{_triton_load_path(launch.model.name)}"
     script = (
         "for i in $(seq 1 600); do "
