@@ -194,6 +194,11 @@ async def _record(owner: children.Owner, load: in_place.Reload, fields: dict[str
         await context.current().kube.patch("v1", "Pod", owner.namespace, load.pod, patch)
     except errors.NotFound:
         log.info("Pod %s/%s went away before its load was recorded", owner.namespace, load.pod)
+    except errors.KubeError as err:
+        # the next reconcile sees the pod unrecorded and loads again (a no-op for the server)
+        log.warning(
+            "Recorded nothing on pod %s/%s after its load: %s", owner.namespace, load.pod, err
+        )
 
 
 RELOADER = Reloader()
