@@ -12,7 +12,8 @@ every pod loaded exactly once per version, the same pods throughout, the Deploym
 never changed); a version whose servers return 5% errors is rolled back by loading stable again,
 with ``RolledBack`` carrying the evidence and still no pod restarted; a version the servers
 refuse to load fails at once with Triton's answer on the pod, in an Event and as the rollback's
-evidence; and apply-time refusals of inPlace for another runtime or a non-numeric version.
+evidence; a server whose container restarted (empty again) is loaded again; and apply-time
+refusals of inPlace for another runtime or a non-numeric version.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import functools
 import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -311,6 +313,38 @@ def test_version_the_server_refuses_fails_at_once_with_its_answer(
         assert (
             sum(1 for versions in sims.loads().values() for e in versions if e["version"] == 5) == 1
         )
+
+
+def test_a_server_that_restarts_empty_is_loaded_again(
+    cluster: cluster_setup.Cluster,
+    namespace: str,
+    scraper: prometheus.Prometheus,
+    analysing_operator: operator_process.RunningOperator,
+    loopback_node: gpu_nodes.GpuNodeSpec,
+) -> None:
+    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, uids):
+        pod = sorted(uids)[0]
+        # the kubelet's part: the container restarted, and Triton came back with nothing loaded
+        address = sims.addresses()[pod]
+        request = urllib.request.Request(
+            f"http://{address}/v2/repository/models/{NAME}/unload", data=b"{}", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        cluster.kubectl(
+            "patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=json",
+            "-p", '[{"op": "replace", "path": "/status/containerStatuses/0/restartCount", "value": 1}]',
+        )  # fmt: skip
+        _await(
+            cluster,
+            namespace,
+            lambda: _loaded(sims)[pod] == [2, 2],
+            what="the restarted server to be loaded again",
+            timeout=60,
+        )
+        annotations = _pods(cluster, namespace)[pod]["metadata"]["annotations"]
+        assert annotations[in_place.LOADED_RESTARTS_ANNOTATION] == "1"
+        assert all(v == [2] for p, v in _loaded(sims).items() if p != pod), _loaded(sims)
 
 
 @pytest.mark.parametrize(

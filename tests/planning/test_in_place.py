@@ -63,7 +63,7 @@ def _spec(version: str, **over: Any) -> api.InferenceServiceSpec:
 
 def _pods(version: str = "", n: int = 4) -> list[Pod]:
     return [
-        Pod(name=f"chat-{i}", ip=f"10.0.0.{i + 1}", ready=True, version=version) for i in range(n)
+        Pod(name=f"chat-{i}", ip=f"10.0.0.{i + 1}", ready=True, labelled=version) for i in range(n)
     ]
 
 
@@ -74,7 +74,7 @@ def test_a_step_reloads_the_pods_it_asks_for_and_keeps_the_candidates_it_has() -
     pods = _pods("2")
     first = in_place.assign(pods, stable="2", candidate="3", candidate_pods=1)
     assert [(r.pod, r.version, r.previous) for r in first] == [("chat-0", "3", "2")]
-    pods[0] = dataclasses.replace(pods[0], version="3")
+    pods[0] = dataclasses.replace(pods[0], labelled="3")
     second = in_place.assign(pods, stable="2", candidate="3", candidate_pods=2)
     assert [(r.pod, r.version) for r in second] == [("chat-1", "3")]
     assert in_place.assign(pods, stable="2", candidate="3", candidate_pods=1) == ()
@@ -89,7 +89,7 @@ def test_fresh_servers_take_the_candidate_first_and_the_rest_load_stable() -> No
 
 
 def test_promotion_and_rollback_put_every_pod_on_one_version() -> None:
-    pods = [dataclasses.replace(p, version="3" if i < 2 else "2") for i, p in enumerate(_pods())]
+    pods = [dataclasses.replace(p, labelled="3" if i < 2 else "2") for i, p in enumerate(_pods())]
     promoted = in_place.assign(pods, stable="3", candidate=None, candidate_pods=0)
     assert {(r.pod, r.version) for r in promoted} == {("chat-2", "3"), ("chat-3", "3")}
     rolled_back = in_place.assign(pods, stable="2", candidate=None, candidate_pods=0)
@@ -109,6 +109,15 @@ def test_a_refused_version_is_never_retried_and_unready_pods_wait() -> None:
     seen = in_place.views(pods)
     assert seen.serving == {"2": 4} and seen.ready == {"2": 3}
     assert seen.refusal == {"3": "chat-0: failed to load 'chat' version 3"}
+
+
+def test_a_server_that_restarted_since_its_load_is_loaded_again() -> None:
+    pods = [dataclasses.replace(p, loaded_at_restart=0) for p in _pods("2")]
+    assert in_place.assign(pods, stable="2", candidate=None, candidate_pods=0) == ()
+    pods[1] = dataclasses.replace(pods[1], restarts=1)  # its container came back empty
+    assert pods[1].version == "" and in_place.views(pods).serving == {"2": 3}
+    (load,) = in_place.assign(pods, stable="2", candidate=None, candidate_pods=0)
+    assert (load.pod, load.version, load.previous, load.restarts) == ("chat-1", "2", "", 1)
 
 
 # -- the children --------------------------------------------------------------------------------
@@ -190,7 +199,7 @@ class Pool:
                 error = f"{load.version}: {self.refuses[load.version]}"
                 self.pods[i] = dataclasses.replace(self.pods[i], load_error=error)
             else:
-                self.pods[i] = dataclasses.replace(self.pods[i], version=load.version)
+                self.pods[i] = dataclasses.replace(self.pods[i], labelled=load.version)
 
 
 def _rollout(

@@ -130,16 +130,35 @@ def _server_pods(pods: Any, owner: children.Owner) -> tuple[in_place.ServerPod, 
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in status.get("conditions") or []
         )
+        annotations = meta.get("annotations") or {}
         found.append(
             in_place.ServerPod(
                 name=meta["name"],
                 ip=status.get("podIP") or "",
                 ready=ready,
-                version=labels.get(model_server.VERSION_LABEL, ""),
-                load_error=(meta.get("annotations") or {}).get(in_place.LOAD_ERROR_ANNOTATION, ""),
+                labelled=labels.get(model_server.VERSION_LABEL, ""),
+                load_error=annotations.get(in_place.LOAD_ERROR_ANNOTATION, ""),
+                restarts=_server_restarts(status),
+                loaded_at_restart=_count(annotations.get(in_place.LOADED_RESTARTS_ANNOTATION)),
             )
         )
     return tuple(found)
+
+
+def _server_restarts(status: Any) -> int:
+    """How often the model server container restarted (0 until it has a status)."""
+    for container in status.get("containerStatuses") or []:
+        if container.get("name") == model_server.SERVER_CONTAINER:
+            return int(container.get("restartCount") or 0)
+    return 0
+
+
+def _count(text: Any) -> int | None:
+    """A recorded restart count; None when absent or not a number (it is then rewritten)."""
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _status(body: Any) -> api.InferenceServiceStatus:

@@ -27,7 +27,7 @@ import aiohttp
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
-from kubeinfer.controllers import context
+from kubeinfer.controllers import context, pod_views
 from kubeinfer.kube import errors, events
 from kubeinfer.planning import children, in_place, model_server, runtimes
 
@@ -94,7 +94,9 @@ class Reloader:
                 message,
             )
             await _record(
-                owner, load, {in_place.LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"}
+                owner,
+                load,
+                annotations={in_place.LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"},
             )
             await events.post(
                 context.current().kube,
@@ -115,7 +117,15 @@ class Reloader:
             )
             asyncio.get_running_loop().call_later(RETRY_SECONDS, wake)
         else:
-            await _record(owner, load, {model_server.VERSION_LABEL: load.version})
+            await _record(
+                owner,
+                load,
+                labels={model_server.VERSION_LABEL: load.version},
+                annotations={
+                    in_place.LOAD_ERROR_ANNOTATION: None,
+                    in_place.LOADED_RESTARTS_ANNOTATION: str(load.restarts),
+                },
+            )
             log.info(
                 "Loaded %s %s into pod %s/%s in place in %.1fs (it served %s)",
                 spec.model.name,
@@ -181,24 +191,32 @@ def _host(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
 
-async def _record(owner: children.Owner, load: in_place.Reload, fields: dict[str, str]) -> None:
-    """Record an outcome on the pod: a loaded version clears an earlier refusal."""
-    labels = {k: v for k, v in fields.items() if k == model_server.VERSION_LABEL}
-    annotations: dict[str, str | None] = {
-        in_place.LOAD_ERROR_ANNOTATION: fields.get(in_place.LOAD_ERROR_ANNOTATION)
-    }
+async def _record(
+    owner: children.Owner,
+    load: in_place.Reload,
+    *,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str | None],
+) -> None:
+    """Record an outcome on the pod and in the watch mirror at once, so the next reconcile does
+    not load the same version again before the pod's watch event arrives."""
+    ctx = context.current()
     patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
     if labels:
         patch["metadata"]["labels"] = labels
+    held = ctx.store.version("Pod", owner.namespace, load.pod)
     try:
-        await context.current().kube.patch("v1", "Pod", owner.namespace, load.pod, patch)
+        patched = await ctx.kube.patch("v1", "Pod", owner.namespace, load.pod, patch)
     except errors.NotFound:
         log.info("Pod %s/%s went away before its load was recorded", owner.namespace, load.pod)
+        return
     except errors.KubeError as err:
         # the next reconcile sees the pod unrecorded and loads again (a no-op for the server)
         log.warning(
             "Recorded nothing on pod %s/%s after its load: %s", owner.namespace, load.pod, err
         )
+        return
+    ctx.store.put_written("Pod", pod_views.slim(patched), held_before=held)
 
 
 RELOADER = Reloader()

@@ -20,11 +20,12 @@ from kubeinfer.controllers import (
     gpu_pool,
     inference_service,
     log_policy,
+    pod_views,
 )
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.kube import client, errors, resources
 from kubeinfer.kube.store import Store
-from kubeinfer.planning import children, in_place, log_sidecar
+from kubeinfer.planning import children, log_sidecar
 
 CONTROLLERS: dict[str, Controller] = {
     c.kind.kind: c
@@ -93,35 +94,6 @@ def _register_child(res: resources.Resource) -> None:
             CONTROLLERS[kinds.LOG_POLICY.kind].schedule(body.metadata["namespace"], policy)
 
 
-def _slim_pod(body: Body) -> dict[str, Any]:
-    """Keep the fields the planners read, so the pod mirror stays small on big clusters."""
-    spec = body.get("spec") or {}
-    status = body.get("status") or {}
-    annotations = body["metadata"].get("annotations") or {}
-    return {
-        "metadata": {
-            **{
-                k: body["metadata"].get(k)
-                for k in ("name", "namespace", "labels", "uid", "deletionTimestamp")
-            },
-            "annotations": {
-                k: v for k, v in annotations.items() if k == in_place.LOAD_ERROR_ANNOTATION
-            },
-        },
-        "spec": {
-            "nodeName": spec.get("nodeName"),
-            "containers": [
-                {"resources": c.get("resources") or {}} for c in spec.get("containers") or []
-            ],
-        },
-        "status": {
-            "phase": status.get("phase"),
-            "podIP": status.get("podIP"),
-            "conditions": status.get("conditions") or [],
-        },
-    }
-
-
 def _slim_claim(body: Body) -> dict[str, Any]:
     """An allocated claim says which GPUs are held (GPUPool) and taken (placement)."""
     return {
@@ -153,7 +125,7 @@ PREFILL: tuple[tuple[resources.Resource, str, Callable[[Body], dict[str, Any]]],
     ),
     *((resources.lookup(k.api_version, k.kind), "", _keep) for k in kinds.ALL),
     (resources.lookup("v1", "Node"), "", _keep),
-    (resources.lookup("v1", "Pod"), "", _slim_pod),
+    (resources.lookup("v1", "Pod"), "", pod_views.slim),
     (resources.lookup("apiregistration.k8s.io/v1", "APIService"), "", _keep),
     (resources.lookup("resource.k8s.io/v1", "ResourceClaim"), "", _slim_claim),
     (resources.lookup("resource.k8s.io/v1", "ResourceSlice"), "", _slim_slice),
@@ -194,7 +166,7 @@ def _register_cluster_inputs() -> None:
 
     @kopf.on.event("", "v1", "pods")
     async def on_pod(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
-        slim = _slim_pod(dict(body))
+        slim = pod_views.slim(dict(body))
         _mirror("Pod", event, slim)
         namespace = slim["metadata"]["namespace"]
         if slim["spec"]["nodeName"]:

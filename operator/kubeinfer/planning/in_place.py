@@ -3,7 +3,8 @@
 An in-place service runs one Deployment whose pod template names no model version; the servers
 start empty (Triton's explicit model control) and the operator loads a version into each one
 through the runtime's model-control API, then labels the pod with it
-(``kubeinfer.io/model-version``). The label is the record of what a pod serves: the version
+(``kubeinfer.io/model-version``, with the container's restart count beside it, since a restarted
+server comes back empty). The label is the record of what a pod serves: the version
 Services, the front Service and the ServiceMonitor select by it, so traffic, the rollout
 analysis and Prometheus' series follow each pod as it reloads, and an operator restarted
 mid-rollout reads the assignment back from the pods. A pod without the label serves nothing yet.
@@ -28,6 +29,10 @@ MODE = "InPlace"
 """``status.rollout.mode`` of a rollout that reloads stable's pods."""
 LOAD_ERROR_ANNOTATION = "kubeinfer.io/load-error"
 """``<version>: <the runtime's answer>`` on a pod that refused to load that version."""
+LOADED_RESTARTS_ANNOTATION = "kubeinfer.io/loaded-at-restart"
+"""The server container's restart count when its version was loaded. A container that restarted
+since then came back empty (explicit model control loads nothing at start), whatever the
+pod's version label says, so it is loaded again."""
 
 
 def enabled(spec: api.InferenceServiceSpec) -> bool:
@@ -43,10 +48,21 @@ class ServerPod:
     ip: str = ""
     ready: bool = False
     """The server answers (the pod is Ready); only then can it load a model."""
-    version: str = ""
-    """The version the pod serves (its label); empty while it serves none."""
+    labelled: str = ""
+    """The version the pod's label names."""
     load_error: str = ""
     """The annotation: ``<version>: <message>`` of a load the runtime refused."""
+    restarts: int = 0
+    """The server container's restart count now."""
+    loaded_at_restart: int | None = None
+    """The restart count recorded with the label (None: not recorded)."""
+
+    @property
+    def version(self) -> str:
+        """The version the server serves: its label's, unless the container restarted since."""
+        if self.loaded_at_restart is not None and self.loaded_at_restart != self.restarts:
+            return ""
+        return self.labelled
 
     def refused(self, version: str) -> bool:
         """Whether this pod's runtime refused to load ``version``."""
@@ -61,7 +77,9 @@ class Reload:
     ip: str
     version: str
     previous: str
-    """What the pod served before ("" for a fresh server)."""
+    """What the pod served before ("" for a fresh or restarted server)."""
+    restarts: int = 0
+    """The server container's restart count the load is recorded with."""
 
 
 @dataclass(frozen=True)
@@ -123,5 +141,13 @@ def assign(
     for pod in able:
         version = target.get(pod.name) or stable
         if pod.version != version and not pod.refused(version):
-            loads.append(Reload(pod=pod.name, ip=pod.ip, version=version, previous=pod.version))
+            loads.append(
+                Reload(
+                    pod=pod.name,
+                    ip=pod.ip,
+                    version=version,
+                    previous=pod.version,
+                    restarts=pod.restarts,
+                )
+            )
     return tuple(loads)

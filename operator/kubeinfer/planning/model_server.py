@@ -24,6 +24,8 @@ from kubeinfer.planning import (
 )
 
 VERSION_LABEL = "kubeinfer.io/model-version"
+SERVER_CONTAINER = "server"
+"""Name of the model server's container in every pod."""
 HTTP_PORT = traffic.HTTP_PORT
 SHM_PATH = "/dev/shm"  # noqa: S108 - the in-memory volume NCCL and PyTorch workers expect
 
@@ -97,7 +99,7 @@ def build_deployment(
         limits["nvidia.com/gpu"] = str(spec.resources.gpus)
     load_s = base.duration_seconds(spec.model.load_timeout)
     container: children.Manifest = {
-        "name": "server",
+        "name": SERVER_CONTAINER,
         "image": spec.model.image or runtime.image,
         "args": runtime.args(launch),
         "env": [{"name": k, "value": v} for k, v in sorted({**env, **(extra_env or {})}.items())],
