@@ -111,13 +111,15 @@ def operator(
 @pytest.fixture
 def loopback_node(api: Any) -> Iterator[gpu_nodes.GpuNodeSpec]:
     """A Ready KWOK GPU node giving its pods IPs from a fresh 127.42.x.0/24; deleted after.
-    Tainted with ``gpu_nodes.LOOPBACK_TAINT`` so only pods that tolerate it land there."""
+    Tainted with ``gpu_nodes.LOOPBACK_TAINT`` so only pods that tolerate it land there; its
+    address pool is opened by one pod first (``gpu_nodes.open_ip_pool``: kwok's race)."""
     spec = gpu_nodes.GpuNodeSpec(
         name=f"loopback-{secrets.token_hex(3)}",
         pod_cidr=f"127.42.{1 + secrets.randbelow(254)}.0/24",
         taints=(gpu_nodes.LOOPBACK_TAINT,),
     )
     gpu_nodes.create(api, [spec])
+    gpu_nodes.open_ip_pool(api, spec)
     yield spec
     with contextlib.suppress(kubernetes.client.ApiException):
         kubernetes.client.CoreV1Api(api).delete_node(spec.name)

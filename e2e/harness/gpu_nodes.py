@@ -146,3 +146,37 @@ def wait_ready(
 def fleet(count: int, *, prefix: str = "gpu-node", **overrides: Any) -> list[GpuNodeSpec]:
     """``count`` identical nodes named ``<prefix>-0`` ... with ``GpuNodeSpec`` field overrides."""
     return [GpuNodeSpec(name=f"{prefix}-{i}", **overrides) for i in range(count)]
+
+
+def open_ip_pool(api_client: Any, spec: GpuNodeSpec, *, namespace: str = "default") -> str:
+    """Give a fresh ``pod_cidr`` node one pod and wait for its IP (returned), then delete it.
+
+    kwok v0.7.0 creates a CIDR's address pool on first use with a load and a store that are not
+    one atomic step (``PodController.ipPool``), so pods that start together on a new range can
+    get two pools and the same IP. One pod first makes the pool; its address goes back to it
+    when the pod is deleted.
+    """
+    core: Any = kubernetes.client.CoreV1Api(api_client)
+    name = f"ip-pool-{spec.name}"[:63]
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "nodeName": spec.name,
+                "tolerations": [{**t, "operator": "Equal"} for t in spec.taints],
+                "containers": [{"name": "pause", "image": "registry.invalid/pause:3"}],
+            },
+        },
+    )
+    try:
+        ip: str = waiting.first(
+            lambda: core.read_namespaced_pod(name, namespace).status.pod_ip,
+            what=f"the first pod IP on {spec.name}",
+            timeout=READY_TIMEOUT_SECONDS,
+        )
+    finally:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    return ip

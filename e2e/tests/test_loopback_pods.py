@@ -110,6 +110,7 @@ def test_pods_on_a_loopback_pod_cidr_are_served_called_and_scraped_at_their_ips(
 
     ips: dict[str, str] = waiting.first(pod_ips, what="two pods with IPs", timeout=90)
     assert all(ipaddress.ip_address(ip) in network for ip in ips.values()), ips
+    assert len(set(ips.values())) == len(ips), f"one IP per pod: {ips}"
 
     identity = server.Identity("triton", NAME, versions=(1, 2), default_version=1)
     with (
