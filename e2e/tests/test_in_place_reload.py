@@ -19,6 +19,7 @@ refusals of inPlace for another runtime or a non-numeric version.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import time
@@ -151,32 +152,42 @@ def _servers(
         yield sims
 
 
-@contextlib.contextmanager
-def _serving(
+@dataclasses.dataclass(frozen=True)
+class Serving:
+    """Version 2 loaded in every pod of a Ready service: its servers, its pods' UIDs, its node."""
+
+    sims: fleet.Fleet
+    uids: dict[str, str]
+    node: str
+
+
+@pytest.fixture
+def serving(
     cluster: cluster_setup.Cluster,
     namespace: str,
     scraper: prometheus.Prometheus,
-    node: str,
-    version: int,
-) -> Iterator[tuple[fleet.Fleet, dict[str, str]]]:
-    """The service Ready on ``version`` in every pod; yields the fleet and pod -> uid."""
-    cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, node, version))
+    analysing_operator: operator_process.RunningOperator,
+    loopback_node: gpu_nodes.GpuNodeSpec,
+) -> Iterator[Serving]:
+    """The service Ready on version 2, every server loaded by the operator."""
+    node = loopback_node.name
+    cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, node, 2))
     with _servers(cluster, namespace, scraper) as sims:
         _await(
             cluster,
             namespace,
             lambda: (
-                set(_versions(cluster, namespace).values()) == {str(version)}
+                set(_versions(cluster, namespace).values()) == {"2"}
                 and len(_versions(cluster, namespace)) == PODS
             ),
-            what=f"every pod to load version {version}",
+            what="every pod to load version 2",
         )
         cluster.kubectl(
             "wait", "-n", namespace, f"infsvc/{NAME}", "--for=condition=Ready", "--timeout=120s",
             timeout=130,
         )  # fmt: skip
         uids = {n: p["metadata"]["uid"] for n, p in _pods(cluster, namespace).items()}
-        yield sims, uids
+        yield Serving(sims, uids, node)
 
 
 def _rolled_back(
@@ -209,142 +220,124 @@ def _loaded(sims: fleet.Fleet) -> dict[str, list[int]]:
 
 
 def test_healthy_version_is_promoted_in_place_without_restarting_a_pod(
-    cluster: cluster_setup.Cluster,
-    namespace: str,
-    scraper: prometheus.Prometheus,
-    analysing_operator: operator_process.RunningOperator,
-    loopback_node: gpu_nodes.GpuNodeSpec,
+    cluster: cluster_setup.Cluster, namespace: str, serving: Serving
 ) -> None:
-    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, uids):
-        generation = _generation(cluster, namespace)
-        _, stop = sims.start_load(LOAD)
-        try:
-            started = time.monotonic()
-            cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 3))
-            candidates: set[int] = set()
+    sims, uids = serving.sims, serving.uids
+    generation = _generation(cluster, namespace)
+    _, stop = sims.start_load(LOAD)
+    try:
+        started = time.monotonic()
+        cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, serving.node, 3))
+        candidates: set[int] = set()
 
-            def promoted() -> bool:
-                status = _status(cluster, namespace)
-                candidates.add(sum(v == "3" for v in _versions(cluster, namespace).values()))
-                return bool(status.get("stable", {}).get("version") == "3")
+        def promoted() -> bool:
+            status = _status(cluster, namespace)
+            candidates.add(sum(v == "3" for v in _versions(cluster, namespace).values()))
+            return bool(status.get("stable", {}).get("version") == "3")
 
-            _await(cluster, namespace, promoted, what="version 3 to be promoted", timeout=360)
-            print(
-                f"\nin-place canary of {PODS} pods promoted after "
-                f"{time.monotonic() - started:.0f} s (steps 25%/50%, 20 s pauses, 20 s analysis "
-                f"interval); candidate pods seen {sorted(candidates)}; pods re-created 0"
-            )
-        finally:
-            stop()
-        _await(
-            cluster,
-            namespace,
-            lambda: set(_versions(cluster, namespace).values()) == {"3"},
-            what="every pod to serve version 3",
+        _await(cluster, namespace, promoted, what="version 3 to be promoted", timeout=360)
+        print(
+            f"\nin-place canary of {PODS} pods promoted after "
+            f"{time.monotonic() - started:.0f} s (steps 25%/50%, 20 s pauses, 20 s analysis "
+            f"interval); candidate pods seen {sorted(candidates)}; pods re-created 0"
         )
-        status = _status(cluster, namespace)
-        assert status["rollout"]["mode"] in ("InPlace", "")
-        assert all(m["verdict"] == "Passed" for m in status["rollout"]["measurements"])
-        assert {1, 2} <= candidates, f"each step's candidate pods: saw {sorted(candidates)}"
-        after = {n: p["metadata"]["uid"] for n, p in _pods(cluster, namespace).items()}
-        assert after == uids, "the same pods served both versions"
-        assert _generation(cluster, namespace) == generation, "the pod template never changed"
-        loaded = _loaded(sims)
-        assert len(loaded) == PODS and all(v == [2, 3] for v in loaded.values()), loaded
-        deployments = cluster.kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout
-        assert deployments.split() == [f"deployment.apps/{NAME}"]
+    finally:
+        stop()
+    _await(
+        cluster,
+        namespace,
+        lambda: set(_versions(cluster, namespace).values()) == {"3"},
+        what="every pod to serve version 3",
+    )
+    status = _status(cluster, namespace)
+    assert status["rollout"]["mode"] in ("InPlace", "")
+    assert all(m["verdict"] == "Passed" for m in status["rollout"]["measurements"])
+    assert {1, 2} <= candidates, f"each step's candidate pods: saw {sorted(candidates)}"
+    after = {n: p["metadata"]["uid"] for n, p in _pods(cluster, namespace).items()}
+    assert after == uids, "the same pods served both versions"
+    assert _generation(cluster, namespace) == generation, "the pod template never changed"
+    loaded = _loaded(sims)
+    assert len(loaded) == PODS and all(v == [2, 3] for v in loaded.values()), loaded
+    deployments = cluster.kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout
+    assert deployments.split() == [f"deployment.apps/{NAME}"]
 
 
 def test_failing_version_is_rolled_back_by_loading_stable_again(
-    cluster: cluster_setup.Cluster,
-    namespace: str,
-    scraper: prometheus.Prometheus,
-    analysing_operator: operator_process.RunningOperator,
-    loopback_node: gpu_nodes.GpuNodeSpec,
+    cluster: cluster_setup.Cluster, namespace: str, serving: Serving
 ) -> None:
-    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, uids):
-        sims.set_version(3, {"behaviour": {"errorRate": 0.05}})
-        _, stop = sims.start_load(LOAD)
-        try:
-            cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 3))
-            status = _rolled_back(cluster, namespace, what="version 3", timeout=300)
-        finally:
-            stop()
-        rolled_back = _condition(status, "RolledBack")
-        assert "success-rate" in rolled_back["message"], rolled_back
-        assert status["stable"]["version"] == "2"
-        assert _condition(status, "Ready")["status"] == "True"
-        _await(
-            cluster,
-            namespace,
-            lambda: set(_versions(cluster, namespace).values()) == {"2"},
-            what="every pod back on version 2",
-        )
-        reloaded = [pod for pod, versions in _loaded(sims).items() if versions == [2, 3, 2]]
-        assert reloaded, f"a candidate pod loaded 3 and then 2 again: {_loaded(sims)}"
-        after = {n: p["metadata"]["uid"] for n, p in _pods(cluster, namespace).items()}
-        assert after == uids, "no pod was restarted to roll back"
+    sims, uids = serving.sims, serving.uids
+    sims.set_version(3, {"behaviour": {"errorRate": 0.05}})
+    _, stop = sims.start_load(LOAD)
+    try:
+        cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, serving.node, 3))
+        status = _rolled_back(cluster, namespace, what="version 3", timeout=300)
+    finally:
+        stop()
+    rolled_back = _condition(status, "RolledBack")
+    assert "success-rate" in rolled_back["message"], rolled_back
+    assert status["stable"]["version"] == "2"
+    assert _condition(status, "Ready")["status"] == "True"
+    _await(
+        cluster,
+        namespace,
+        lambda: set(_versions(cluster, namespace).values()) == {"2"},
+        what="every pod back on version 2",
+    )
+    reloaded = [pod for pod, versions in _loaded(sims).items() if versions == [2, 3, 2]]
+    assert reloaded, f"a candidate pod loaded 3 and then 2 again: {_loaded(sims)}"
+    after = {n: p["metadata"]["uid"] for n, p in _pods(cluster, namespace).items()}
+    assert after == uids, "no pod was restarted to roll back"
 
 
 def test_version_the_server_refuses_fails_at_once_with_its_answer(
-    cluster: cluster_setup.Cluster,
-    namespace: str,
-    scraper: prometheus.Prometheus,
-    analysing_operator: operator_process.RunningOperator,
-    loopback_node: gpu_nodes.GpuNodeSpec,
+    cluster: cluster_setup.Cluster, namespace: str, serving: Serving
 ) -> None:
-    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, _):
-        cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, loopback_node.name, 5))
-        status = _rolled_back(cluster, namespace, what="version 5", timeout=120)
-        message = _condition(status, "RolledBack")["message"]
-        assert BAD_LOAD in message, message
-        annotated = {
-            name: (pod["metadata"].get("annotations") or {}).get(in_place.LOAD_ERROR_ANNOTATION)
-            for name, pod in _pods(cluster, namespace).items()
-        }
-        refused = [name for name, note in annotated.items() if note]
-        assert len(refused) == 1 and BAD_LOAD in str(annotated[refused[0]])
-        events = cluster.kubectl(
-            "get", "events", "-n", namespace, "--field-selector=reason=ModelLoadRefused",
-            "-o", "jsonpath={.items[*].message}",
-        ).stdout  # fmt: skip
-        assert refused[0] in events and BAD_LOAD in events
-        assert set(_versions(cluster, namespace).values()) == {"2"}
-        assert (
-            sum(1 for versions in sims.loads().values() for e in versions if e["version"] == 5) == 1
-        )
+    sims = serving.sims
+    cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, serving.node, 5))
+    status = _rolled_back(cluster, namespace, what="version 5", timeout=120)
+    message = _condition(status, "RolledBack")["message"]
+    assert BAD_LOAD in message, message
+    annotated = {
+        name: (pod["metadata"].get("annotations") or {}).get(in_place.LOAD_ERROR_ANNOTATION)
+        for name, pod in _pods(cluster, namespace).items()
+    }
+    refused = [name for name, note in annotated.items() if note]
+    assert len(refused) == 1 and BAD_LOAD in str(annotated[refused[0]])
+    events = cluster.kubectl(
+        "get", "events", "-n", namespace, "--field-selector=reason=ModelLoadRefused",
+        "-o", "jsonpath={.items[*].message}",
+    ).stdout  # fmt: skip
+    assert refused[0] in events and BAD_LOAD in events
+    assert set(_versions(cluster, namespace).values()) == {"2"}
+    assert sum(1 for versions in sims.loads().values() for e in versions if e["version"] == 5) == 1
 
 
 def test_a_server_that_restarts_empty_is_loaded_again(
-    cluster: cluster_setup.Cluster,
-    namespace: str,
-    scraper: prometheus.Prometheus,
-    analysing_operator: operator_process.RunningOperator,
-    loopback_node: gpu_nodes.GpuNodeSpec,
+    cluster: cluster_setup.Cluster, namespace: str, serving: Serving
 ) -> None:
-    with _serving(cluster, namespace, scraper, loopback_node.name, version=2) as (sims, uids):
-        pod = sorted(uids)[0]
-        # the kubelet's part: the container restarted, and Triton came back with nothing loaded
-        address = sims.addresses()[pod]
-        request = urllib.request.Request(
-            f"http://{address}/v2/repository/models/{NAME}/unload", data=b"{}", method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 200
-        cluster.kubectl(
-            "patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=json",
-            "-p", '[{"op": "replace", "path": "/status/containerStatuses/0/restartCount", "value": 1}]',
-        )  # fmt: skip
-        _await(
-            cluster,
-            namespace,
-            lambda: _loaded(sims)[pod] == [2, 2],
-            what="the restarted server to be loaded again",
-            timeout=60,
-        )
-        annotations = _pods(cluster, namespace)[pod]["metadata"]["annotations"]
-        assert annotations[in_place.LOADED_RESTARTS_ANNOTATION] == "1"
-        assert all(v == [2] for p, v in _loaded(sims).items() if p != pod), _loaded(sims)
+    sims, uids = serving.sims, serving.uids
+    pod = sorted(uids)[0]
+    # the kubelet's part: the container restarted, and Triton came back with nothing loaded
+    address = sims.addresses()[pod]
+    request = urllib.request.Request(
+        f"http://{address}/v2/repository/models/{NAME}/unload", data=b"{}", method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    cluster.kubectl(
+        "patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=json",
+        "-p", '[{"op": "replace", "path": "/status/containerStatuses/0/restartCount", "value": 1}]',
+    )  # fmt: skip
+    _await(
+        cluster,
+        namespace,
+        lambda: _loaded(sims)[pod] == [2, 2],
+        what="the restarted server to be loaded again",
+        timeout=60,
+    )
+    annotations = _pods(cluster, namespace)[pod]["metadata"]["annotations"]
+    assert annotations[in_place.LOADED_RESTARTS_ANNOTATION] == "1"
+    assert all(v == [2] for p, v in _loaded(sims).items() if p != pod), _loaded(sims)
 
 
 @pytest.mark.parametrize(
