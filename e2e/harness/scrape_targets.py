@@ -139,6 +139,15 @@ def _slice_pods(slices: Sequence[Mapping[str, Any]], service: str) -> set[str]:
     return names
 
 
+def _running_ip(pod: Mapping[str, Any]) -> str | None:
+    """The IP of a pod that has one, is not terminating and has not finished, else None."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp") or status.get("phase") in _FINISHED_PHASES:
+        return None
+    ip: str | None = status.get("podIP") or None
+    return ip
+
+
 def selector_slices(
     services: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -152,7 +161,7 @@ def selector_slices(
             continue  # a Service without a selector has its endpoints written by hand
         endpoints = [
             {
-                "addresses": [pod["status"]["podIP"]],
+                "addresses": [ip],
                 "targetRef": {
                     "kind": "Pod",
                     "name": pod["metadata"]["name"],
@@ -161,9 +170,7 @@ def selector_slices(
             }
             for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"]))
             if _matches({"matchLabels": selector}, pod["metadata"].get("labels") or {})
-            and (pod.get("status") or {}).get("podIP")
-            and not pod["metadata"].get("deletionTimestamp")
-            and (pod.get("status") or {}).get("phase") not in _FINISHED_PHASES
+            and (ip := _running_ip(pod))
         ]
         name = service["metadata"]["name"]
         slices.append(
@@ -250,25 +257,19 @@ class Follower:
             for p in self._as_dicts(self._core.list_namespaced_pod(self.namespace))
             if not p["metadata"].get("deletionTimestamp")
         ]
+        hosts: dict[str, str] | None = None
         if self.endpoints == "selector":
             slices = selector_slices(services, pods)
-        else:
-            slices = self._as_dicts(self._discovery.list_namespaced_endpoint_slice(self.namespace))
-        reachable = set().union(*(_slice_pods(slices, s["metadata"]["name"]) for s in services)) & {
-            p["metadata"]["name"] for p in pods
-        }
-        hosts = None
-        if self.endpoints == "selector":
             # the kubelet's part: every running pod runs its server, in a Service or not (a
             # server that serves no model yet is in none until something loads one into it)
-            hosts = {
-                p["metadata"]["name"]: p["status"]["podIP"]
-                for p in pods
-                if (p.get("status") or {}).get("podIP")
-                and (p.get("status") or {}).get("phase") not in _FINISHED_PHASES
-            }
-            reachable = set(hosts)
-        self.simulators.sync(reachable, hosts=hosts)
+            hosts = {p["metadata"]["name"]: ip for p in pods if (ip := _running_ip(p))}
+            served = set(hosts)
+        else:
+            slices = self._as_dicts(self._discovery.list_namespaced_endpoint_slice(self.namespace))
+            served = set().union(
+                *(_slice_pods(slices, s["metadata"]["name"]) for s in services)
+            ) & {p["metadata"]["name"] for p in pods}
+        self.simulators.sync(served, hosts=hosts)
         groups = target_groups(
             monitor,
             services=services,

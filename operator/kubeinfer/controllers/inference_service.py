@@ -60,6 +60,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     accepted, message = _route_accepted(route)
     api_name = autoscaling.metrics_api_for(spec)
     apisvc = store.get("APIService", "", api_name)
+    pods = list(_own_pods(store.all("Pod"), owner))
     parents = gateways.parents(store, owner.namespace, spec)
     # a shadow whose gateway cannot mirror sends the candidate nothing: nothing to analyse
     held = gateway_support.mirror_hold(spec, parents) is not None
@@ -67,7 +68,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         pool=pool,
         previous_placement=gpu_placement.previous_placement(own),
         deployments=deployments,
-        pods=_pods(store.all("Pod"), owner),
+        pods=_pods(pods),
         route_accepted=accepted,
         route_message=message,
         gateways=parents,
@@ -78,7 +79,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
         else await rollout_analysis.samples(owner, spec, state=state, stable=stable, now=now),
         now=now,
         log_policies=log_policies(store, owner.namespace) if spec.logging.mode == "file" else (),
-        server_pods=_server_pods(store.all("Pod"), owner) if in_place.enabled(spec) else (),
+        server_pods=_server_pods(pods) if in_place.enabled(spec) else (),
     )
 
 
@@ -106,10 +107,10 @@ def _own_pods(pods: Any, owner: children.Owner) -> Iterator[Any]:
             yield pod
 
 
-def _pods(pods: Any, owner: children.Owner) -> dict[str, tuple[int, int]]:
-    """Model version -> (pods not terminating, terminating pods) of this service."""
+def _pods(pods: Any) -> dict[str, tuple[int, int]]:
+    """Model version -> (pods not terminating, terminating pods) of the service's ``pods``."""
     counts: dict[str, list[int]] = {}
-    for pod in _own_pods(pods, owner):
+    for pod in pods:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
         count = counts.setdefault(str(labels.get(model_server.VERSION_LABEL, "")), [0, 0])
@@ -117,10 +118,10 @@ def _pods(pods: Any, owner: children.Owner) -> dict[str, tuple[int, int]]:
     return {v: (n, dying) for v, (n, dying) in counts.items()}
 
 
-def _server_pods(pods: Any, owner: children.Owner) -> tuple[in_place.ServerPod, ...]:
-    """The service's model server pods that are not terminating, as in-place loads see them."""
+def _server_pods(pods: Any) -> tuple[in_place.ServerPod, ...]:
+    """The service's ``pods`` that are not terminating, as in-place loads see them."""
     found = []
-    for pod in _own_pods(pods, owner):
+    for pod in pods:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
         if meta.get("deletionTimestamp"):

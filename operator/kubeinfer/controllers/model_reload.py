@@ -18,6 +18,7 @@ later reconcile. Every outcome is one log line.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -177,14 +178,14 @@ class Reloader:
 
 async def _error_of(rsp: aiohttp.ClientResponse) -> str:
     """The runtime's error message (Triton answers ``{"error": "..."}``)."""
-    text = await rsp.text()
+    text = (await rsp.text()).strip()
     try:
-        payload = await rsp.json(content_type=None)
+        payload = json.loads(text)
     except ValueError:
-        return f"HTTP {rsp.status}: {text.strip()}"
+        payload = None
     if isinstance(payload, dict) and payload.get("error"):
         return str(payload["error"])
-    return f"HTTP {rsp.status}: {text.strip()}"
+    return f"HTTP {rsp.status}: {text}"
 
 
 def _host(ip: str) -> str:

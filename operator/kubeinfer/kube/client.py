@@ -112,28 +112,18 @@ class Kube:
         """Merge-patch the status subresource."""
         res = resources.lookup(api_version, kind)
         path = res.path(namespace, name) + "/status"
-        body = {"status": status}
-        return await self._call(
-            "patch_status",
-            kind,
-            path,
-            "PATCH",
-            body=body,
-            content_type="application/merge-patch+json",
-        )
+        return await self._merge_patch("patch_status", kind, path, {"status": status})
 
     async def patch(
         self, api_version: str, kind: str, namespace: str, name: str, patch: Manifest
     ) -> Manifest:
         """Merge-patch one object (metadata a controller records on objects it does not own)."""
         res = resources.lookup(api_version, kind)
+        return await self._merge_patch("patch", kind, res.path(namespace, name), patch)
+
+    async def _merge_patch(self, verb: str, kind: str, path: str, body: Manifest) -> Manifest:
         return await self._call(
-            "patch",
-            kind,
-            res.path(namespace, name),
-            "PATCH",
-            body=patch,
-            content_type="application/merge-patch+json",
+            verb, kind, path, "PATCH", body=body, content_type="application/merge-patch+json"
         )
 
     async def review_token(self, token: str, audiences: list[str]) -> Manifest:

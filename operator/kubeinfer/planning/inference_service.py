@@ -130,10 +130,10 @@ def _pinned_deployment(
 ) -> tuple[children.Manifest | None, children.Manifest]:
     """A version's Deployment pinned by ``pin``, and its ResourceClaimTemplate in DRA mode; for
     an in-place service its one Deployment."""
-    reloads = in_place.enabled(spec)
+    one_deployment = in_place.enabled(spec)
     name = (
         model_server.pool_name(owner)
-        if reloads
+        if one_deployment
         else model_server.version_name(owner, spec.model.version)
     )
     gpus = pin.gpus
@@ -149,7 +149,7 @@ def _pinned_deployment(
         claims["metadata"]["name"] if claims is not None else None,
         extra_env=pin.nccl_env,
         log_policies=log_policies,
-        in_place=reloads,
+        in_place=one_deployment,
     )
     return claims, deployment
 
@@ -184,35 +184,23 @@ def render(
     split = traffic.Split(stable=stable)
     candidate_objs: list[children.Manifest | None] = []
     versions = [stable_spec.model.version]
-    if decision is not None and decision.candidate is not None and in_place.enabled(spec):
-        # the candidate's pods are stable's servers reloaded: only its Service is new
+    if decision is not None and decision.candidate is not None:
         candidate_spec = for_version(spec, decision.candidate)
         versions.append(candidate_spec.model.version)
         candidate_objs = [model_server.version_service(owner, candidate_spec)]
+        if not in_place.enabled(spec):  # in place, the candidate's pods are stable's, reloaded
+            candidate_claims, candidate = _pinned_deployment(
+                owner, candidate_spec, pins.candidate_pin, log_policies
+            )
+            candidate["spec"]["replicas"] = (
+                decision.candidate_replicas
+                if decision.candidate_replicas is not None
+                else rollout.candidate_replicas(spec, decision.state.step, stable_replicas)
+            )
+            candidate_objs += [candidate_claims, candidate]
         split = traffic.Split(
             stable=stable,
             candidate=model_server.version_name(owner, candidate_spec.model.version),
-            candidate_weight=decision.candidate_weight,
-        )
-    elif decision is not None and decision.candidate is not None:
-        candidate_spec = for_version(spec, decision.candidate)
-        versions.append(candidate_spec.model.version)
-        candidate_claims, candidate = _pinned_deployment(
-            owner, candidate_spec, pins.candidate_pin, log_policies
-        )
-        candidate["spec"]["replicas"] = (
-            decision.candidate_replicas
-            if decision.candidate_replicas is not None
-            else rollout.candidate_replicas(spec, decision.state.step, stable_replicas)
-        )
-        candidate_objs = [
-            candidate_claims,
-            candidate,
-            model_server.version_service(owner, candidate_spec),
-        ]
-        split = traffic.Split(
-            stable=stable,
-            candidate=candidate["metadata"]["name"],
             candidate_weight=decision.candidate_weight,
             mirror_percent=decision.mirror_percent,
         )
@@ -268,12 +256,12 @@ def render(
 def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
     """Return the children and status of an InferenceService."""
     state, remembered = rollout_status.from_status(observed.status)
-    reloads = in_place.enabled(spec)
-    if reloads:
+    reloading = in_place.enabled(spec)
+    if reloading:
         observed, remembered = _in_place_view(spec, observed, remembered)
     wanted = observed.deployments.get(spec.model.version, DeploymentView())
     before = observed.deployments.get((remembered or rollout.Version.of(spec.model)).version)
-    if reloads:  # one Deployment holds every version's pods
+    if reloading:  # one Deployment holds every version's pods
         before = DeploymentView(replicas=len(observed.server_pods))
     # while replicas move, stable keeps its whole placement: its pod template must not change
     outcome = (
@@ -301,7 +289,10 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         state=state,
         stable=remembered,
         candidate=rollout.Candidate(
-            ready_replicas=wanted.ready_replicas, failed=wanted.failed, failure=wanted.message
+            ready_replicas=wanted.ready_replicas,
+            failed=wanted.failed,
+            # a refused load says why; a Deployment's own message does not name the version
+            failure=wanted.message if reloading else "",
         ),
         samples=observed.samples,
         now=observed.now,
@@ -366,7 +357,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         "rollout": rollout_status.to_status(
             spec,
             decision,
-            stable_replicas=len(observed.server_pods) if reloads else dep.replicas,
+            stable_replicas=len(observed.server_pods) if reloading else dep.replicas,
             now=observed.now,
             previous=observed.status.rollout,
             retired_placement=version_placement.status(pins.retired),
@@ -389,11 +380,11 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         (*replica_placement.events(outcome), *decision.events),
         handover=(
             model_server.version_name(owner, stable.version)
-            if (promoted or decision.hand_over_stable) and not reloads
+            if (promoted or decision.hand_over_stable) and not reloading
             else None
         ),
         requeue_after=rollout.requeue_after(spec, decision, observed.now),
-        reloads=_reloads(spec, decision, observed.server_pods) if reloads else (),
+        reloads=_reloads(spec, decision, observed.server_pods) if reloading else (),
     )
 
 

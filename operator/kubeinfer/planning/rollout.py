@@ -148,16 +148,17 @@ def estimate(
     steps = spec.rollout.steps or [api.RolloutStep(weight=0)]
     seconds = sum(base.duration_seconds(s.pause) for s in steps)
     table = []
+    reloading = in_place.enabled(spec)  # the step's pods are stable's own, reloaded
     for i, _ in enumerate(steps):
         pods = candidate_replicas(spec, i, stable_replicas)
-        if in_place.enabled(spec):
+        if reloading:
             pods = in_place.capped(pods, stable_replicas)
         table.append(
             (
                 _traffic_weight(spec.rollout, i),
                 pods,
-                stable_replicas - pods if in_place.enabled(spec) else stable_replicas,
-                0 if in_place.enabled(spec) else pods * spec.resources.gpus,
+                stable_replicas - pods if reloading else stable_replicas,
+                0 if reloading else pods * spec.resources.gpus,
             )
         )
     return seconds, table
