@@ -26,7 +26,7 @@ test: unit e2e ## every test: unit and integration, then end-to-end on the real 
 
 unit: setup ## unit and planning tests (no cluster), and the Go tests of the collector components
 	$(PY) -m pytest tests
-	cd e2e/otelcol/components && go vet ./... && go test ./...
+	cd collector/components && go vet ./... && go test ./...
 
 e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e

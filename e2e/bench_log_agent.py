@@ -1,6 +1,6 @@
 """Log agent throughput on one core: a typical LogPolicy against the same collector doing nothing.
 
-Builds (or reuses) the collector from ``e2e/otelcol/builder-config.yaml``, pins it to one CPU
+Builds (or reuses) the collector from ``collector/builder-config.yaml``, pins it to one CPU
 (``taskset``, ``GOMAXPROCS=1``) and times how fast it reads a pre-written container log file of
 JSON lines (mixed levels, a tenth carrying a secret) from the moment the file appears until the
 receiver has accepted every line. Both runs use the same receiver (CRI framing, JSON parsing,

@@ -1,4 +1,4 @@
-"""Build and cache the log agent: an OpenTelemetry Collector from ``e2e/otelcol/builder-config.yaml``.
+"""Build and cache the log agent: an OpenTelemetry Collector from ``collector/builder-config.yaml``.
 
 Owns: reading the collector version out of the builder manifest (the manifest is the one place
 that pins the collector's components; every ``gomod`` line carries the same version), installing
@@ -34,7 +34,7 @@ from e2e.harness import gomodules, logfmt, toolchain, versions
 
 log = logging.getLogger("e2e.harness.otelcol")  # not __name__: also run as __main__
 
-OTELCOL_DIR = versions.REPO_ROOT / "e2e" / "otelcol"
+OTELCOL_DIR = versions.REPO_ROOT / "collector"
 MANIFEST = OTELCOL_DIR / "builder-config.yaml"
 BUILDER_MODULE = "go.opentelemetry.io/collector/cmd/builder"
 BINARY_NAME = "otelcol-kubeinfer"

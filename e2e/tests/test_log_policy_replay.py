@@ -1,5 +1,5 @@
 """LogPolicy semantics proven by the real log agent (the collector built from
-``e2e/otelcol/builder-config.yaml``) replaying generated container logs on loopback.
+``collector/builder-config.yaml``) replaying generated container logs on loopback.
 
 Covers: the rendered configuration passes the collector's own ``validate`` and an RE2-invalid
 rule fails it; over 100,000 replayed lines the kept fraction per level is within 99% binomial

@@ -1,7 +1,7 @@
 """Verify a LogPolicy audit file: append-only and hash-chained, as the log agent writes it.
 
 Owns: the audit line format's checks and ``kubeinfer audit verify``'s verdict. Must not: write
-audit files (the agent's ``kubeinfer_audit`` exporter does, ``e2e/otelcol/components``).
+audit files (the agent's ``kubeinfer_audit`` exporter does, ``collector/components``).
 
 Each line is ``<seq> TAB <prev> TAB <hash> TAB <record JSON>``, with
 ``hash = hex(SHA-256("<seq>\\t<prev>\\t<record JSON>"))``, ``prev`` the previous line's hash

@@ -2,7 +2,7 @@
 
 Owns: the collector pipeline and every OTTL statement in it. Must not: do I/O, read a clock, or
 decide status (``planning.log_policy`` does); the agent binary and its component list are
-``e2e/otelcol/builder-config.yaml``.
+``collector/builder-config.yaml``.
 
 One logs pipeline, stage by stage::
 
