@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup dev run test unit e2e tools lint crds render bench clean
+.PHONY: setup dev run test unit e2e tools lint crds render image bench clean
 
 setup: $(STAMP) ## create .venv and install kubeinfer with its test and lint tools
 
@@ -39,8 +39,8 @@ tools: setup ## build (once, cached) or install everything e2e runs: control pla
 	$(PY) -m e2e.harness.prometheus
 
 lint: setup ## ruff, mypy --strict and the import-linter layer contracts
-	$(VENV)/bin/ruff check operator tests e2e
-	$(VENV)/bin/ruff format --check operator tests e2e
+	$(VENV)/bin/ruff check operator tests e2e images
+	$(VENV)/bin/ruff format --check operator tests e2e images
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -50,6 +50,9 @@ crds: setup ## regenerate crds/ from the API models and the Argo CD health scrip
 
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml
+
+image: setup ## build both images as OCI layouts in build/images/ without a daemon (root), then run each read-only
+	$(PY) -m images.build
 
 bench: setup ## benchmarks, reported as figures and ratios against peers measured in the same run
 	$(PY) -m pytest tests --benchmark-enable --benchmark-only
