@@ -51,8 +51,9 @@ crds: setup ## regenerate crds/ from the API models and the Argo CD health scrip
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml
 
-image: setup ## build both images as OCI layouts in build/images/ without a daemon (root), then run each read-only
+image: setup ## build both images as OCI layouts in build/images/ without a daemon (root), run each read-only, check the layouts
 	$(PY) -m images.build
+	KUBEINFER_IMAGE_TESTS=1 $(PY) -m pytest -q e2e/tests/test_images.py
 
 bench: setup ## benchmarks, reported as figures and ratios against peers measured in the same run
 	$(PY) -m pytest tests --benchmark-enable --benchmark-only

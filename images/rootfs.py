@@ -37,7 +37,7 @@ NONROOT_UID = 65532
 NONROOT_NAME = "nonroot"
 MIRROR_ENV = "KUBEINFER_DEBIAN_MIRROR"
 #: Bumped whenever the base's recipe below changes, so a cached base is rebuilt.
-RECIPE = "3"
+RECIPE = "4"
 # What debian:bookworm-slim (and so python:3.11-slim-bookworm) leaves out, plus apt's state.
 _SLIMMED = (
     "usr/share/man",
@@ -48,6 +48,7 @@ _SLIMMED = (
     "var/cache/apt",
     "var/cache/debconf/templates.dat-old",
     "var/log",
+    "dev",  # device nodes debootstrap made; a container runtime mounts its own /dev
 )
 # Copied in from the build machine by debootstrap; a container runtime provides its own.
 _MACHINE_FILES = ("etc/resolv.conf", "etc/hostname")
@@ -249,15 +250,12 @@ def copy_tree(source: pathlib.Path, target: pathlib.Path) -> None:
     _run(["cp", "-a", "--", str(source), str(target)])
 
 
-_CHROOT_ENV = {
+_SETUP_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
 }
-
-
-def chroot(root: pathlib.Path, argv: Sequence[str]) -> str:
-    """Run ``argv`` as root inside ``root`` with a clean environment (set-up steps)."""
-    return _run(["chroot", str(root), *argv], env=_CHROOT_ENV)
+#: What a container runtime puts in a container's /dev (a tmpfs), bound from the host's.
+_DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,6 +264,16 @@ class Ran:
 
     output: str
     returncode: int
+
+
+def chroot(root: pathlib.Path, argv: Sequence[str]) -> str:
+    """Run ``argv`` as root in ``root`` (writable) with a clean environment: set-up steps."""
+    ran = _in_namespace(root, argv, user="0:0", env=_SETUP_ENV, read_only=False, timeout=1800)
+    if ran.returncode != 0:
+        raise RootfsError(
+            f"{' '.join(argv[:4])} failed (exit {ran.returncode}):\n{ran.output[-4000:]}"
+        )
+    return ran.output
 
 
 def run_read_only(
@@ -281,46 +289,59 @@ def run_read_only(
 
     ``files`` maps names to host files copied into that ``/tmp`` first (inputs for the
     command). Like a container with ``readOnlyRootFilesystem`` and an ``emptyDir`` at ``/tmp``:
-    nothing the command does can change ``root``.
+    nothing the command does can change ``root``. ``env`` is passed on as it is.
     """
+    return _in_namespace(
+        root, argv, user=user, env=env, read_only=True, files=files or {}, timeout=timeout
+    )
+
+
+def _in_namespace(
+    root: pathlib.Path,
+    argv: Sequence[str],
+    *,
+    user: str,
+    env: Mapping[str, str],
+    read_only: bool,
+    files: Mapping[str, pathlib.Path] | None = None,
+    timeout: float,
+) -> Ran:
+    """``chroot --userspec`` in a private mount namespace with /proc, /dev and (read-only) /tmp."""
     require_root()
-    tools = {name: shutil.which(name) for name in ("unshare", "mount", "chroot", "cp", "chmod")}
+    names = ("unshare", "mount", "chroot", "cp", "chmod", "touch")
+    tools = {name: shutil.which(name) for name in names}
     missing = sorted(name for name, path in tools.items() if path is None)
     if missing:
         raise RootfsError(f"{', '.join(missing)} not installed (util-linux, coreutils)")
-    mount, chroot_, cp, chmod = (
-        shlex.quote(str(tools[n])) for n in ("mount", "chroot", "cp", "chmod")
-    )
-    quoted = shlex.quote(str(root.resolve()))
-    tmp = str(root.resolve() / "tmp")
-    script = [
-        "set -e",
-        f"{mount} --bind {quoted} {quoted}",
-        f"{mount} -o remount,bind,ro {quoted}",
-        f"{mount} -t tmpfs -o mode=1777,size=64m tmpfs {shlex.quote(tmp)}",
-    ]
-    if (root / "proc").is_dir():
-        script.append(f"{mount} -t proc proc {quoted}/proc")
+    mount, chroot_, cp, chmod, touch = (shlex.quote(str(tools[n])) for n in names[1:])
+    top = root.resolve()
+    quoted = shlex.quote(str(top))
+    script = ["set -e", f"{mount} --bind {quoted} {quoted}"]
+    if read_only:
+        script.append(f"{mount} -o remount,bind,ro {quoted}")
+        script.append(
+            f"{mount} -t tmpfs -o mode=1777,size=64m tmpfs {shlex.quote(str(top / 'tmp'))}"
+        )
+    if (top / "proc").is_dir():
+        script.append(f"{mount} -t proc proc {shlex.quote(str(top / 'proc'))}")
+    if (top / "dev").is_dir():
+        dev = top / "dev"
+        script.append(f"{mount} -t tmpfs -o mode=0755,size=1m tmpfs {shlex.quote(str(dev))}")
+        for device in _DEVICES:
+            node = shlex.quote(str(dev / device))
+            script.append(f"{touch} {node} && {mount} --bind /dev/{device} {node}")
     for name, source in (files or {}).items():
-        script.append(f"{cp} -- {shlex.quote(str(source))} {shlex.quote(f'{tmp}/{name}')}")
-        script.append(f"{chmod} 0644 {shlex.quote(f'{tmp}/{name}')}")
-    script.append(
-        f"exec {chroot_} --userspec={shlex.quote(user)} {quoted} {' '.join(map(shlex.quote, argv))}"
-    )
+        target = shlex.quote(str(top / "tmp" / name))
+        script.append(f"{cp} -- {shlex.quote(str(source))} {target} && {chmod} 0644 {target}")
+    command = " ".join(map(shlex.quote, argv))
+    script.append(f"exec {chroot_} --userspec={shlex.quote(user)} {quoted} {command}")
+    unshare = (str(tools["unshare"]), "--mount", "--propagation", "private")
     result = subprocess.run(
-        [
-            str(tools["unshare"]),
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            "\n".join(script),
-        ],
+        [*unshare, "/bin/sh", "-c", "\n".join(script)],
         capture_output=True,
         text=True,
         check=False,
         timeout=timeout,
-        env=dict(env),  # exactly the image's environment: chroot passes it on to argv
+        env=dict(env),  # chroot passes it on to argv unchanged
     )
     return Ran(output=(result.stdout + result.stderr).strip(), returncode=result.returncode)

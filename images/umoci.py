@@ -19,6 +19,7 @@ import pathlib
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from typing import Any
 
 from e2e.harness import gomodules, toolchain, versions
 
@@ -131,19 +132,31 @@ class Layout:
         spec: dict[str, object] = json.loads((bundle / "config.json").read_text(encoding="utf-8"))
         return spec
 
-    def blobs(self) -> dict[str, int]:
-        """Sizes in bytes of the manifest's layers (compressed), config and the whole layout."""
+    def manifest(self) -> dict[str, Any]:
+        """The tagged image's manifest (the layout holds one image)."""
         index = json.loads((self.path / "index.json").read_text(encoding="utf-8"))
-        manifest_digest = index["manifests"][0]["digest"]
-        manifest = json.loads(self._blob(manifest_digest).read_text(encoding="utf-8"))
-        layers = sum(int(layer["size"]) for layer in manifest["layers"])
+        (entry,) = [m for m in index["manifests"] if _tag(m) == self.tag]
+        manifest: dict[str, Any] = json.loads(self._blob(entry["digest"]).read_text())
+        return manifest
+
+    def image_config(self) -> dict[str, Any]:
+        """The image configuration blob: ``config`` (user, entrypoint, ...), ``created``, ..."""
+        digest = self.manifest()["config"]["digest"]
+        config: dict[str, Any] = json.loads(self._blob(digest).read_text(encoding="utf-8"))
+        return config
+
+    def blobs(self) -> dict[str, int]:
+        """Number of layers, their compressed size and the whole layout's size, in bytes."""
+        layers = self.manifest()["layers"]
         total = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
-        return {
-            "layers": len(manifest["layers"]),
-            "compressed_bytes": layers,
-            "layout_bytes": total,
-        }
+        compressed = sum(int(layer["size"]) for layer in layers)
+        return {"layers": len(layers), "compressed_bytes": compressed, "layout_bytes": total}
 
     def _blob(self, digest: str) -> pathlib.Path:
         algorithm, _, hexdigest = digest.partition(":")
         return self.path / "blobs" / algorithm / hexdigest
+
+
+def _tag(descriptor: dict[str, Any]) -> str | None:
+    annotations: dict[str, str] = descriptor.get("annotations", {})
+    return annotations.get("org.opencontainers.image.ref.name")
