@@ -2,8 +2,9 @@
 
 Owns: finding the Debian mirror this machine's apt already uses, installing ``debootstrap``
 from Debian's packages when missing, building and caching the base root filesystem (Debian
-bookworm ``minbase`` with ``python3.11`` and ``ca-certificates``, the ``nonroot`` user 65532,
-documentation, apt lists and caches and the build machine's resolver and host name removed),
+bookworm ``minbase`` with ``python3.11`` and ``ca-certificates``, the ``nonroot`` user 65532;
+documentation, apt lists and caches, device nodes and the build machine's resolver and host
+name removed),
 and running a command in a root filesystem: as root to set it up, or read-only, as the image's
 user, with a fresh ``/tmp``, the way a pod with ``readOnlyRootFilesystem`` runs it.
 Must not: know what an image holds beyond its base (``images.build`` decides).
