@@ -46,7 +46,7 @@ lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 
 crds: setup ## regenerate crds/ from the API models and the Argo CD health scripts from their sources
 	$(VENV)/bin/kubeinfer crds --output-dir crds
-	$(PY) -m e2e.harness.argocd_health write
+	$(VENV)/bin/kubeinfer argocd-health write --dir manifests/argocd
 
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml

@@ -21,6 +21,6 @@ Modules, one job each:
 - ``logfmt``: key=value log formatting for the harness and ``make dev``.
 - ``argocd``: builds ``argocd`` from Argo CD's Go module (wrapper ``e2e/tools/argocd``) and runs
   its offline health evaluator.
-- ``argocd_health``: assembles ``manifests/argocd`` (health scripts, argocd-cm patch) from its
-  Lua sources and reads the health fixtures in ``tests/argocd/fixtures``.
+- ``health_fixtures``: reads the Argo CD health fixtures in ``tests/argocd/fixtures`` and names
+  the repository's ``manifests/argocd`` (``kubeinfer argocd-health`` assembles the scripts).
 """
