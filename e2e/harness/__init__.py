@@ -23,4 +23,12 @@ Modules, one job each:
   its offline health evaluator.
 - ``health_fixtures``: reads the Argo CD health fixtures in ``tests/argocd/fixtures`` and names
   the repository's ``manifests/argocd`` (``kubeinfer argocd-health`` assembles the scripts).
+
+Shared by every test (one copy each; never redeclare them in a test module):
+
+- ``waiting``: ``until`` and ``first``, the one polling loop with a deadline.
+- ``objects``: ``get``, ``status`` and ``condition``: an object, its status, one condition.
+- ``metrics_text``: samples out of a ``/metrics`` page, read with ``prometheus_client.parser``.
+
+The harness's self-tests are in ``e2e/harness/tests/``.
 """
