@@ -29,8 +29,10 @@ def status(cluster: cluster_setup.Cluster, ref: str, *, namespace: str) -> dict[
 
 
 def condition(body: Mapping[str, Any], type_: str) -> dict[str, Any]:
-    """The condition of type ``type_`` of an object (it has ``metadata``) or a status, or {}."""
-    found_in = (body.get("status") or {}) if "metadata" in body else body
+    """The condition of type ``type_`` of an object (its ``status`` is a mapping) or of a status
+    itself, or {}."""
+    nested = body.get("status")
+    found_in: Mapping[str, Any] = nested if isinstance(nested, Mapping) else body
     found: dict[str, Any] = next(
         (dict(c) for c in found_in.get("conditions") or [] if c.get("type") == type_), {}
     )

@@ -254,7 +254,7 @@ def test_with_every_gpu_in_use_replicas_move_both_ways_and_never_wait_on_a_gpu(
 
     status = waiting.first(rolled_back, timeout=300, interval=0.3, what="v3 rolled back, v2 whole")
     print(f"v3 rolled back and v2 whole again after {time.monotonic() - started:.1f} s")
-    assert objects.condition({"status": status}, "RolledBack").get("status") == "True"
+    assert objects.condition(status, "RolledBack").get("status") == "True"
     waiting.first(
         lambda: (
             objects.get(cluster, f"hpa/{NAME}", namespace=namespace)["spec"]["scaleTargetRef"][

@@ -51,5 +51,6 @@ def test_a_condition_is_read_from_an_object_or_its_status() -> None:
     body = {"metadata": {"name": "x"}, "status": status}
     assert objects.condition(body, "Ready")["reason"] == "AsExpected"
     assert objects.condition(status, "Ready")["status"] == "True"
+    assert objects.condition({"status": status}, "Ready")["status"] == "True"
     assert objects.condition(body, "Placed") == {}
     assert objects.condition({"metadata": {"name": "new"}}, "Ready") == {}
