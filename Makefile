@@ -6,7 +6,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup dev run test unit e2e tools lint crds render image bench clean
+.DEFAULT_GOAL := help
+
+.PHONY: help setup dev run test unit go-test e2e tools lint crds render image bench clean
+
+help: ## list the verbs with what each does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(STAMP) ## create .venv and install kubeinfer with its test and lint tools
 
@@ -22,11 +27,13 @@ dev: setup ## build the control plane (cached), start it with GPU nodes, run the
 run: setup ## run the operator against the current KUBECONFIG
 	$(VENV)/bin/kubeinfer run --all-namespaces
 
-test: unit e2e ## every test: unit and integration, then end-to-end on the real control plane
+test: unit go-test e2e ## every test: unit, the collector components' Go tests, then end-to-end on the real control plane
 
-unit: setup ## unit and planning tests (no cluster), and the Go tests of the collector components
+unit: setup ## unit and planning tests: no cluster, no Go
 	$(PY) -m pytest tests
-	cd collector/components && go vet ./... && go test ./...
+
+go-test: ## go vet and go test of the collector components (needs Go)
+	cd collector/components && go vet ./... && go test -p 2 ./...
 
 e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e
@@ -46,7 +53,7 @@ lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 
 crds: setup ## regenerate crds/ from the API models and the Argo CD health scripts from their sources
 	$(VENV)/bin/kubeinfer crds --output-dir crds
-	$(PY) -m e2e.harness.argocd_health write
+	$(VENV)/bin/kubeinfer argocd-health write --dir manifests/argocd
 
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml
@@ -62,5 +69,5 @@ bench: setup ## benchmarks, reported as figures and ratios against peers measure
 	$(PY) e2e/bench_log_agent.py
 	$(PY) e2e/bench_scale.py --count 1000
 
-clean:
+clean: ## remove .venv and the lint and test caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

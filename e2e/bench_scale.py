@@ -22,11 +22,9 @@ import collections
 import contextlib
 import os
 import pathlib
-import re
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +37,7 @@ sys.path[:0] = [
 ]
 
 from e2e.harness import cluster as cluster_setup  # noqa: E402
-from e2e.harness import gpu_nodes, operator_process, processes  # noqa: E402
+from e2e.harness import gpu_nodes, metrics_text, operator_process, processes  # noqa: E402
 from kubeinfer.kube import client as kube_client  # noqa: E402
 
 PODS_PER_NODE = 250
@@ -102,13 +100,7 @@ def ready_count(custom: Any) -> int:
 
 def counter_by(metrics_url: str, name: str, label: str) -> dict[str, float]:
     """One of the operator's counters, summed by one label."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    totals: dict[str, float] = {}
-    pattern = rf'^{name}\{{[^}}]*{label}="([^"]+)"[^}}]*\}} ([0-9.e+]+)$'
-    for key, value in re.findall(pattern, text, flags=re.M):
-        totals[key] = totals.get(key, 0.0) + float(value)
-    return totals
+    return metrics_text.sum_by(metrics_text.scrape(metrics_url), name, label)
 
 
 def settled(

@@ -43,9 +43,9 @@ import yaml
 
 from e2e.harness import (
     argocd,
-    argocd_health,
     argocd_live,
     gpu_nodes,
+    health_fixtures,
     log_replay,
     operator_process,
     processes,
@@ -159,7 +159,7 @@ def installed_config_map(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     """Argo CD's argocd-cm with the kubeinfer component applied, as a user's kustomization does."""
     kubectl = kubectl_cmd.Kubectl(toolchain.ensure_binaries().kubectl, pathlib.Path(os.devnull))
     root = tmp_path_factory.mktemp("argocd-install")
-    return argocd.installed_config_map(kubectl, argocd_health.ARGOCD_DIR, root)
+    return argocd.installed_config_map(kubectl, health_fixtures.LAYOUT.root, root)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
-"""The kubeinfer command: version, crds to a directory, render of examples and of bad input."""
+"""The kubeinfer command: version, crds to a directory, argocd-health write and check, render of
+examples and of bad input."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,21 @@ def test_render_rejects_bad_input_with_the_field(
     )
     assert cli.main(["render", str(bad)]) == 1
     assert "spec.sharing.mode" in capsys.readouterr().err
+
+
+def test_argocd_health_writes_the_scripts_then_finds_them_current(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(ROOT / "manifests/argocd/src", tmp_path / "src")
+    assert cli.main(["argocd-health", "check", "--dir", str(tmp_path)]) == 1
+    assert "stale:" in capsys.readouterr().err
+    assert cli.main(["argocd-health", "write", "--dir", str(tmp_path)]) == 0
+    assert (tmp_path / "health" / "kubeinfer.io_InferenceService.lua").is_file()
+    assert cli.main(["argocd-health", "check", "--dir", str(tmp_path)]) == 0
+
+
+def test_argocd_health_names_a_missing_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["argocd-health", "write", "--dir", str(tmp_path)]) == 1
+    assert f"missing Lua source {tmp_path / 'src' / 'common.lua'}" in capsys.readouterr().err

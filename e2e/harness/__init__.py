@@ -21,6 +21,14 @@ Modules, one job each:
 - ``logfmt``: key=value log formatting for the harness and ``make dev``.
 - ``argocd``: builds ``argocd`` from Argo CD's Go module (wrapper ``e2e/tools/argocd``) and runs
   its offline health evaluator.
-- ``argocd_health``: assembles ``manifests/argocd`` (health scripts, argocd-cm patch) from its
-  Lua sources and reads the health fixtures in ``tests/argocd/fixtures``.
+- ``health_fixtures``: reads the Argo CD health fixtures in ``tests/argocd/fixtures`` and names
+  the repository's ``manifests/argocd`` (``kubeinfer argocd-health`` assembles the scripts).
+
+Shared by every test (one copy each; never redeclare them in a test module):
+
+- ``waiting``: ``until`` and ``first``, the one polling loop with a deadline.
+- ``objects``: ``get``, ``status`` and ``condition``: an object, its status, one condition.
+- ``metrics_text``: samples out of a ``/metrics`` page, read with ``prometheus_client.parser``.
+
+The harness's self-tests are in ``e2e/harness/tests/``.
 """

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 import zstandard
 
-from e2e.harness import processes
+from e2e.harness import metrics_text, processes
 
 FIRST_POLL_SECONDS = 1.0
 POD_DIR = "replay_llama-v1-7d9f_0b1c2d3e-0000-4000-8000-000000000001"
@@ -134,19 +134,7 @@ class Agent:
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus metric's samples whose labels include ``labels``."""
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
-            text = response.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith("#") or not line.startswith(name):
-                continue
-            head, _, value = line.rpartition(" ")
-            series, _, label_text = head.partition("{")
-            if series != name:
-                continue
-            if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
-                total += float(value)
-        return total
+        return metrics_text.total(metrics_text.scrape(self.metrics_url), name, **labels)
 
 
 def start_agent(

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.harness import argocd, argocd_health, argocd_live, operator_process, versions
+from e2e.harness import argocd, argocd_live, health_fixtures, operator_process, versions
+from kubeinfer import argocd_health
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,7 @@ def test_wrapper_module_requires_the_pinned_argo_cd_with_its_replaces() -> None:
 def test_component_adds_the_health_keys_and_keeps_argo_cds_own(
     installed_config_map: dict[str, Any],
 ) -> None:
-    patch = yaml.safe_load(argocd_health.CONFIG_MAP_FILE.read_text(encoding="utf-8"))
+    patch = yaml.safe_load(health_fixtures.LAYOUT.config_map_file.read_text(encoding="utf-8"))
     original = argocd.own_config_map()["data"]
     assert installed_config_map["metadata"]["namespace"] == "argocd"
     assert installed_config_map["data"] == {**original, **patch["data"]}
@@ -45,9 +46,9 @@ def test_component_adds_the_health_keys_and_keeps_argo_cds_own(
     }
 
 
-@pytest.mark.parametrize("fixture", argocd_health.fixtures(), ids=lambda f: f.id)
+@pytest.mark.parametrize("fixture", health_fixtures.fixtures(), ids=lambda f: f.id)
 def test_argo_cd_reports_the_expected_health(
-    fixture: argocd_health.Fixture, argocd_binary: pathlib.Path, argocd_cm: pathlib.Path
+    fixture: health_fixtures.Fixture, argocd_binary: pathlib.Path, argocd_cm: pathlib.Path
 ) -> None:
     found = argocd.health(argocd_binary, fixture.path, argocd_cm)
     assert (found.status, found.message) == (fixture.status, fixture.message)

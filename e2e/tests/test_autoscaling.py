@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import functools
 import json
 import pathlib
 import time
@@ -138,10 +137,6 @@ def _inference_service(namespace: str, *, scale_down_stabilization: str | None) 
     )
 
 
-_eventually = functools.partial(waiting.first, interval=POLL_SECONDS)
-"""Poll until the check holds; returns its first truthy result."""
-
-
 class _View:
     """Read-only looks at the objects the test follows."""
 
@@ -229,10 +224,11 @@ def _simulated_pods(
             api, namespace=namespace, monitor_name=NAME, simulators=simulators, scraper=scraper
         ),
     ):
-        _eventually(
+        waiting.first(
             lambda: len(simulators.addresses()) >= 2,
             timeout=60,
             what="a simulator for each running pod",
+            interval=POLL_SECONDS,
         )
         yield simulators
 
@@ -254,26 +250,29 @@ def _load(simulators: fleet.Fleet, limits: load.Limits) -> Iterator[Callable[[],
 
 def _ready_to_scale(view: _View, figures: dict[str, float]) -> None:
     """Wait until the HPA reads its metric for every pod and may scale up at once."""
-    _eventually(
+    waiting.first(
         lambda: (m := view.custom_metric()) and len(m) >= 2 and m,
         timeout=120,
         what="the latency metric for every pod through custom.metrics.k8s.io",
+        interval=POLL_SECONDS,
     )
-    active = _eventually(
+    active = waiting.first(
         lambda: (
             view.hpa_condition("ScalingActive").get("status") == "True"
             and view.hpa_condition("ScalingActive")
         ),
         timeout=30,
         what="the HPA to read its metric",
+        interval=POLL_SECONDS,
     )
     assert active["reason"] == "ValidMetricFound", active
     # The HPA's own first scale (1 -> 2 replicas at creation) opened a scale-up policy period;
     # let it pass so the figures measure the metrics pipeline, not that rate limit.
-    _eventually(
+    waiting.first(
         view.scale_up_period_passed,
         timeout=view.scale_up_period_s() + 30,
         what="the HPA's scale-up policy period to pass",
+        interval=POLL_SECONDS,
     )
     figures["replicas_before"] = view.replicas()[0]
 
@@ -289,14 +288,20 @@ def test_gold_latency_scales_the_deployment_up_and_back_down(
     view = _View(cluster, api, namespace)
     spec = _inference_service(namespace, scale_down_stabilization="20s")
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=spec)
-    _eventually(lambda: view.replicas()[1] >= 2, timeout=120, what="the gold tier's 2 replicas")
-    missing = _eventually(
+    waiting.first(
+        lambda: view.replicas()[1] >= 2,
+        timeout=120,
+        what="the gold tier's 2 replicas",
+        interval=POLL_SECONDS,
+    )
+    missing = waiting.first(
         lambda: (
             view.condition("MetricsAvailable").get("status") == "False"
             and view.condition("MetricsAvailable")
         ),
         timeout=60,
         what="MetricsAvailable=False before any custom metrics API exists",
+        interval=POLL_SECONDS,
     )
     assert missing["reason"] == conditions.Reason.METRICS_API_MISSING.value, missing
 
@@ -310,13 +315,14 @@ def test_gold_latency_scales_the_deployment_up_and_back_down(
         registered = time.monotonic()
         monitoring.register_adapter()
         figures["apiservice_available_s"] = _seconds(registered)
-        available = _eventually(
+        available = waiting.first(
             lambda: (
                 view.condition("MetricsAvailable").get("status") == "True"
                 and view.condition("MetricsAvailable")
             ),
             timeout=90,
             what="MetricsAvailable=True once the APIService is Available",
+            interval=POLL_SECONDS,
         )
         figures["metrics_available_s"] = _seconds(registered)
         assert available["reason"] == conditions.Reason.AS_EXPECTED.value, available
@@ -340,28 +346,45 @@ def test_gold_latency_scales_the_deployment_up_and_back_down(
 
         simulators.set_behaviour({"latencyMs": HIGH_LATENCY_MS})
         switched = time.monotonic()
-        _eventually(
+        waiting.first(
             lambda: _average(view.custom_metric()) > TARGET_MS,
             timeout=120,
             what="the pods' average of the custom metric (what the HPA compares) to cross the target",
+            interval=POLL_SECONDS,
         )
         crossed = time.monotonic()
         figures["switch_to_crossing_s"] = _seconds(switched)
-        _eventually(lambda: view.replicas()[0] > 2, timeout=120, what="the HPA to scale up")
+        waiting.first(
+            lambda: view.replicas()[0] > 2,
+            timeout=120,
+            what="the HPA to scale up",
+            interval=POLL_SECONDS,
+        )
         figures["crossing_to_scale_up_s"] = _seconds(crossed)
-        _eventually(lambda: view.replicas()[1] > 2, timeout=120, what="the new replica ready")
+        waiting.first(
+            lambda: view.replicas()[1] > 2,
+            timeout=120,
+            what="the new replica ready",
+            interval=POLL_SECONDS,
+        )
         figures["crossing_to_ready_s"] = _seconds(crossed)
         figures["replicas_after_scale_up"] = view.replicas()[0]
 
         simulators.set_behaviour({"latencyMs": LOW_LATENCY_MS})
         lowered = time.monotonic()
-        _eventually(
+        waiting.first(
             lambda: (m := view.custom_metric()) and all(v < TARGET_MS for v in m.values()),
             timeout=180,
             what="the custom metric to fall below the target",
+            interval=POLL_SECONDS,
         )
         figures["lowering_to_below_target_s"] = _seconds(lowered)
-        _eventually(lambda: view.replicas()[0] == 2, timeout=240, what="the HPA to scale down")
+        waiting.first(
+            lambda: view.replicas()[0] == 2,
+            timeout=240,
+            what="the HPA to scale down",
+            interval=POLL_SECONDS,
+        )
         figures["lowering_to_scale_down_s"] = _seconds(lowered)
         report = finish_load()
     print(f"\nautoscaling loop figures: {json.dumps(figures)}\nload: {report}")
@@ -388,7 +411,12 @@ def test_more_replicas_bring_a_load_spikes_latency_back_under_the_target(
         "-",
         stdin=_inference_service(namespace, scale_down_stabilization=None),
     )
-    _eventually(lambda: view.replicas()[1] >= 2, timeout=120, what="the gold tier's 2 replicas")
+    waiting.first(
+        lambda: view.replicas()[1] >= 2,
+        timeout=120,
+        what="the gold tier's 2 replicas",
+        interval=POLL_SECONDS,
+    )
     figures: dict[str, float] = {}
     queueing = behaviour.Behaviour(latency_ms=SERVICE_MS, concurrency=1)
     with _simulated_pods(api, namespace, monitoring.scraper, queueing) as simulators:
@@ -399,24 +427,36 @@ def test_more_replicas_bring_a_load_spikes_latency_back_under_the_target(
             steady_report = finish_steady()
         with _load(simulators, SPIKE_LOAD) as finish_spike:
             spiked = time.monotonic()
-            _eventually(
+            waiting.first(
                 lambda: _average(view.custom_metric()) > TARGET_MS,
                 timeout=120,
                 what="the spike's queueing to push p95 past the target",
+                interval=POLL_SECONDS,
             )
             figures["spike_to_crossing_s"] = _seconds(spiked)
             crossed = time.monotonic()
-            _eventually(lambda: view.replicas()[0] > 2, timeout=120, what="the HPA to scale up")
+            waiting.first(
+                lambda: view.replicas()[0] > 2,
+                timeout=120,
+                what="the HPA to scale up",
+                interval=POLL_SECONDS,
+            )
             figures["crossing_to_scale_up_s"] = _seconds(crossed)
-            _eventually(lambda: view.replicas()[1] > 2, timeout=120, what="the new replica ready")
+            waiting.first(
+                lambda: view.replicas()[1] > 2,
+                timeout=120,
+                what="the new replica ready",
+                interval=POLL_SECONDS,
+            )
             figures["replicas_after_scale_up"] = view.replicas()[0]
             scaled = time.monotonic()
-            recovered: dict[str, float] = _eventually(
+            recovered: dict[str, float] = waiting.first(
                 lambda: (
                     (m := view.custom_metric()) and len(m) > 2 and _average(m) < TARGET_MS and m
                 ),
                 timeout=240,
                 what="p95 back under the target with the same load on more replicas",
+                interval=POLL_SECONDS,
             )
             figures["scale_up_to_recovered_s"] = _seconds(scaled)
             figures["p95_recovered_ms"] = round(_average(recovered), 1)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, versions, waiting
+from e2e.harness import objects, operator_process, versions, waiting
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +34,9 @@ def _reports_ready(
     cluster: cluster_setup.Cluster, ref: str, namespace: str, observed: dict[str, Any]
 ) -> bool:
     """Read ``ref`` into ``observed``; true once Ready is reported for the current generation."""
-    text = cluster.kubectl("get", ref, f"--namespace={namespace}", "-o", "json").stdout
-    observed.update(json.loads(text))
+    observed.update(objects.get(cluster, ref, namespace=namespace))
     status = observed.get("status") or {}
-    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    ready = objects.condition(status, "Ready")
     return bool(ready) and status.get("observedGeneration") == observed["metadata"]["generation"]
 
 

@@ -21,10 +21,8 @@ with NVLink pairs through the fake NVML):
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,15 +30,11 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import gpu_agents, operator_process, waiting
+from e2e.harness import gpu_agents, metrics_text, objects, operator_process, waiting
 
 pytestmark = pytest.mark.e2e
 NVLINK_PAIRS = {frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}), frozenset({6, 7})}
 XID_BUDGET_S = 5.0
-
-
-_eventually = functools.partial(waiting.first, timeout=60.0, interval=0.2)
-"""Poll until the check holds; returns its first truthy result."""
 
 
 @pytest.fixture
@@ -70,18 +64,6 @@ def gpu_fleet(
         ],
     ) as agents:
         yield agents
-
-
-def _get(cluster: cluster_setup.Cluster, ref: str, namespace: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", ref, "-n", namespace, "-o", "json").stdout
-    return dict(json.loads(out))
-
-
-def _condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
-    for cond in (body.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            return dict(cond)
-    return {}
 
 
 def _pool(namespace: str) -> str:
@@ -142,23 +124,24 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
     kubectl("apply", "-f", "-", stdin=_pool(namespace))
 
     def discovered() -> dict[str, Any] | None:
-        pool = _get(cluster, "gpupool/a100", namespace)
-        ready = _condition(pool, "Discovered").get("status") == "True"
+        pool = objects.get(cluster, "gpupool/a100", namespace=namespace)
+        ready = objects.condition(pool, "Discovered").get("status") == "True"
         return pool if ready and pool["status"].get("capacity") == 16 else None
 
-    pool = _eventually(discovered, what="the pool to discover 2 x 8 GPUs")
+    pool = waiting.first(discovered, what="the pool to discover 2 x 8 GPUs", interval=0.2)
     first = pool["status"]["nodes"][0]
     assert [g["nvlinkPeers"] for g in first["gpus"]][:2] == [[1], [0]]
     assert {g["numaNode"] for g in first["gpus"]} == {0, 1}
     assert pool["status"]["fragmentation"] == 0
-    labels = _get(cluster, f"node/{nodes[0]}", "default")["metadata"]["labels"]
+    labels = objects.get(cluster, f"node/{nodes[0]}", namespace="default")["metadata"]["labels"]
     assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-80GB-PCIe"
     assert labels["gpu.kubeinfer.io/nvlink"] == "true"
     following = "to every 1s over 60s from 1 GPUPools"  # the window comes from the pool's spec
-    _eventually(
+    waiting.first(
         lambda: all(following in a.log_path.read_text() for a in gpu_fleet),
         timeout=20,
         what="the agents to take the pool's oomPrediction window",
+        interval=0.2,
     )
     slices = json.loads(kubectl("get", "resourceslices", "-o", "json").stdout)["items"]
     published = {s["spec"]["nodeName"]: len(s["spec"]["devices"]) for s in slices}
@@ -170,17 +153,17 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
     gpu_fleet[0].inject("xid 3 79")
 
     def unhealthy() -> bool:
-        pool = _get(cluster, "gpupool/a100", namespace)
+        pool = objects.get(cluster, "gpupool/a100", namespace=namespace)
         entry = next(n for n in pool["status"]["nodes"] if n["name"] == sick)
         gpu = entry["gpus"][3]
         return gpu["health"] == "Unhealthy" and gpu["schedulable"] is False
 
-    _eventually(unhealthy, timeout=30, what="XID 79 to reach the GPUPool status")
+    waiting.first(unhealthy, timeout=30, what="XID 79 to reach the GPUPool status", interval=0.2)
     latency = time.monotonic() - started
     print(f"XID-to-GPUPool-status latency: {latency:.2f} s")
     assert latency < XID_BUDGET_S
-    pool = _get(cluster, "gpupool/a100", namespace)
-    healthy = _condition(pool, "Healthy")
+    pool = objects.get(cluster, "gpupool/a100", namespace=namespace)
+    healthy = objects.condition(pool, "Healthy")
     assert healthy["status"] == "False" and healthy["reason"] == "UnhealthyGPUs"
     assert f"{sick}/3 (CriticalXid)" in healthy["message"]
 
@@ -188,17 +171,17 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
     kubectl("apply", "-f", "-", stdin=_service(namespace))
 
     def placed() -> dict[str, Any] | None:
-        svc = _get(cluster, "inferenceservice/tp2", namespace)
-        ok = _condition(svc, "Placed").get("status") == "True"
+        svc = objects.get(cluster, "inferenceservice/tp2", namespace=namespace)
+        ok = objects.condition(svc, "Placed").get("status") == "True"
         return svc if ok and len(svc["status"].get("placement") or []) == 2 else None
 
-    svc = _eventually(placed, what="Placed=True with two placements")
+    svc = waiting.first(placed, what="Placed=True with two placements", interval=0.2)
     planned = {(p["node"], frozenset(p["gpus"])) for p in svc["status"]["placement"]}
     for node, gpus in planned:
         assert gpus in NVLINK_PAIRS, planned
         assert node in nodes
         assert not (node == sick and 3 in gpus), planned
-    assert "DRA" in _condition(svc, "Placed")["message"]
+    assert "DRA" in objects.condition(svc, "Placed")["message"]
     events = kubectl(
         "get", "events", "-n", namespace, "--field-selector", "reason=ReplicaPlaced"
     ).stdout
@@ -208,15 +191,18 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
         sets = _claimed_sets(cluster, namespace)
         return sets if len(sets) == 2 else None
 
-    actual = _eventually(held, timeout=90, what="two allocated ResourceClaims")
+    actual = waiting.first(held, timeout=90, what="two allocated ResourceClaims", interval=0.2)
     assert actual == planned
-    _eventually(
+    waiting.first(
         lambda: (
             "2 of 2 hold their planned GPUs"
-            in _condition(_get(cluster, "inferenceservice/tp2", namespace), "Placed")["message"]
+            in objects.condition(
+                objects.get(cluster, "inferenceservice/tp2", namespace=namespace), "Placed"
+            )["message"]
         ),
         timeout=30,
         what="Placed to report both replicas holding their planned GPUs",
+        interval=0.2,
     )
     pods = json.loads(
         kubectl(
@@ -231,21 +217,17 @@ def test_xid_reaches_pool_status_and_replicas_land_on_planned_nvlink_pairs(
     next(a for a in gpu_fleet if a.node == node).inject(f"memory {index} 38000")
 
     def at_risk() -> dict[str, Any] | None:
-        svc = _get(cluster, "inferenceservice/tp2", namespace)
-        return svc if _condition(svc, "OOMRisk").get("status") == "True" else None
+        svc = objects.get(cluster, "inferenceservice/tp2", namespace=namespace)
+        return svc if objects.condition(svc, "OOMRisk").get("status") == "True" else None
 
-    svc = _eventually(at_risk, timeout=30, what="OOMRisk=True on the service")
-    assert _condition(svc, "OOMRisk")["reason"] == "MemoryExhaustionPredicted"
-    pool = _get(cluster, "gpupool/a100", namespace)
+    svc = waiting.first(at_risk, timeout=30, what="OOMRisk=True on the service", interval=0.2)
+    assert objects.condition(svc, "OOMRisk")["reason"] == "MemoryExhaustionPredicted"
+    pool = objects.get(cluster, "gpupool/a100", namespace=namespace)
     gpu = next(n for n in pool["status"]["nodes"] if n["name"] == node)["gpus"][index]
     assert gpu["oomRisk"] == "Critical" and gpu["memoryUsedMib"] == 38000
-    metrics = (
-        urllib.request.urlopen(operator.liveness_url.replace("/healthz", "/metrics"), timeout=5)
-        .read()
-        .decode()
-    )
-    series = f'kubeinfer_gpu_oom_risk{{gpu="{index}",namespace="{namespace}",node="{node}",pool="a100"}} 4.0'
-    assert series in metrics
+    metrics = metrics_text.scrape(operator.liveness_url.replace("/healthz", "/metrics"))
+    labels = {"gpu": str(index), "namespace": namespace, "node": node, "pool": "a100"}
+    assert metrics_text.value(metrics, "kubeinfer_gpu_oom_risk", **labels) == 4.0
 
 
 @pytest.mark.parametrize("gpu_fleet", [False], indirect=True, ids=["no-resource-slices"])
@@ -260,12 +242,12 @@ def test_without_resource_slices_replicas_are_pinned_to_the_planned_nodes(
     kubectl("apply", "-f", "-", stdin=_service(namespace))
 
     def placed() -> dict[str, Any] | None:
-        svc = _get(cluster, "inferenceservice/tp2", namespace)
-        ok = _condition(svc, "Placed").get("status") == "True"
+        svc = objects.get(cluster, "inferenceservice/tp2", namespace=namespace)
+        ok = objects.condition(svc, "Placed").get("status") == "True"
         return svc if ok and len(svc["status"].get("placement") or []) == 2 else None
 
-    svc = _eventually(placed, what="Placed=True with two placements")
-    assert "device plugin picks the GPUs" in _condition(svc, "Placed")["message"]
+    svc = waiting.first(placed, what="Placed=True with two placements", interval=0.2)
+    assert "device plugin picks the GPUs" in objects.condition(svc, "Placed")["message"]
     nodes = {p["node"] for p in svc["status"]["placement"]}
     templates = kubectl("get", "resourceclaimtemplates", "-n", namespace, "-o", "name").stdout
     assert templates.strip() == ""
@@ -277,7 +259,7 @@ def test_without_resource_slices_replicas_are_pinned_to_the_planned_nodes(
         pods = [p for p in json.loads(out)["items"] if p["spec"].get("nodeName")]
         return pods if len(pods) == 2 else None
 
-    pods = _eventually(scheduled, timeout=90, what="two scheduled pods")
+    pods = waiting.first(scheduled, timeout=90, what="two scheduled pods", interval=0.2)
     assert {p["spec"]["nodeName"] for p in pods} <= nodes
     limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "2"
@@ -303,18 +285,21 @@ def test_scaling_the_deployment_keeps_its_pods_and_the_new_pod_takes_a_growth_se
     selector = "kubeinfer.io/inferenceservice=tp2"
 
     def placed() -> dict[str, Any] | None:
-        svc = _get(cluster, "inferenceservice/tp2", namespace)
+        svc = objects.get(cluster, "inferenceservice/tp2", namespace=namespace)
         status = svc.get("status") or {}
-        ok = _condition(svc, "Placed").get("status") == "True"
+        ok = objects.condition(svc, "Placed").get("status") == "True"
         grown = len(((status.get("growth") or {}).get("placement")) or []) == 1
         return svc if ok and len(status.get("placement") or []) == 1 and grown else None
 
-    svc = _eventually(placed, what="Placed=True with one placement and one growth set")
+    svc = waiting.first(
+        placed, what="Placed=True with one placement and one growth set", interval=0.2
+    )
     planned = _sets(svc["status"]["placement"]) + _sets(svc["status"]["growth"]["placement"])
-    _eventually(
+    waiting.first(
         lambda: _claimed_sets(cluster, namespace) == {planned[0]},
         timeout=90,
         what="the first pod's claim to hold the first planned set",
+        interval=0.2,
     )
 
     def pods() -> list[dict[str, Any]]:
@@ -331,10 +316,11 @@ def test_scaling_the_deployment_keeps_its_pods_and_the_new_pod_takes_a_growth_se
     before = replica_sets()
     deployment = kubectl("get", "deployments", "-n", namespace, "-l", selector, "-o", "name")
     kubectl("scale", deployment.stdout.strip(), "-n", namespace, "--replicas=2")
-    _eventually(
+    waiting.first(
         lambda: _claimed_sets(cluster, namespace) == set(planned),
         timeout=90,
         what="the new pod's claim to take the planned growth set",
+        interval=0.2,
     )
     now = pods()
     assert first[0]["metadata"]["uid"] in {p["metadata"]["uid"] for p in now}, "first pod kept"
@@ -344,9 +330,9 @@ def test_scaling_the_deployment_keeps_its_pods_and_the_new_pod_takes_a_growth_se
     assert hashes == {first[0]["metadata"]["labels"]["pod-template-hash"]}
 
     def recorded() -> dict[str, Any] | None:
-        svc = _get(cluster, "inferenceservice/tp2", namespace)
+        svc = objects.get(cluster, "inferenceservice/tp2", namespace=namespace)
         return svc if len(svc["status"].get("placement") or []) == 2 else None
 
-    svc = _eventually(recorded, what="status.placement to record both replicas")
+    svc = waiting.first(recorded, what="status.placement to record both replicas", interval=0.2)
     assert _sets(svc["status"]["placement"]) == planned
     assert svc["status"]["growth"]["placement"] == []

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import time
 import urllib.request
@@ -33,7 +32,7 @@ import yaml
 from e2e.harness import cluster as cluster_setup
 from e2e.harness import (
     gpu_nodes,
-    inference_services,
+    objects,
     operator_process,
     prometheus,
     scrape_targets,
@@ -49,8 +48,6 @@ PODS = 4
 LOAD = load.ROLLOUT
 VERSIONS = (2, 3, 4, 5)
 BAD_LOAD = "failed to load 'chat' version 5: unable to find '/models/chat/5/model.plan'"
-
-_eventually = functools.partial(waiting.first, interval=1.0)
 
 
 def _manifest(namespace: str, node: str, version: int, **rollout: Any) -> str:
@@ -87,16 +84,9 @@ def _manifest(namespace: str, node: str, version: int, **rollout: Any) -> str:
     )
 
 
-def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
-    return inference_services.status(cluster, namespace, NAME)
-
-
-_condition = inference_services.condition
-
-
 def _pods(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, dict[str, Any]]:
-    out = cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout
-    return {p["metadata"]["name"]: p for p in json.loads(out)["items"]}
+    items = objects.get(cluster, "pods", namespace=namespace)["items"]
+    return {p["metadata"]["name"]: p for p in items}
 
 
 def _versions(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, str]:
@@ -116,17 +106,17 @@ def _await(
     timeout: float = 240,
 ) -> Any:
     def summary() -> str:
-        status = _status(cluster, namespace)
+        status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
         return json.dumps(
             {
                 "rollout": status.get("rollout"),
-                "progressing": _condition(status, "Progressing"),
+                "progressing": objects.condition(status, "Progressing"),
                 "pods": _versions(cluster, namespace),
             },
             indent=1,
         )
 
-    return _eventually(check, timeout=timeout, what=what, on_timeout=summary)
+    return waiting.first(check, timeout=timeout, what=what, on_timeout=summary, interval=1.0)
 
 
 @contextlib.contextmanager
@@ -196,8 +186,8 @@ def _rolled_back(
     """The status once RolledBack is True."""
 
     def check() -> dict[str, Any] | None:
-        status = _status(cluster, namespace)
-        return status if _condition(status, "RolledBack").get("status") == "True" else None
+        status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
+        return status if objects.condition(status, "RolledBack").get("status") == "True" else None
 
     found: dict[str, Any] = _await(
         cluster, namespace, check, what=f"{what} to be rolled back", timeout=timeout
@@ -231,7 +221,7 @@ def test_healthy_version_is_promoted_in_place_without_restarting_a_pod(
         candidates: set[int] = set()
 
         def promoted() -> bool:
-            status = _status(cluster, namespace)
+            status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
             candidates.add(sum(v == "3" for v in _versions(cluster, namespace).values()))
             return bool(status.get("stable", {}).get("version") == "3")
 
@@ -249,7 +239,7 @@ def test_healthy_version_is_promoted_in_place_without_restarting_a_pod(
         lambda: set(_versions(cluster, namespace).values()) == {"3"},
         what="every pod to serve version 3",
     )
-    status = _status(cluster, namespace)
+    status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
     assert status["rollout"]["mode"] in ("InPlace", "")
     assert all(m["verdict"] == "Passed" for m in status["rollout"]["measurements"])
     assert {1, 2} <= candidates, f"each step's candidate pods: saw {sorted(candidates)}"
@@ -273,10 +263,10 @@ def test_failing_version_is_rolled_back_by_loading_stable_again(
         status = _rolled_back(cluster, namespace, what="version 3", timeout=300)
     finally:
         stop()
-    rolled_back = _condition(status, "RolledBack")
+    rolled_back = objects.condition(status, "RolledBack")
     assert "success-rate" in rolled_back["message"], rolled_back
     assert status["stable"]["version"] == "2"
-    assert _condition(status, "Ready")["status"] == "True"
+    assert objects.condition(status, "Ready")["status"] == "True"
     _await(
         cluster,
         namespace,
@@ -295,7 +285,7 @@ def test_version_the_server_refuses_fails_at_once_with_its_answer(
     sims = serving.sims
     cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, serving.node, 5))
     status = _rolled_back(cluster, namespace, what="version 5", timeout=120)
-    message = _condition(status, "RolledBack")["message"]
+    message = objects.condition(status, "RolledBack")["message"]
     assert BAD_LOAD in message, message
     annotated = {
         name: (pod["metadata"].get("annotations") or {}).get(in_place.LOAD_ERROR_ANNOTATION)

@@ -20,7 +20,6 @@ when the volume empties.
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import urllib.error
@@ -31,7 +30,7 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import log_replay, operator_process, otelcol, processes, versions, waiting
+from e2e.harness import log_replay, objects, operator_process, otelcol, processes, versions, waiting
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
 from kubeinfer.planning import children, log_agent
@@ -61,27 +60,11 @@ def _policy(namespace: str, name: str, **spec: Any) -> str:
     return yaml.safe_dump(body)
 
 
-def _get(cluster: cluster_setup.Cluster, namespace: str, *what: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "-n", namespace, *what, "-o", "json").stdout
-    return dict(json.loads(out))
-
-
 def _ready_policy(cluster: cluster_setup.Cluster, namespace: str, name: str) -> dict[str, Any]:
     """The policy, once Ready."""
     wait = ("wait", "-n", namespace, f"logpolicy/{name}", "--for=condition=Ready")
     cluster.kubectl(*wait, "--timeout=120s", timeout=130)
-    return _get(cluster, namespace, f"logpolicy/{name}")
-
-
-_eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
-"""Poll until the check holds; returns its first truthy result."""
-
-
-def _condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
-    for condition in body.get("status", {}).get("conditions", []):
-        if condition["type"] == type_:
-            return dict(condition)
-    return {}
+    return objects.get(cluster, f"logpolicy/{name}", namespace=namespace)
 
 
 def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
@@ -96,16 +79,18 @@ def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
     cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "embedder-logs"))
     policy = _ready_policy(cluster, namespace, "embedder-logs")
     digest = policy["status"]["configHash"]
-    assert _condition(policy, "ConfigValid")["reason"] == "AsExpected"
-    assert digest in _condition(policy, "ConfigValid")["message"]
-    config_map = _get(cluster, namespace, "configmap/embedder-logs-log-agent")
+    assert objects.condition(policy, "ConfigValid")["reason"] == "AsExpected"
+    assert digest in objects.condition(policy, "ConfigValid")["message"]
+    config_map = objects.get(cluster, "configmap/embedder-logs-log-agent", namespace=namespace)
     text = config_map["data"][planner.CONFIG_KEY]
     assert f"/var/log/pods/{namespace}_tiny-embedder-*/*/*.log" in text
-    daemon_set = _get(cluster, namespace, "daemonset/embedder-logs-log-agent")
+    daemon_set = objects.get(cluster, "daemonset/embedder-logs-log-agent", namespace=namespace)
     template = daemon_set["spec"]["template"]["metadata"]["annotations"]
     assert template[planner.CONFIG_HASH_ANNOTATION] == digest
     assert daemon_set["status"]["updatedNumberScheduled"] >= 1
-    pods = _get(cluster, namespace, "pods", "-l", "kubeinfer.io/inferenceservice=tiny-embedder")
+    pods = objects.get(
+        cluster, "pods", "-l", "kubeinfer.io/inferenceservice=tiny-embedder", namespace=namespace
+    )
     assert policy["status"]["matchedTargets"] == len(pods["items"])
 
 
@@ -121,17 +106,20 @@ def test_a_pattern_re2_rejects_gets_invalid_regex_naming_the_rule_and_an_event(
     )
 
     def invalid() -> dict[str, Any]:
-        body = _get(cluster, namespace, "logpolicy/bad-regex")
-        return body if _condition(body, "ConfigValid").get("reason") == "InvalidRegex" else {}
+        body = objects.get(cluster, "logpolicy/bad-regex", namespace=namespace)
+        return (
+            body if objects.condition(body, "ConfigValid").get("reason") == "InvalidRegex" else {}
+        )
 
-    policy = _eventually(invalid, what="ConfigValid=False InvalidRegex")
-    assert "redaction rule 'card-suffix'" in _condition(policy, "ConfigValid")["message"]
-    assert _condition(policy, "Ready")["status"] == "False"
-    events = _eventually(
+    policy = waiting.first(invalid, what="ConfigValid=False InvalidRegex", timeout=90.0)
+    assert "redaction rule 'card-suffix'" in objects.condition(policy, "ConfigValid")["message"]
+    assert objects.condition(policy, "Ready")["status"] == "False"
+    events = waiting.first(
         lambda: cluster.kubectl(
             "get", "events", "-n", namespace, "--field-selector", "reason=InvalidRegex"
         ).stdout.count("card-suffix"),
         what="an InvalidRegex Event",
+        timeout=90.0,
     )
     assert events >= 1
     agents = cluster.kubectl("get", "-n", namespace, "daemonsets", "-o", "name").stdout
@@ -170,21 +158,23 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
     cluster.kubectl("apply", "-f", "-", stdin=_policy(namespace, "embedder-files"))
     policy = _ready_policy(cluster, namespace, "embedder-files")
     first = policy["status"]["sidecarConfigHash"]
-    assert "sidecar configuration " + first in _condition(policy, "ConfigValid")["message"]
+    assert "sidecar configuration " + first in objects.condition(policy, "ConfigValid")["message"]
 
     def template_with(digest: str) -> dict[str, Any]:
-        deployment = _get(cluster, namespace, "deployment/tiny-embedder-v1")
+        deployment = objects.get(cluster, "deployment/tiny-embedder-v1", namespace=namespace)
         template = deployment["spec"]["template"]
         annotations = template["metadata"].get("annotations") or {}
         return template if annotations.get(planner.CONFIG_HASH_ANNOTATION) == digest else {}
 
-    template = _eventually(lambda: template_with(first), what="the sidecar's hash on the pods")
+    template = waiting.first(
+        lambda: template_with(first), what="the sidecar's hash on the pods", timeout=90.0
+    )
     (sidecar,) = template["spec"]["initContainers"]
     assert sidecar["name"] == "kubeinfer-log-embedder-files"
     assert sidecar["restartPolicy"] == "Always"
     server = template["spec"]["containers"][0]
     assert {"name": "KUBEINFER_LOG_DIR", "value": "/var/log/model-server"} in server["env"]
-    config_map = _get(cluster, namespace, "configmap/tiny-embedder-log-collector")
+    config_map = objects.get(cluster, "configmap/tiny-embedder-log-collector", namespace=namespace)
     text = config_map["data"]["embedder-files.yaml"]
     assert children.content_hash(text) == first
     assert f"{planner.SIDECAR_LOGS}/*.log" in text
@@ -200,20 +190,28 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
     )
 
     def changed() -> str:
-        digest = _get(cluster, namespace, "logpolicy/embedder-files")["status"]["sidecarConfigHash"]
+        digest = objects.get(cluster, "logpolicy/embedder-files", namespace=namespace)["status"][
+            "sidecarConfigHash"
+        ]
         return digest if digest != first else ""
 
-    second = _eventually(changed, what="a new sidecarConfigHash")
-    _eventually(lambda: template_with(second), what="the new hash on the pod template")
+    second = waiting.first(changed, what="a new sidecarConfigHash", timeout=90.0)
+    waiting.first(
+        lambda: template_with(second), what="the new hash on the pod template", timeout=90.0
+    )
 
     def applied() -> dict[str, Any]:
-        condition = _condition(_get(cluster, namespace, "logpolicy/embedder-files"), "Applied")
+        condition = objects.condition(
+            objects.get(cluster, "logpolicy/embedder-files", namespace=namespace), "Applied"
+        )
         done = condition.get("status") == "True"
         return (
             condition if done and f"sidecar configuration {second}" in condition["message"] else {}
         )
 
-    condition = _eventually(applied, what="Applied once the pods run the new sidecar")
+    condition = waiting.first(
+        applied, what="Applied once the pods run the new sidecar", timeout=90.0
+    )
     assert "pods with a sidecar run" in condition["message"]
 
 
@@ -273,12 +271,12 @@ def test_reports_need_a_token_for_the_operator_from_the_policys_namespace(
         assert _post_report(url, namespace, own, seen=7) == 204
 
         def counted() -> int:
-            body = _get(cluster, namespace, "logpolicy/reported")
+            body = objects.get(cluster, "logpolicy/reported", namespace=namespace)
             return int(body.get("status", {}).get("records", {}).get("seen", 0))
 
-        assert _eventually(counted, what="the taken report in status.records") == 7, (
-            "only the authenticated report counts"
-        )
+        assert (
+            waiting.first(counted, what="the taken report in status.records", timeout=90.0) == 7
+        ), "only the authenticated report counts"
     finally:
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
 
@@ -329,26 +327,32 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
         log_replay.write_lines(log_replay.container_log(logs), lines)
 
         def settled() -> dict[str, Any]:
-            records = _get(cluster, namespace, "logpolicy/reported")["status"].get("records", {})
+            records = objects.get(cluster, "logpolicy/reported", namespace=namespace)["status"].get(
+                "records", {}
+            )
             handled = records.get("kept", 0) + sum(records.get("dropped", {}).values())
             return records if records.get("seen") == len(lines) == handled else {}
 
-        records = _eventually(settled, what="status.records to account for every line")
+        records = waiting.first(
+            settled, what="status.records to account for every line", timeout=90.0
+        )
         assert records["kept"] == sink.count()
         assert records["dropped"]["sampling"] > 800, "INFO is sampled at 0.1 by default"
-        policy = _get(cluster, namespace, "logpolicy/reported")
-        assert _condition(policy, "DiskPressure")["status"] == "False"
+        policy = objects.get(cluster, "logpolicy/reported", namespace=namespace)
+        assert objects.condition(policy, "DiskPressure")["status"] == "False"
 
         log_replay.fill_to(small_volume, 87)
 
         def pressed() -> dict[str, Any]:
-            condition = _condition(_get(cluster, namespace, "logpolicy/reported"), "DiskPressure")
+            condition = objects.condition(
+                objects.get(cluster, "logpolicy/reported", namespace=namespace), "DiskPressure"
+            )
             return condition if condition.get("status") == "True" else {}
 
-        condition = _eventually(pressed, what="DiskPressure=True")
+        condition = waiting.first(pressed, what="DiskPressure=True", timeout=90.0)
         assert condition["reason"] == "LogVolumeFilling"
         assert "node-a at step 1" in condition["message"]
-        _eventually(
+        waiting.first(
             lambda: (
                 "node-a at step 1"
                 in cluster.kubectl(
@@ -356,15 +360,17 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
                 ).stdout
             ),
             what="a LogVolumeFilling Event",
+            timeout=90.0,
         )
         log_replay.fill_to(small_volume, 0)
-        _eventually(
+        waiting.first(
             lambda: (
-                _condition(_get(cluster, namespace, "logpolicy/reported"), "DiskPressure").get(
-                    "status"
-                )
+                objects.condition(
+                    objects.get(cluster, "logpolicy/reported", namespace=namespace), "DiskPressure"
+                ).get("status")
                 == "False"
             ),
             what="DiskPressure to clear",
+            timeout=90.0,
         )
     sink.close()

@@ -7,16 +7,14 @@ garbage collection of children, and that a reconcile of an unchanged object send
 
 from __future__ import annotations
 
-import functools
 import re
 import time
-import urllib.request
 
 import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, versions, waiting
+from e2e.harness import metrics_text, operator_process, versions, waiting
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = versions.REPO_ROOT / "manifests" / "examples"
@@ -28,21 +26,14 @@ def _example(name: str, namespace: str) -> str:
     return yaml.safe_dump(doc)
 
 
-_eventually = functools.partial(waiting.first, timeout=60.0, interval=0.5)
-"""Poll until the check holds; returns its first truthy result."""
-
-
 def _writes(op: operator_process.RunningOperator) -> dict[str, float]:
-    url = op.liveness_url.replace("/healthz", "/metrics")
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
+    """The operator's API writes so far, by ``"<verb> <kind>"``."""
+    text = metrics_text.scrape(op.liveness_url.replace("/healthz", "/metrics"))
     found: dict[str, float] = {}
-    pattern = (
-        r'^kubeinfer_api_requests_total\{code="[0-9]+",kind="([^"]+)",verb="([^"]+)"\} ([0-9.e+]+)$'
-    )
-    for kind, verb, value in re.findall(pattern, text, flags=re.MULTILINE):
+    for sample in metrics_text.samples(text, "kubeinfer_api_requests_total"):
+        verb, kind = sample.labels["verb"], sample.labels["kind"]
         if verb in {"apply", "patch_status", "delete"}:
-            found[f"{verb} {kind}"] = float(value)
+            found[f"{verb} {kind}"] = found.get(f"{verb} {kind}", 0.0) + float(sample.value)
     return found
 
 
@@ -141,7 +132,7 @@ def test_unchanged_object_reconcile_sends_no_write(
     )
     # Other tests' namespaces may still be terminating, which makes the operator write there;
     # measure only once the cluster is otherwise quiet.
-    _eventually(
+    waiting.first(
         lambda: "Terminating" not in kubectl("get", "namespaces", "--no-headers").stdout,
         timeout=120,
         what="terminating namespaces to go",
@@ -175,7 +166,7 @@ def test_missing_pool_is_reported_with_a_reason_and_an_event(
         ).stdout
         return out
 
-    _eventually(lambda: reason() == "PoolNotFound", what="Ready reason PoolNotFound")
+    waiting.first(lambda: reason() == "PoolNotFound", what="Ready reason PoolNotFound")
     events = kubectl(
         "get", "events", "-n", namespace, "--field-selector", "reason=PoolNotFound"
     ).stdout
@@ -215,6 +206,6 @@ def test_deleting_the_resource_garbage_collects_its_children(
         ).stdout
         return out.split()
 
-    _eventually(lambda: len(children()) >= 5, what="children to be created")
+    waiting.first(lambda: len(children()) >= 5, what="children to be created")
     kubectl("delete", "infsvc", "tiny-embedder", "-n", namespace, "--wait=true")
-    _eventually(lambda: children() == [], timeout=60, what="children to be garbage-collected")
+    waiting.first(lambda: children() == [], timeout=60, what="children to be garbage-collected")

@@ -6,7 +6,6 @@ while its Gateway's class does not list the mirror feature, then mirrors once th
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import pathlib
 import secrets
@@ -19,27 +18,10 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import operator_process, processes, versions, waiting
+from e2e.harness import objects, operator_process, processes, versions, waiting
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = versions.REPO_ROOT / "manifests" / "examples" / "02-inferenceservice-cpu.yaml"
-
-
-_eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
-"""Poll until the check holds; returns its first truthy result."""
-
-
-def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "infsvc", "tiny-embedder", "-n", namespace, "-o", "json").stdout
-    status: dict[str, Any] = json.loads(out).get("status") or {}
-    return status
-
-
-def _condition(status: dict[str, Any], kind: str) -> tuple[str, str]:
-    found: dict[str, str] = next(
-        (c for c in status.get("conditions") or [] if c["type"] == kind), {}
-    )
-    return found.get("status", ""), found.get("reason", "")
 
 
 def _roll_out_v2_once_ready(cluster: cluster_setup.Cluster, namespace: str) -> None:
@@ -65,9 +47,13 @@ def _progressing(
     """A check returning the status once Progressing is True with a reason ``reason`` accepts."""
 
     def check() -> dict[str, Any] | None:
-        status = _status(cluster, namespace)
-        state, found = _condition(status, "Progressing")
-        return status if state == "True" and reason(found) else None
+        status = objects.status(cluster, "infsvc/tiny-embedder", namespace=namespace)
+        progressing = objects.condition(status, "Progressing")
+        return (
+            status
+            if progressing.get("status") == "True" and reason(progressing["reason"])
+            else None
+        )
 
     return check
 
@@ -85,15 +71,18 @@ def test_rollout_waits_on_missing_prometheus_and_resumes_after_restart(
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc))
     _roll_out_v2_once_ready(cluster, namespace)
 
-    status = _eventually(
+    status = waiting.first(
         _progressing(cluster, namespace, lambda r: r == "PrometheusUnavailable"),
         what="the rollout to wait on Prometheus",
+        timeout=90.0,
     )
     assert status["stable"]["version"] == "v1"
     assert status["candidate"]["version"] == "v2"
     assert status["rollout"]["phase"] == "Waiting"
-    assert _condition(status, "Ready")[0] == "True", "stable keeps serving while the rollout waits"
-    assert _condition(status, "RolledBack")[0] == "False"
+    assert objects.condition(status, "Ready").get("status") == "True", (
+        "stable keeps serving while the rollout waits"
+    )
+    assert objects.condition(status, "RolledBack").get("status") == "False"
     assert status["rollout"]["plan"], "the plan is shown before anything changes"
     deployments = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
     assert sorted(deployments) == [
@@ -103,13 +92,13 @@ def test_rollout_waits_on_missing_prometheus_and_resumes_after_restart(
 
     # Restart the operator mid-rollout: the state is in status, so it resumes at the same step.
     operator.process.stop()
-    before = _status(cluster, namespace)["rollout"]
+    before = objects.status(cluster, "infsvc/tiny-embedder", namespace=namespace)["rollout"]
     with processes.Supervisor() as supervisor:
         operator_process.start(
             supervisor, kubeconfig=operator_kubeconfig, log_path=tmp_path / "restarted.log"
         )
         time.sleep(8)
-        after = _status(cluster, namespace)["rollout"]
+        after = objects.status(cluster, "infsvc/tiny-embedder", namespace=namespace)["rollout"]
     for key in ("phase", "step", "stepStartedAt", "deniedVersions"):
         assert after.get(key) == before.get(key), key
 
@@ -208,26 +197,31 @@ def test_shadow_mirrors_only_through_a_gateway_class_listing_the_mirror_feature(
         doc["spec"]["traffic"] = {"provider": "gateway-api", "parentRefs": [{"name": "inference"}]}
         doc["spec"]["rollout"] = {"strategy": "shadow", "mirrorPercent": 10}
         kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc))
-        _eventually(
+        waiting.first(
             lambda: (
                 "tiny-embedder" in kubectl("get", "httproute", "-n", namespace, "-o", "name").stdout
             ),
             what="the operator to create the HTTPRoute",
+            timeout=90.0,
         )
         _accept_route(cluster, namespace, "inference")
         _roll_out_v2_once_ready(cluster, namespace)
 
-        status = _eventually(
+        status = waiting.first(
             _progressing(cluster, namespace, lambda r: r == "MirrorUnsupported"),
             what="the shadow to be held by its GatewayClass",
+            timeout=90.0,
         )
-        message = next(c for c in status["conditions"] if c["type"] == "Progressing")["message"]
+        message = objects.condition(status, "Progressing")["message"]
         assert gw_class in message and "HTTPRouteRequestPercentageMirror" in message
         assert status["candidate"]["version"] == "v2"
         assert status["traffic"]["mirrorPercent"] == 0
         assert status["rollout"]["phase"] == "Waiting"
-        assert _condition(status, "TrafficReady") == ("True", "AsExpected"), "stable serves"
-        assert _condition(status, "Ready")[0] == "True"
+        assert (
+            objects.condition(status, "TrafficReady").items()
+            >= {"status": "True", "reason": "AsExpected"}.items()
+        ), "stable serves"
+        assert objects.condition(status, "Ready").get("status") == "True"
         rule = _route_rule(cluster, namespace)
         assert "filters" not in rule, "no RequestMirror filter while the class lacks the feature"
         assert [b["weight"] for b in rule["backendRefs"]] == [100, 0]
@@ -244,7 +238,7 @@ def test_shadow_mirrors_only_through_a_gateway_class_listing_the_mirror_feature(
             ).stdout
             return [e["type"] for e in json.loads(out)["items"]]
 
-        assert _eventually(warnings, what="the hold's Event") == ["Warning"]
+        assert waiting.first(warnings, what="the hold's Event", timeout=90.0) == ["Warning"]
 
         _write_class_status(
             cluster,
@@ -264,9 +258,10 @@ def test_shadow_mirrors_only_through_a_gateway_class_listing_the_mirror_feature(
         )
         # past the hold and the candidate's start, the route is applied before status is written
         quiet = (*holds, "CandidateStarting")
-        status = _eventually(
+        status = waiting.first(
             _progressing(cluster, namespace, lambda r: r not in quiet),
             what="the rollout to move past the mirror hold",
+            timeout=90.0,
         )
         assert status["traffic"]["mirrorPercent"] == 10
         (mirror,) = _route_rule(cluster, namespace)["filters"]

@@ -20,7 +20,6 @@ default interval of 60 s times its ``threshold`` of failed checks (5 in its tuto
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import pathlib
 import socket
@@ -35,7 +34,7 @@ import yaml
 from e2e.harness import (
     argocd,
     argocd_live,
-    inference_services,
+    objects,
     operator_process,
     prometheus,
     scrape_targets,
@@ -97,14 +96,6 @@ def _manifest(namespace: str, version: str, pause: str) -> str:
     )
 
 
-_eventually = functools.partial(waiting.first, interval=1.0)
-"""Poll until the check holds; returns its first truthy result."""
-
-
-def _status(cluster: cluster_setup.Cluster, namespace: str) -> dict[str, Any]:
-    return inference_services.status(cluster, namespace, NAME)
-
-
 def _await(
     cluster: cluster_setup.Cluster,
     namespace: str,
@@ -114,15 +105,19 @@ def _await(
     timeout: float = 240,
 ) -> Any:
     """Poll ``check`` until it holds; on timeout the failure shows the rollout's status."""
-    return _eventually(
-        check, timeout=timeout, what=what, on_timeout=lambda: _summary(cluster, namespace)
+    return waiting.first(
+        check,
+        timeout=timeout,
+        what=what,
+        on_timeout=lambda: _summary(cluster, namespace),
+        interval=1.0,
     )
 
 
 def _summary(cluster: cluster_setup.Cluster, namespace: str) -> str:
-    status = _status(cluster, namespace)
+    status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
     return json.dumps(
-        {"rollout": status.get("rollout"), "progressing": _condition(status, "Progressing")},
+        {"rollout": status.get("rollout"), "progressing": objects.condition(status, "Progressing")},
         indent=1,
     )
 
@@ -147,9 +142,6 @@ def _event(cluster: cluster_setup.Cluster, namespace: str, reason: str) -> dict[
     )
 
 
-_condition = inference_services.condition
-
-
 @contextlib.contextmanager
 def _simulated(
     cluster: cluster_setup.Cluster,
@@ -166,12 +158,12 @@ def _simulated(
             api, namespace=namespace, monitor_name=NAME, simulators=sims, scraper=scraper
         ) as follower,
     ):
-        _eventually(
-            # One pod: the Deployment's count is the autoscaler's, and KEDA does not run here.
+        waiting.first(
             lambda: len(sims.addresses()) >= 1,
             timeout=60,
             what="simulators for the stable pods",
             on_timeout=lambda: f"(follower error: {follower.error!r})",
+            interval=1.0,
         )
         _, stop = sims.start_load(limits)
         try:
@@ -223,7 +215,7 @@ def test_healthy_candidate_promotes_through_every_step(
         weights: set[int] = set()
 
         def promoted() -> bool:
-            status = _status(cluster, namespace)
+            status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
             weights.add(int(status.get("traffic", {}).get("candidateWeight", 0)))
             return bool(status.get("stable", {}).get("version") == "v2")
 
@@ -238,17 +230,18 @@ def test_healthy_candidate_promotes_through_every_step(
             f"\nhealthy canary promoted after {time.monotonic() - started:.0f} s; weights seen {sorted(weights)}"
         )
     assert {20, 50} <= weights
-    status = _status(cluster, namespace)
-    assert _condition(status, "Progressing")["reason"] in ("Promoted", "NoRollout")
-    assert _condition(status, "Ready")["status"] == "True"
+    status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
+    assert objects.condition(status, "Progressing")["reason"] in ("Promoted", "NoRollout")
+    assert objects.condition(status, "Ready")["status"] == "True"
     assert all(m["verdict"] == "Passed" for m in status["rollout"]["measurements"])
-    _eventually(
+    waiting.first(
         lambda: (
             cluster.kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
             == ["deployment.apps/chat-v2"]
         ),
         timeout=60,
         what="the old version's Deployment to go",
+        interval=1.0,
     )
     scaled = cluster.kubectl(
         "get", "scaledobject", NAME, "-n", namespace, "-o", "jsonpath={.spec.scaleTargetRef.name}"
@@ -268,7 +261,12 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
         cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, "v2", pause="10m"))
 
         def judged_healthy() -> bool:
-            measurements = _status(cluster, namespace).get("rollout", {}).get("measurements") or []
+            measurements = (
+                objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
+                .get("rollout", {})
+                .get("measurements")
+                or []
+            )
             return bool(measurements) and all(m["verdict"] == "Passed" for m in measurements)
 
         _await(
@@ -281,7 +279,7 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
         degraded = time.monotonic()
 
         def rolled_back() -> dict[str, Any] | None:
-            status = _status(cluster, namespace)
+            status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
             if (
                 status.get("rollout", {}).get("phase") == "RolledBack"
                 and status["traffic"]["candidateWeight"] == 0
@@ -309,32 +307,34 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
         )
         # A bound with room for a loaded machine, not the target: the figure is reported.
         assert took <= budget + 60, f"rollback took {took:.0f} s, over {budget:.0f} s + 60 s"
-    rolled = _condition(status, "RolledBack")
+    rolled = objects.condition(status, "RolledBack")
     assert rolled["status"] == "True"
-    event = _eventually(
+    event = waiting.first(
         lambda: _event(cluster, namespace, "RolledBack"),
         timeout=30,
         what="the RolledBack Event",
+        interval=1.0,
     )
     assert event["reportingController"] == "kubeinfer.io/operator"
     assert event["regarding"]["kind"] == "InferenceService"
     assert event["type"] == "Normal" and "success-rate=" in event["note"], event
     assert "success-rate=" in rolled["message"]
-    assert _condition(status, "Ready")["status"] == "True", "stable keeps serving"
+    assert objects.condition(status, "Ready")["status"] == "True", "stable keeps serving"
     assert status["rollout"]["deniedVersions"] == ["v2"]
     assert status["stable"]["version"] == "v1"
-    _eventually(
+    waiting.first(
         lambda: (
             cluster.kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
             == ["deployment.apps/chat-v1"]
         ),
         timeout=60,
         what="the candidate's Deployment to go",
+        interval=1.0,
     )
     # Argo CD, judging the live object with the shipped health scripts, must not see Degraded
     # (it would re-sync the bad commit): Healthy, naming the rollback.
     health = live.judge(yaml.safe_load(_manifest(namespace, "v2", pause="10m")))
-    judged = _condition(
+    judged = objects.condition(
         yaml.safe_load(live.scratch.read_text(encoding="utf-8"))["status"], "RolledBack"
     )
     assert health == argocd.Health("Healthy", judged["message"]), health
@@ -343,13 +343,13 @@ def test_candidate_with_five_percent_errors_is_rolled_back(
 
 def _assert_waits(status: dict[str, Any], *, verdict: str, saying: str) -> None:
     """The rollout waits (every metric judged ``verdict``), stable serves, nothing rolled back."""
-    progressing = _condition(status, "Progressing")
+    progressing = objects.condition(status, "Progressing")
     assert progressing["status"] == "True"
     assert saying in progressing["message"], progressing["message"]
     assert status["rollout"]["phase"] == "Waiting"
     assert {m["verdict"] for m in status["rollout"]["measurements"]} == {verdict}
-    assert _condition(status, "RolledBack")["status"] == "False"
-    assert _condition(status, "Ready")["status"] == "True", "stable keeps serving"
+    assert objects.condition(status, "RolledBack")["status"] == "False"
+    assert objects.condition(status, "Ready")["status"] == "True", "stable keeps serving"
     assert status["stable"]["version"] == "v1"
 
 
@@ -364,8 +364,8 @@ def test_low_traffic_canary_waits_with_the_reason_then_proceeds_when_traffic_arr
         cluster.kubectl("apply", "-f", "-", stdin=_manifest(namespace, "v2", pause="30s"))
 
         def waits_for_data() -> dict[str, Any] | None:
-            status = _status(cluster, namespace)
-            progressing = _condition(status, "Progressing")
+            status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
+            progressing = objects.condition(status, "Progressing")
             return status if progressing.get("reason") == "InsufficientData" else None
 
         status = _await(
@@ -384,14 +384,25 @@ def test_low_traffic_canary_waits_with_the_reason_then_proceeds_when_traffic_arr
                 cluster,
                 namespace,
                 lambda: (
-                    _status(cluster, namespace).get("rollout", {}).get("step", 0) >= 1
-                    or _status(cluster, namespace).get("stable", {}).get("version") == "v2"
+                    objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
+                    .get("rollout", {})
+                    .get("step", 0)
+                    >= 1
+                    or objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
+                    .get("stable", {})
+                    .get("version")
+                    == "v2"
                 ),
                 what="the canary to move on once traffic arrived",
             )
         finally:
             stop()
-    assert _condition(_status(cluster, namespace), "RolledBack")["status"] == "False"
+    assert (
+        objects.condition(
+            objects.status(cluster, f"infsvc/{NAME}", namespace=namespace), "RolledBack"
+        )["status"]
+        == "False"
+    )
 
 
 def test_prometheus_down_waits_with_its_reason_and_never_rolls_back(
@@ -405,8 +416,8 @@ def test_prometheus_down_waits_with_its_reason_and_never_rolls_back(
 
     # More analyses than failureLimit + 1: had they counted as failures, it would have rolled back.
     def waited_through_three_analyses() -> dict[str, Any] | None:
-        status = _status(cluster, namespace)
-        if _condition(status, "Progressing").get("reason") == "PrometheusUnavailable":
+        status = objects.status(cluster, f"infsvc/{NAME}", namespace=namespace)
+        if objects.condition(status, "Progressing").get("reason") == "PrometheusUnavailable":
             analyses.add(status["rollout"]["lastAnalysisAt"])
         return status if len(analyses) >= 3 else None
 

@@ -19,7 +19,6 @@ ReplicaSet) and the placement follows it while the previous version keeps its ow
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import time
@@ -30,13 +29,10 @@ import pytest
 import yaml
 
 from e2e.harness import cluster as cluster_setup
-from e2e.harness import gpu_agents, operator_process, processes, prometheus, waiting
+from e2e.harness import gpu_agents, objects, operator_process, processes, prometheus, waiting
 
 pytestmark = pytest.mark.e2e
 NAME = "llm"
-
-_eventually = functools.partial(waiting.first, timeout=90.0, interval=0.5)
-"""Poll until the check holds; returns its first truthy result."""
 
 
 @pytest.fixture
@@ -112,24 +108,13 @@ def _manifests(namespace: str, version: str) -> str:
     return yaml.safe_dump_all([pool, service])
 
 
-def _get(cluster: cluster_setup.Cluster, ref: str, namespace: str) -> dict[str, Any]:
-    return dict(json.loads(cluster.kubectl("get", ref, "-n", namespace, "-o", "json").stdout))
-
-
 def _pods(cluster: cluster_setup.Cluster, namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = _get(cluster, "pods", namespace)["items"]
+    items: list[dict[str, Any]] = objects.get(cluster, "pods", namespace=namespace)["items"]
     return items
 
 
-def _condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
-    for cond in (body.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            return dict(cond)
-    return {}
-
-
 def _events(cluster: cluster_setup.Cluster, namespace: str, reason: str) -> list[str]:
-    out = _get(cluster, "events", namespace)["items"]
+    out = objects.get(cluster, "events", namespace=namespace)["items"]
     # condition transitions post Events with the condition's reason too ("Progressing is ...")
     return [
         e.get("message", "")
@@ -150,10 +135,13 @@ class Watcher:
 
     def status(self) -> dict[str, Any]:
         for pod in _pods(self.cluster, self.namespace):
-            if _condition(pod, "PodScheduled").get("status") == "False":
+            if objects.condition(pod, "PodScheduled").get("status") == "False":
                 self.unschedulable[pod["metadata"]["name"]] = pod
         status: dict[str, Any] = (
-            _get(self.cluster, f"inferenceservice/{NAME}", self.namespace).get("status") or {}
+            objects.get(self.cluster, f"inferenceservice/{NAME}", namespace=self.namespace).get(
+                "status"
+            )
+            or {}
         )
         rollout = status.get("rollout") or {}
         self.modes.add(rollout.get("mode", ""))
@@ -170,7 +158,7 @@ class Watcher:
             done = status["stable"]["version"] == stable and not status.get("candidate")
             return status if done else None
 
-        found: dict[str, Any] = _eventually(
+        found: dict[str, Any] = waiting.first(
             settled,
             timeout=300,
             interval=0.3,
@@ -191,7 +179,7 @@ def _holds_the_node(
     """Both pods, all of ``version`` and Ready (the node's GPUs are all theirs)."""
     pods = _live(cluster, namespace)
     versions = {p["metadata"]["labels"].get("kubeinfer.io/model-version") for p in pods}
-    ready = all(_condition(p, "Ready").get("status") == "True" for p in pods)
+    ready = all(objects.condition(p, "Ready").get("status") == "True" for p in pods)
     return pods if len(pods) == 2 and versions == {version} and ready else None
 
 
@@ -204,14 +192,14 @@ def test_with_every_gpu_in_use_replicas_move_both_ways_and_never_wait_on_a_gpu(
     kubectl = cluster.kubectl
     kubectl("apply", "-f", "-", stdin=_manifests(namespace, "v1"))
 
-    pods = _eventually(
+    pods = waiting.first(
         lambda: _holds_the_node(cluster, namespace, "v1"),
         timeout=120,
         what="two 4-GPU v1 pods holding all 8 GPUs",
     )
     assert {p["spec"].get("nodeName") for p in pods} == {one_node}
-    svc = _get(cluster, f"inferenceservice/{NAME}", namespace)
-    assert _condition(svc, "Ready").get("status") == "True"
+    svc = objects.get(cluster, f"inferenceservice/{NAME}", namespace=namespace)
+    assert objects.condition(svc, "Ready").get("status") == "True"
 
     watcher = Watcher(cluster, namespace)
     patch = json.dumps({"spec": {"model": {"version": "v2"}}})
@@ -230,8 +218,10 @@ def test_with_every_gpu_in_use_replicas_move_both_ways_and_never_wait_on_a_gpu(
     assert _events(cluster, namespace, "ReplicaMoving") == [
         "Moving replica 2 of 2 from v1 to v2: stable 0, candidate 2."
     ]
-    _eventually(lambda: _holds_the_node(cluster, namespace, "v2"), what="both v2 pods ready")
-    claims = _get(cluster, "resourceclaims", namespace)["items"]
+    waiting.first(
+        lambda: _holds_the_node(cluster, namespace, "v2"), what="both v2 pods ready", timeout=90.0
+    )
+    claims = objects.get(cluster, "resourceclaims", namespace=namespace)["items"]
     held = [
         frozenset(
             d["device"]
@@ -246,7 +236,7 @@ def test_with_every_gpu_in_use_replicas_move_both_ways_and_never_wait_on_a_gpu(
     assert len(frozenset().union(*held)) == 8, held
     deployments = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
     assert deployments == [f"deployment.apps/{NAME}-v2"]
-    hpa = _get(cluster, f"hpa/{NAME}", namespace)
+    hpa = objects.get(cluster, f"hpa/{NAME}", namespace=namespace)
     assert hpa["spec"]["scaleTargetRef"]["name"] == f"{NAME}-v2", "the autoscaler is back"
     assert status["rollout"]["mode"] == ""
 
@@ -262,15 +252,18 @@ def test_with_every_gpu_in_use_replicas_move_both_ways_and_never_wait_on_a_gpu(
         done = (status.get("rollout") or {}).get("rolledBackFrom") == "v3"
         return status if done and _holds_the_node(cluster, namespace, "v2") else None
 
-    status = _eventually(rolled_back, timeout=300, interval=0.3, what="v3 rolled back, v2 whole")
+    status = waiting.first(rolled_back, timeout=300, interval=0.3, what="v3 rolled back, v2 whole")
     print(f"v3 rolled back and v2 whole again after {time.monotonic() - started:.1f} s")
-    assert _condition({"status": status}, "RolledBack").get("status") == "True"
-    _eventually(
+    assert objects.condition(status, "RolledBack").get("status") == "True"
+    waiting.first(
         lambda: (
-            _get(cluster, f"hpa/{NAME}", namespace)["spec"]["scaleTargetRef"]["name"]
+            objects.get(cluster, f"hpa/{NAME}", namespace=namespace)["spec"]["scaleTargetRef"][
+                "name"
+            ]
             == f"{NAME}-v2"
         ),
         what="stable handed back to the autoscaler",
+        timeout=90.0,
     )
     assert watcher.unschedulable == {}, "no pod waited on a GPU another still held"
     assert _events(cluster, namespace, "FailedScheduling") == []
@@ -304,19 +297,19 @@ def test_blue_green_keeps_the_previous_version_for_the_scale_down_delay(
     assert retired["version"] == "v1" and retired["scaleDownAt"]
     deployments = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
     assert f"deployment.apps/{NAME}-v1" in deployments, "v1 keeps running after the switch"
-    front = _get(cluster, f"service/{NAME}", namespace)
+    front = objects.get(cluster, f"service/{NAME}", namespace=namespace)
     assert front["spec"]["selector"]["kubeinfer.io/model-version"] == "v2"
 
     def v1_gone() -> bool:
         names = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
         return f"deployment.apps/{NAME}-v1" not in names
 
-    _eventually(v1_gone, timeout=60, what="v1 deleted after the scale-down delay")
+    waiting.first(v1_gone, timeout=60, what="v1 deleted after the scale-down delay")
     waited = time.monotonic() - switched
     print(f"v1 deleted {waited:.1f} s after the switch was seen (scaleDownDelay 15s)")
     assert waited > 5, "not deleted at the switch"
     assert _events(cluster, namespace, "ScaledDown")
-    _eventually(
+    waiting.first(
         lambda: watcher.status()["rollout"].get("retired") is None,
         timeout=30,
         what="status.rollout.retired cleared",
@@ -343,8 +336,12 @@ def test_a_gpu_blue_green_switch_keeps_the_promoted_pods(
     doc["spec"]["resources"]["gpus"] = 2  # two replicas hold 4 of the 8 GPUs: v2 surges
     doc["spec"]["rollout"].update(strategy="blueGreen", scaleDownDelay="15s")
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([pool, doc]))
-    _eventually(lambda: _holds_the_node(cluster, namespace, "v1"), what="two v1 pods ready")
-    v1_sets = _get(cluster, f"inferenceservice/{NAME}", namespace)["status"]["placement"]
+    waiting.first(
+        lambda: _holds_the_node(cluster, namespace, "v1"), what="two v1 pods ready", timeout=90.0
+    )
+    v1_sets = objects.get(cluster, f"inferenceservice/{NAME}", namespace=namespace)["status"][
+        "placement"
+    ]
 
     watcher = Watcher(cluster, namespace)
     patch = json.dumps({"spec": {"model": {"version": "v2"}}})
@@ -356,7 +353,7 @@ def test_a_gpu_blue_green_switch_keeps_the_promoted_pods(
         pods = _live_pods(cluster, namespace, "v2")
         return pods if ready and len(pods) == 2 else None
 
-    candidates = _eventually(candidate_ready, timeout=120, what="two v2 candidate pods ready")
+    candidates = waiting.first(candidate_ready, timeout=120, what="two v2 candidate pods ready")
     assert "Surge" in watcher.modes
     status = watcher.until_settled(stable="v2", what="the blue-green switch")
     retired = status["rollout"]["retired"]
@@ -368,7 +365,7 @@ def test_a_gpu_blue_green_switch_keeps_the_promoted_pods(
         names = kubectl("get", "deploy", "-n", namespace, "-o", "name").stdout.split()
         return f"deployment.apps/{NAME}-v1" not in names
 
-    _eventually(v1_gone, timeout=60, what="v1 deleted after the scale-down delay")
+    waiting.first(v1_gone, timeout=60, what="v1 deleted after the scale-down delay")
     assert _live_pods(cluster, namespace, "v2") == candidates, "promotion re-created no v2 pod"
     sets = kubectl(
         "get", "rs", "-n", namespace, "-l", "kubeinfer.io/model-version=v2", "-o", "name"

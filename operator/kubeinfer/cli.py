@@ -1,10 +1,12 @@
-"""The ``kubeinfer`` command: run the operator, write CRDs, render manifests offline, version."""
+"""The ``kubeinfer`` command: run the operator, write CRDs and Argo CD health scripts, render
+manifests offline, version."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,6 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     crds = sub.add_parser("crds", help="print the CRDs, or write them to a directory")
     crds.add_argument("-o", "--output-dir", type=Path, help="write one file per CRD here")
 
+    health = sub.add_parser(
+        "argocd-health", help="assemble the Argo CD health scripts from their Lua sources"
+    )
+    health.add_argument(
+        "action", choices=["write", "check"], help="write the generated files, or fail if stale"
+    )
+    health.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("manifests/argocd"),
+        help="directory holding src/ (read) and health/, argocd-cm.yaml (generated)",
+    )
+
     render = sub.add_parser("render", help="print the child objects a manifest would get")
     render.add_argument("files", nargs="+", type=Path, help="manifest files (multi-document YAML)")
 
@@ -64,18 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
-    if args.command == "version":
-        print(kubeinfer.__version__)
-        return 0
-    if args.command == "crds":
-        return _crds(args.output_dir)
-    if args.command == "render":
-        return _render(args.files)
-    if args.command == "audit":
-        return _audit_verify(args.file)
-    if args.command == "agent":
-        return agent_command.run(args)
-    return _run(args)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "version": _version,
+        "crds": lambda a: _crds(a.output_dir),
+        "argocd-health": lambda a: _argocd_health(a.action, a.dir),
+        "render": lambda a: _render(a.files),
+        "audit": lambda a: _audit_verify(a.file),
+        "agent": agent_command.run,
+        "run": _run,
+    }
+    return commands[args.command](args)
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(kubeinfer.__version__)
+    return 0
 
 
 def _audit_verify(path: Path) -> int:
@@ -100,6 +118,22 @@ def _crds(output_dir: Path | None) -> int:
     for name, text in files.items():
         (output_dir / name).write_text(text, encoding="utf-8")
         print(f"wrote {output_dir / name}")
+    return 0
+
+
+def _argocd_health(action: str, directory: Path) -> int:
+    from kubeinfer import argocd_health
+
+    layout = argocd_health.Layout(directory)
+    try:
+        if action == "write":
+            for path in argocd_health.write(layout):
+                print(f"wrote {path}")
+        else:
+            argocd_health.check(layout)
+    except argocd_health.HealthScriptError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

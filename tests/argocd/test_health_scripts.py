@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 
-from e2e.harness import argocd_health
+from e2e.harness import health_fixtures
+from kubeinfer import argocd_health
 from kubeinfer.api import kinds
 from kubeinfer.api.conditions import Reason
 
-FIXTURES = argocd_health.fixtures()
+FIXTURES = health_fixtures.fixtures()
+LAYOUT = health_fixtures.LAYOUT
 ARGO_CD_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended"}
 # What gopher-lua, as Argo CD configures it, does not open.
 _CLOSED_LIBRARIES = "string = nil; math = nil; io = nil; debug = nil; os = nil; coroutine = nil"
@@ -44,18 +46,18 @@ def judge(lua51: ModuleType, script: str, resource: dict[str, Any]) -> tuple[str
 
 
 def test_committed_scripts_are_assembled_from_the_sources() -> None:
-    argocd_health.check()
+    argocd_health.check(LAYOUT)
 
 
 def test_every_kind_has_a_script_and_fixtures() -> None:
     covered = {f.resource["kind"] for f in FIXTURES}
     assert covered == set(argocd_health.kind_names())
     for kind in argocd_health.kind_names():
-        assert (argocd_health.HEALTH_DIR / argocd_health.script_name(kind)).is_file()
+        assert (LAYOUT.health_dir / argocd_health.script_name(kind)).is_file()
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.id)
-def test_fixture_status_is_a_valid_status_of_its_kind(fixture: argocd_health.Fixture) -> None:
+def test_fixture_status_is_a_valid_status_of_its_kind(fixture: health_fixtures.Fixture) -> None:
     assert fixture.status in ARGO_CD_STATUSES
     status = fixture.resource.get("status")
     if status is not None:
@@ -64,9 +66,9 @@ def test_fixture_status_is_a_valid_status_of_its_kind(fixture: argocd_health.Fix
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.id)
 def test_script_gives_the_expected_health(
-    lua51: ModuleType, fixture: argocd_health.Fixture
+    lua51: ModuleType, fixture: health_fixtures.Fixture
 ) -> None:
-    script = argocd_health.scripts()[fixture.resource["kind"]]
+    script = argocd_health.scripts(LAYOUT)[fixture.resource["kind"]]
     assert judge(lua51, script, fixture.resource) == (fixture.status, fixture.message)
 
 
@@ -74,7 +76,7 @@ def test_script_gives_the_expected_health(
 def test_every_reason_and_ready_status_gets_a_health_and_a_message(
     lua51: ModuleType, kind: str
 ) -> None:
-    script = argocd_health.scripts()[kind]
+    script = argocd_health.scripts(LAYOUT)[kind]
     for reason in Reason:
         for status in ("True", "False", "Unknown"):
             for message in ("Something was observed.", None):

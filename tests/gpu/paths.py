@@ -2,8 +2,8 @@
 
 ``SHARED`` holds real machines' ``nvidia-smi topo -m`` recordings, copied from public reports (each
 file names its machine and source). They are kept in the repository so a fresh clone tests
-itself; ``UPSTREAM`` is where the team's shared set lives beside the repository, and a test keeps
-the two identical when it is there. ``SYNTHETIC`` holds kubeinfer's own (16-GPU NVSwitch, 16-GPU
+itself, with their SHA-256 sums in ``SHA256SUMS`` beside them (``test_recorded_copy``).
+``SYNTHETIC`` holds kubeinfer's own (16-GPU NVSwitch, 16-GPU
 PCIe pairs, MIG-enabled H100, a GPU that fell off the bus).
 """
 
@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC = Path(__file__).resolve().parent / "fixtures"
 SHARED = SYNTHETIC / "recorded"
-UPSTREAM = REPO.parent / "shared" / "fixtures" / "topologies"
+CHECKSUMS = "SHA256SUMS"
 
 
 def shared_recordings() -> Path:

@@ -1,15 +1,19 @@
-"""Rendering children: every example renders, output is byte-for-byte deterministic and equal
-to the golden files, children are GitOps-clean, invalid manifests name the field, and a
+"""Rendering children: every example renders, output is equal to the golden files and
+byte-for-byte the same in interpreters with other hash seeds (``PYTHONHASHSEED``, so an order taken
+from a set or a hash shows), children are GitOps-clean, invalid manifests name the field, and a
 LogPolicy rendered with a file-logging InferenceService of its namespace gives it a sidecar."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from kubeinfer import cli
 from kubeinfer.api import inference_service as isvc_api
 from kubeinfer.planning import children, inference_service, render
 
@@ -32,9 +36,23 @@ def test_example_renders_to_its_golden_file(example: Path) -> None:
     assert text == golden.read_text(encoding="utf-8"), "run `UPDATE_GOLDEN=1 make test` and review"
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_rendering_twice_gives_identical_bytes(example: Path) -> None:
-    assert _render(example).encode() == _render(example).encode()
+def _render_in_a_fresh_interpreter(seed: str) -> bytes:
+    """``kubeinfer render`` of every example in a new interpreter with ``PYTHONHASHSEED=seed``."""
+    command = [sys.executable, "-m", "kubeinfer", "render", *(str(p) for p in EXAMPLES)]
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def test_rendering_under_other_hash_seeds_gives_identical_bytes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["render", *(str(p) for p in EXAMPLES)]) == 0
+    here = capsys.readouterr().out.encode()
+    assert here
+    for seed in ("0", "1"):
+        assert _render_in_a_fresh_interpreter(seed) == here, f"PYTHONHASHSEED={seed} differs"
 
 
 def test_there_is_an_example_of_every_kind_with_children() -> None:

@@ -1,6 +1,6 @@
 -- Shared by every kubeinfer health script (common.lua). The scripts Argo CD runs are this file
 -- followed by one kind's file, assembled into manifests/argocd/health/ by
--- `python -m e2e.harness.argocd_health write`.
+-- `kubeinfer argocd-health write`.
 --
 -- Argo CD hands a script the resource as the global `obj` and opens only Lua's base, table and
 -- package libraries and a safe `os`: no `string`, no `math`. Join text with `..` and tostring().

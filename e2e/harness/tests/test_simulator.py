@@ -12,24 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import urllib.request
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
+from e2e.harness import metrics_text
 from e2e.simulator import behaviour, fleet, load, server
 from kubeinfer.planning import runtimes
-
-
-def _sample(metrics: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text format (labels in any order)."""
-    for line in metrics.splitlines():
-        match = re.match(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$", line)
-        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
-            return float(match.group(2))
-    raise AssertionError(f"no sample {name}{labels} in:\n{metrics}")
 
 
 @pytest.fixture
@@ -102,10 +93,10 @@ async def test_the_admin_endpoint_changes_latency_and_errors_at_run_time(
             metrics = await response.text()
     # One request took >= 120 ms, so it is above the 100 ms bucket; the error is counted by code.
     name = "kubeinfer_request_duration_seconds_bucket"
-    assert _sample(metrics, name, le="0.1", model="chat") == 1
-    assert _sample(metrics, name, le="0.15", model="chat") == 2
-    assert _sample(metrics, "kubeinfer_requests_total", code="500", model="chat") == 1
-    assert _sample(metrics, "vllm:request_success_total", model_name="chat") == 1
+    assert metrics_text.value(metrics, name, le="0.1", model="chat") == 1
+    assert metrics_text.value(metrics, name, le="0.15", model="chat") == 2
+    assert metrics_text.value(metrics, "kubeinfer_requests_total", code="500", model="chat") == 1
+    assert metrics_text.value(metrics, "vllm:request_success_total", model_name="chat") == 1
 
 
 async def test_vllm_metric_names_are_mirrored_only_for_vllm() -> None:
@@ -139,13 +130,13 @@ async def test_triton_counts_requests_under_its_own_names_by_the_version_that_an
     finally:
         await runner.cleanup()
     assert "# TYPE nv_inference_request_success counter" in text
-    assert _sample(text, "nv_inference_request_success", model="m", version="1") == 1
-    assert _sample(text, "nv_inference_count", model="m", version="1") == 1
-    assert _sample(text, "nv_inference_request_success", model="m", version="2") == 0
-    failures = _sample(text, "nv_inference_request_failure", model="m", version="2")
+    assert metrics_text.value(text, "nv_inference_request_success", model="m", version="1") == 1
+    assert metrics_text.value(text, "nv_inference_count", model="m", version="1") == 1
+    assert metrics_text.value(text, "nv_inference_request_success", model="m", version="2") == 0
+    failures = metrics_text.value(text, "nv_inference_request_failure", model="m", version="2")
     assert failures == 2
     assert "nv_inference_request_success_total" not in text  # Triton's names have no _total
-    assert _sample(text, "kubeinfer_requests_total", code="500", model="m") == 2
+    assert metrics_text.value(text, "kubeinfer_requests_total", code="500", model="m") == 2
     assert "vllm:" not in text
 
 
@@ -236,7 +227,7 @@ async def test_a_concurrency_limit_makes_latency_grow_with_load(
             metrics = await response.text()
     # One slot, 100 ms each: the four answers took about 0.1, 0.2, 0.3 and 0.4 s.
     name = "kubeinfer_request_duration_seconds_bucket"
-    assert _sample(metrics, name, le="0.15", model="chat") == 1
-    assert _sample(metrics, name, le="0.25", model="chat") == 2
-    assert _sample(metrics, name, le="0.3", model="chat") <= 3
-    assert _sample(metrics, name, le="0.5", model="chat") == 4
+    assert metrics_text.value(metrics, name, le="0.15", model="chat") == 1
+    assert metrics_text.value(metrics, name, le="0.25", model="chat") == 2
+    assert metrics_text.value(metrics, name, le="0.3", model="chat") <= 3
+    assert metrics_text.value(metrics, name, le="0.5", model="chat") == 4
