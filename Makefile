@@ -44,9 +44,11 @@ lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: setup ## regenerate crds/ from the API models and the Argo CD health scripts from their sources
-	$(VENV)/bin/kubeinfer crds --output-dir crds
+crds: setup ## regenerate crds/ and the chart's CRD templates from the API models, and the Argo CD health scripts
+	$(VENV)/bin/kubeinfer crds --output-dir crds --chart-dir charts/kubeinfer
 	$(PY) -m e2e.harness.argocd_health write
+	cp manifests/argocd/health/*.lua charts/kubeinfer/files/argocd/
+	cp manifests/monitoring/adapter-rules.yaml charts/kubeinfer/files/monitoring/
 
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml
