@@ -31,11 +31,12 @@ unit: setup ## unit and planning tests (no cluster), and the Go tests of the col
 e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e
 
-tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, Prometheus
+tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, helm, Prometheus
 	$(PY) -m e2e.harness.toolchain build
 	$(PY) -m e2e.harness.prometheus_adapter build
 	$(PY) -m e2e.harness.otelcol build
 	$(PY) -m e2e.harness.argocd build
+	$(PY) -m e2e.harness.helm build
 	$(PY) -m e2e.harness.prometheus
 
 lint: setup ## ruff, mypy --strict and the import-linter layer contracts

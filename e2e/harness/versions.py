@@ -35,6 +35,7 @@ class Versions:
     keda: str
     prometheus_adapter: str
     argocd: str
+    helm: str
 
     @property
     def kubernetes_minor(self) -> tuple[int, int]:
