@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup dev run test unit e2e tools lint crds render bench clean
+.PHONY: setup dev run test unit e2e tools chart lint crds render bench clean
 
 setup: $(STAMP) ## create .venv and install kubeinfer with its test and lint tools
 
@@ -38,6 +38,9 @@ tools: setup ## build (once, cached) or install everything e2e runs: control pla
 	$(PY) -m e2e.harness.argocd build
 	$(PY) -m e2e.harness.helm build
 	$(PY) -m e2e.harness.prometheus
+
+chart: setup ## helm lint --strict and helm template charts/kubeinfer with every ci/*-values.yaml; bad values refused
+	$(PY) -m e2e.harness.chart_check
 
 lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	$(VENV)/bin/ruff check operator tests e2e
