@@ -216,3 +216,12 @@ def test_every_schema_object_refuses_unknown_keys() -> None:
         p for p, node in _objects(schema) if node.get("additionalProperties") is not False
     ]
     assert open_objects == []
+
+
+def test_the_chart_readme_lists_every_setting() -> None:
+    schema = _schema()
+    readme = (CHART / "README.md").read_text()
+    settings = _documented_keys(schema, schema["definitions"]) - {"global"}
+    leaves = {p for p in settings if not any(s.startswith(p + ".") for s in settings)}
+    missing = sorted(path for path in leaves if f"| `{path}` |" not in readme)
+    assert missing == [], "add them to the Values table of charts/kubeinfer/README.md"
