@@ -23,4 +23,9 @@ Modules, one job each:
   its offline health evaluator.
 - ``argocd_health``: assembles ``manifests/argocd`` (health scripts, argocd-cm patch) from its
   Lua sources and reads the health fixtures in ``tests/argocd/fixtures``.
+- ``argocd_core``: Argo CD "Core" on loopback (Redis from Debian, argocd-repo-server,
+  argocd-application-controller) with its CRDs and configuration installed.
+- ``argocd_apps``: Applications as kubeinfer documents them, and a recorder of every state
+  Argo CD reports for them.
+- ``git_repo``: a local Git repository a test commits to and Argo CD pulls over ``file://``.
 """
