@@ -67,9 +67,11 @@ def _as_helm_renders(template: str, *, install: bool, keep: bool) -> str:
         return ""
     text = template.replace('{{ "{{" }}', "\0open").replace('{{ "}}" }}', "\0close")
     keep_block = re.compile(
-        r"\n\s*\{\{- if \.Values\.crds\.keep \}\}(\n.*?)\n\s*\{\{- end \}\}", re.DOTALL
+        r"\n\s*\{\{- if \.Values\.crds\.keep \}\}(\n.*?)\n\s*\{\{- else \}\}(\n.*?)"
+        r"\n\s*\{\{- end \}\}",
+        re.DOTALL,
     )
-    text = keep_block.sub(lambda m: m.group(1) if keep else "", text)
+    text = keep_block.sub(lambda m: m.group(1) if keep else m.group(2), text)
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("{{-")]
     assert not any("{{" in line or "}}" in line for line in lines), "unexpected template action"
     return "\n".join(lines).replace("\0open", "{{").replace("\0close", "}}")
@@ -88,6 +90,7 @@ def test_chart_crd_template_renders_the_crd_of_crds_dir(kind: kinds.Kind, keep: 
     }
     if keep:
         expected["helm.sh/resource-policy"] = "keep"
+        expected["argocd.argoproj.io/sync-options"] += ",Prune=false,Delete=false"
     assert annotations == expected
     assert _as_helm_renders(template, install=False, keep=keep) == ""
 

@@ -181,7 +181,7 @@ def test_crds_come_from_the_models_with_argocd_and_keep_annotations(
         annotations = rendered["metadata"].pop("annotations")
         assert rendered == crds.build_crd(kind)
         assert annotations == {
-            "argocd.argoproj.io/sync-options": "ServerSideApply=true",
+            "argocd.argoproj.io/sync-options": "ServerSideApply=true,Prune=false,Delete=false",
             "argocd.argoproj.io/sync-wave": "-1",
             "helm.sh/resource-policy": "keep",
         }
@@ -191,7 +191,10 @@ def test_crd_toggles(helm_home: dict[str, str]) -> None:
     unkept = _render(helm_home, "--set", "crds.keep=false")
     crd_docs = [d for d in unkept if d["kind"] == "CustomResourceDefinition"]
     assert len(crd_docs) == len(kinds.ALL) + 1  # and kopf's ClusterKopfPeering
-    assert all("helm.sh/resource-policy" not in d["metadata"]["annotations"] for d in crd_docs)
+    for doc in crd_docs:
+        annotations = doc["metadata"]["annotations"]
+        assert "helm.sh/resource-policy" not in annotations
+        assert annotations["argocd.argoproj.io/sync-options"] == "ServerSideApply=true"
     uninstalled = _render(helm_home, "-f", str(CHART / "ci" / "minimal-values.yaml"))
     kinds_left = sorted({d["kind"] for d in uninstalled})
     assert kinds_left == [
