@@ -298,8 +298,9 @@ def test_the_full_values_turn_every_toggle_on(full: dict[tuple[str, str], Manife
         ("agent:\n  enabled: yes-please\n", "/agent/enabled"),
         ("operator:\n  replicas: '1'\n", "/operator/replicas"),
         ("image:\n  pullPolicy: Sometimes\n", "/image/pullPolicy"),
+        ("commonLabels:\n  helm.sh/chart: x\n", "/commonLabels/helm.sh~1chart"),
     ],
-    ids=["unknown key", "wrong type", "string for integer", "not in enum"],
+    ids=["unknown key", "wrong type", "string for integer", "not in enum", "reserved label"],
 )
 def test_bad_values_are_refused_naming_the_key(
     helm_home: dict[str, str], tmp_path: Path, values: str, named: str
@@ -310,3 +311,17 @@ def test_bad_values_are_refused_naming_the_key(
     assert done.returncode != 0
     assert "values don't meet the specifications of the schema" in done.stderr
     assert named in done.stderr, done.stderr
+
+
+def test_the_operator_pod_meets_pod_security_restricted(
+    default: dict[tuple[str, str], Manifest],
+) -> None:
+    pod = default[("Deployment", "kubeinfer-operator")]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert not context.get("capabilities", {}).get("add")
+    assert not {"hostNetwork", "hostPID", "hostIPC", "volumes"} & pod.keys()
