@@ -119,10 +119,9 @@ def _without_labels(doc: Manifest) -> Manifest:
         template = dict(spec["template"])
         template["metadata"] = {}
         pod = dict(template["spec"])
-        # Chart-only additions over manifests/: an explicit pull policy and a readiness probe.
+        # The chart's one addition over manifests/: an explicit pull policy.
         pod["containers"] = [
-            {k: v for k, v in c.items() if k not in ("imagePullPolicy", "readinessProbe")}
-            for c in pod["containers"]
+            {k: v for k, v in c.items() if k != "imagePullPolicy"} for c in pod["containers"]
         ]
         template["spec"] = pod
         spec["template"] = template
@@ -148,6 +147,21 @@ def test_every_object_of_manifests_is_rendered_the_same(
     rendered = default.get((manifest["kind"], manifest["metadata"]["name"]))
     assert rendered is not None, "the chart does not render this object of manifests/"
     assert _without_labels(rendered) == _without_labels(manifest)
+    labels = dict(rendered["metadata"].get("labels") or {})
+    expected = dict(manifest["metadata"].get("labels") or {})
+    expected["app.kubernetes.io/part-of"] = "kubeinfer"  # kustomization.yaml adds it
+    assert {k: v for k, v in labels.items() if k not in RELEASE_LABELS} == expected
+
+
+#: Labels only the chart sets: which release manages an object, and the chart's version.
+RELEASE_LABELS = frozenset(
+    {
+        "helm.sh/chart",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/version",
+    }
+)
 
 
 def test_the_operator_rbac_is_exactly_manifests_rbac(
