@@ -52,8 +52,20 @@ def _templates() -> list[Path]:
     return sorted(p for p in (CHART / "templates").rglob("*") if p.is_file())
 
 
-def test_chart_crd_templates_match_the_models() -> None:
-    expected = crds.render_chart()
+@pytest.fixture(scope="module")
+def chart_templates() -> dict[str, str]:
+    """The generator's chart templates, rendered once (building the schemas takes a while)."""
+    return crds.render_chart()
+
+
+@pytest.fixture(scope="module")
+def crd_files() -> dict[str, str]:
+    """The generator's crds/ files, rendered once."""
+    return crds.render_all()
+
+
+def test_chart_crd_templates_match_the_models(chart_templates: dict[str, str]) -> None:
+    expected = chart_templates
     on_disk = {
         str(p.relative_to(CHART)): p.read_text(encoding="utf-8")
         for p in (CHART / "templates" / "crds").glob("*.yaml")
@@ -79,11 +91,13 @@ def _as_helm_renders(template: str, *, install: bool, keep: bool) -> str:
 
 @pytest.mark.parametrize("keep", [True, False], ids=["crds.keep", "no crds.keep"])
 @pytest.mark.parametrize("kind", kinds.ALL, ids=lambda k: k.kind)
-def test_chart_crd_template_renders_the_crd_of_crds_dir(kind: kinds.Kind, keep: bool) -> None:
-    template = crds.render_chart()[f"templates/crds/{crds.file_name(kind)}"]
+def test_chart_crd_template_renders_the_crd_of_crds_dir(
+    kind: kinds.Kind, keep: bool, chart_templates: dict[str, str], crd_files: dict[str, str]
+) -> None:
+    template = chart_templates[f"templates/crds/{crds.file_name(kind)}"]
     rendered = yaml.safe_load(_as_helm_renders(template, install=True, keep=keep))
     annotations = rendered["metadata"].pop("annotations")
-    assert rendered == yaml.safe_load(crds.render_all()[crds.file_name(kind)])
+    assert rendered == yaml.safe_load(crd_files[crds.file_name(kind)])
     expected = {
         "argocd.argoproj.io/sync-options": "ServerSideApply=true",
         "argocd.argoproj.io/sync-wave": "-1",
@@ -95,8 +109,8 @@ def test_chart_crd_template_renders_the_crd_of_crds_dir(kind: kinds.Kind, keep: 
     assert _as_helm_renders(template, install=False, keep=keep) == ""
 
 
-def test_descriptions_with_braces_are_escaped_for_helm() -> None:
-    template = crds.render_chart()["templates/crds/kubeinfer.io_inferenceservices.yaml"]
+def test_descriptions_with_braces_are_escaped_for_helm(chart_templates: dict[str, str]) -> None:
+    template = chart_templates["templates/crds/kubeinfer.io_inferenceservices.yaml"]
     assert '{{ "{{" }} version {{ "}}" }}' in template
 
 
