@@ -339,3 +339,35 @@ def test_the_operator_pod_meets_pod_security_restricted(
         assert context["capabilities"]["drop"] == ["ALL"]
         assert not context.get("capabilities", {}).get("add")
     assert not {"hostNetwork", "hostPID", "hostIPC", "volumes"} & pod.keys()
+
+
+@pytest.mark.parametrize(
+    "values", sorted((CHART / "ci").glob("*-values.yaml")), ids=lambda p: p.name
+)
+def test_lint_strict_passes_for_every_ci_values_file(
+    helm_home: dict[str, str], values: Path
+) -> None:
+    done = subprocess.run(
+        [str(HELM), "lint", "--strict", str(CHART), "-f", str(values), "-n", NAMESPACE],
+        env=helm_home,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_pdb_takes_min_available_or_else_max_unavailable(helm_home: dict[str, str]) -> None:
+    on = ("--set", "operator.podDisruptionBudget.enabled=true")
+    default = _by_key(_render(helm_home, *on))[("PodDisruptionBudget", "kubeinfer-operator")]
+    assert default["spec"]["maxUnavailable"] == 1 and "minAvailable" not in default["spec"]
+    pinned = _by_key(
+        _render(helm_home, *on, "--set", "operator.podDisruptionBudget.minAvailable=0")
+    )[("PodDisruptionBudget", "kubeinfer-operator")]
+    assert pinned["spec"]["minAvailable"] == 0 and "maxUnavailable" not in pinned["spec"]
+    assert pinned["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "kubeinfer",
+        "app.kubernetes.io/component": "operator",
+    }
+    assert ("PodDisruptionBudget", "kubeinfer-operator") not in _by_key(_render(helm_home))
