@@ -30,6 +30,8 @@ unit: setup ## unit and planning tests (no cluster), and the Go tests of the col
 
 e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e
+	# the chart's tests that need helm and promtool (skipped by `make unit` until tools exist)
+	$(PY) -m pytest tests/chart
 
 tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, helm, Prometheus
 	$(PY) -m e2e.harness.toolchain build
