@@ -1,14 +1,15 @@
 """The Helm chart ``charts/kubeinfer`` with the pinned helm, on the real control plane.
 
-Covers: ``helm lint --strict`` for every ``ci/*-values.yaml``; each render accepted by the API
-server (server-side apply, dry run); values with an unknown key or a wrong type refused by
-``helm template`` and by ``helm upgrade`` with a message naming the key, the running release
-left as it was; ``helm install`` then ``helm upgrade`` with changed values reaching the
-Deployment and the release revision; the operator brought up as the chart's ServiceAccount
-(the installed Deployment's command and env, a TokenRequest token of its ServiceAccount, so only
-the chart's RBAC is in play) reconciling the CPU example to Ready; and the chart's defaults
-equal to ``manifests/`` (same objects, RBAC rules, container specs), with the differences that
-are allowed named in ``ALLOWED_LABELS`` / ``ALLOWED_ANNOTATIONS``.
+Covers: the built helm reporting the pinned version; ``helm lint --strict`` for every
+``ci/*-values.yaml``; each render accepted by the API server (server-side apply, dry run);
+values with an unknown key or a wrong type refused by ``helm template`` and by ``helm upgrade``
+with a message naming the key, the running release left as it was; ``helm install`` then
+``helm upgrade`` with changed values reaching the Deployment and the release revision; the
+operator brought up as the chart's ServiceAccount (the installed Deployment's command and env,
+a TokenRequest token of its ServiceAccount, so only the chart's RBAC is in play) reconciling
+the CPU example to Ready; and the chart's defaults equal to ``manifests/`` (same objects, RBAC
+rules, container specs), with the differences that are allowed named in ``ALLOWED_LABELS`` /
+``ALLOWED_ANNOTATIONS``.
 
 Sharing the session's control plane: the chart's object names are fixed (one kubeinfer per
 cluster) and the session already holds ``manifests/``' cluster-wide objects under the same names
@@ -192,6 +193,10 @@ def release(
 
 
 # --- offline: lint and render ------------------------------------------------------------------
+
+
+def test_the_built_helm_reports_the_pinned_version(helm_binary: pathlib.Path) -> None:
+    assert helm.reported_version(helm_binary) == versions.load().helm
 
 
 def test_the_chart_has_ci_values_files() -> None:
