@@ -2,8 +2,8 @@
 
 Owns: the Application manifest kubeinfer documents (automated sync with prune and self-heal,
 server-side apply, a short retry; a plain directory or a Helm chart from one Git repository),
-``State`` (sync status and revision, health and its message, the last operation's phase and
-message, conditions) read from an Application's status, and ``Recorder``, which watches every
+``State`` (sync status and revision, health, the last operation's phase and message,
+conditions, and each managed resource's sync, health and health message) read from an Application's status, and ``Recorder``, which watches every
 Application in Argo CD's namespace from a background thread and keeps each change of state with
 the time it was seen, so a test can say what Argo CD ever showed and how long it took.
 Must not: run Argo CD (``argocd_core`` does) or decide what a state should be (tests do).
@@ -68,16 +68,33 @@ def application(
 
 
 @dataclasses.dataclass(frozen=True)
+class Resource:
+    """One resource an Application manages, as its status lists it."""
+
+    ref: str
+    """``Kind/name``."""
+    sync: str
+    health: str
+    message: str
+    """The health script's message (kept because the controller runs with
+    ``--persist-resource-health``)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class State:
     """What Argo CD shows for one Application at one moment."""
 
     sync: str
     revision: str
     health: str
-    health_message: str
     operation: str
     operation_message: str
     conditions: tuple[str, ...]
+    resources: tuple[Resource, ...]
+
+    def resource(self, ref: str) -> Resource | None:
+        """The managed resource ``Kind/name``, or None."""
+        return next((r for r in self.resources if r.ref == ref), None)
 
     @classmethod
     def of(cls, app: Mapping[str, Any]) -> State:
@@ -90,11 +107,19 @@ class State:
             sync=sync.get("status", ""),
             revision=sync.get("revision", ""),
             health=health.get("status", ""),
-            health_message=health.get("message", ""),
             operation=operation.get("phase", ""),
             operation_message=operation.get("message", ""),
             conditions=tuple(
                 f"{c.get('type')}: {c.get('message')}" for c in status.get("conditions") or []
+            ),
+            resources=tuple(
+                Resource(
+                    ref=f"{r.get('kind')}/{r.get('name')}",
+                    sync=r.get("status", ""),
+                    health=(r.get("health") or {}).get("status", ""),
+                    message=(r.get("health") or {}).get("message", ""),
+                )
+                for r in status.get("resources") or []
             ),
         )
 
@@ -106,8 +131,6 @@ class Seen:
     at: float
     app: str
     state: State
-    resources: tuple[tuple[str, str, str], ...]
-    """(kind/name, sync status, health status) of each resource the Application manages."""
 
 
 class Recorder:
@@ -116,7 +139,7 @@ class Recorder:
     def __init__(self, api: Any) -> None:
         self._custom: Any = kubernetes.client.CustomObjectsApi(api)
         self._seen: list[Seen] = []
-        self._last: dict[str, tuple[State, tuple[tuple[str, str, str], ...]]] = {}
+        self._last: dict[str, State] = {}
         self._objects: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -178,17 +201,9 @@ class Recorder:
                 return
             self._objects[name] = obj
             state = State.of(obj)
-            resources = tuple(
-                (
-                    f"{r.get('kind')}/{r.get('name')}",
-                    r.get("status", ""),
-                    (r.get("health") or {}).get("status", ""),
-                )
-                for r in (obj.get("status") or {}).get("resources") or []
-            )
-            if self._last.get(name) != (state, resources):
-                self._last[name] = (state, resources)
-                self._seen.append(Seen(time.monotonic(), name, state, resources))
+            if self._last.get(name) != state:
+                self._last[name] = state
+                self._seen.append(Seen(time.monotonic(), name, state))
 
     def history(self, app: str, since: float = 0.0) -> list[Seen]:
         """Every state of ``app`` seen at or after ``since``, oldest first."""
@@ -203,8 +218,7 @@ class Recorder:
     def state(self, app: str) -> State | None:
         """The newest state of ``app``, or None before it was seen."""
         with self._lock:
-            last = self._last.get(app)
-        return last[0] if last else None
+            return self._last.get(app)
 
     def wait(
         self,
@@ -233,9 +247,10 @@ class Recorder:
         """The states of ``app`` since ``since``, one a line, for a failure message."""
         lines = [
             f"+{s.at - since:7.1f}s sync={s.state.sync}@{s.state.revision[:8]} "
-            f"health={s.state.health} ({s.state.health_message}) "
+            f"health={s.state.health} "
             f"op={s.state.operation} ({s.state.operation_message}) "
-            f"conditions={list(s.state.conditions)} resources={list(s.resources)}"
+            f"conditions={list(s.state.conditions)} "
+            f"resources={[(r.ref, r.sync, r.health, r.message) for r in s.state.resources]}"
             for s in self.history(app, since)
         ]
         with contextlib.suppress(Exception):
