@@ -2,8 +2,8 @@
 
 Covers: the built helm reporting the pinned version; ``helm lint --strict`` for every
 ``ci/*-values.yaml``; each render accepted by the API server (server-side apply, dry run);
-values with an unknown key or a wrong type refused by ``helm template`` and by ``helm upgrade``
-with a message naming the key, the running release left as it was; ``helm install`` then
+values with an unknown key or a wrong type refused by ``helm template``, ``helm upgrade`` and
+``helm install`` naming the key, the running release left as it was; ``helm install`` then
 ``helm upgrade`` with changed values reaching the Deployment and the release revision; the
 operator brought up as the chart's ServiceAccount (the installed Deployment's command and env,
 a TokenRequest token of its ServiceAccount, so only the chart's RBAC is in play) reconciling
@@ -275,7 +275,7 @@ def test_install_then_upgrade_reaches_the_deployment(release: Release) -> None:
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=lambda bad: bad.path.stem)
-def test_bad_upgrade_is_refused_and_the_release_is_untouched(
+def test_bad_upgrade_or_install_is_refused_and_the_release_is_untouched(
     cluster: cluster_setup.Cluster,
     admin_helm: helm.Helm,
     release: Release,
@@ -296,6 +296,20 @@ def test_bad_upgrade_is_refused_and_the_release_is_untouched(
     assert _revision(admin_helm, release.name, release.namespace) == release.upgraded_revision
     live = _deployment(cluster, release.namespace)
     assert live["metadata"]["generation"] == release.upgraded_deployment["metadata"]["generation"]
+    other = f"{release.name}-bad"
+    result = admin_helm(
+        "install",
+        other,
+        str(chart_check.CHART_DIR),
+        "--namespace",
+        release.namespace,
+        "-f",
+        str(bad.path),
+        check=False,
+    )
+    assert result.returncode != 0 and bad.expect in result.stderr, result.stderr
+    listed = json.loads(admin_helm("list", "--namespace", release.namespace, "-o", "json").stdout)
+    assert [r["name"] for r in listed] == [release.name], listed
 
 
 # --- the operator as the chart's ServiceAccount ----------------------------------------------
