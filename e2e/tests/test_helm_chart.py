@@ -203,6 +203,18 @@ def test_the_chart_has_ci_values_files() -> None:
     assert chart_check.ci_values_files() == CI_VALUES
 
 
+def test_check_inputs_without_what_they_need_are_refused(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(chart_check.ChartCheckError, match=r"holds no \*-values\.yaml"):
+        chart_check.ci_values_files(tmp_path)
+    with pytest.raises(chart_check.ChartCheckError, match="no values file the schema must refuse"):
+        chart_check.bad_values_files(tmp_path)
+    (tmp_path / "silent.yaml").write_text("replicas: two\n", encoding="utf-8")
+    with pytest.raises(
+        chart_check.ChartCheckError, match="needs exactly one non-empty '# expect:'"
+    ):
+        chart_check.bad_values_files(tmp_path)
+
+
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda path: path.stem)
 def test_lint_strict_passes(offline_helm: helm.Helm, values: pathlib.Path) -> None:
     chart_check.lint(offline_helm, values=values)
