@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup dev run test unit go-test e2e tools lint crds render image bench clean
+.PHONY: help setup dev run test unit go-test e2e tools chart lint crds render image bench clean
 
 help: ## list the verbs with what each does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,13 +37,19 @@ go-test: ## go vet and go test of the collector components (needs Go)
 
 e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e
+	# the chart's tests that need helm and promtool (skipped by `make unit` until tools exist)
+	$(PY) -m pytest tests/chart
 
-tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, Prometheus
+tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, helm, Prometheus
 	$(PY) -m e2e.harness.toolchain build
 	$(PY) -m e2e.harness.prometheus_adapter build
 	$(PY) -m e2e.harness.otelcol build
 	$(PY) -m e2e.harness.argocd build
+	$(PY) -m e2e.harness.helm build
 	$(PY) -m e2e.harness.prometheus
+
+chart: setup ## helm lint --strict and helm template charts/kubeinfer with every ci/*-values.yaml; bad values refused
+	$(PY) -m e2e.harness.chart_check
 
 lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	$(VENV)/bin/ruff check operator tests e2e images
@@ -51,9 +57,11 @@ lint: setup ## ruff, mypy --strict and the import-linter layer contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: setup ## regenerate crds/ from the API models and the Argo CD health scripts from their sources
-	$(VENV)/bin/kubeinfer crds --output-dir crds
+crds: setup ## regenerate crds/ and the chart's CRD templates from the API models, and the Argo CD health scripts
+	$(VENV)/bin/kubeinfer crds --output-dir crds --chart-dir charts/kubeinfer
 	$(VENV)/bin/kubeinfer argocd-health write --dir manifests/argocd
+	cp manifests/argocd/health/*.lua charts/kubeinfer/files/argocd/
+	cp manifests/monitoring/adapter-rules.yaml charts/kubeinfer/files/monitoring/
 
 render: setup ## print the children of every example manifest
 	$(VENV)/bin/kubeinfer render manifests/examples/*.yaml

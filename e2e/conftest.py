@@ -198,6 +198,11 @@ def pytest_runtest_makereport(
             text = value.log_path.read_text(encoding="utf-8", errors="replace")
             section = f"kubeinfer operator log ({value.log_path})"
             report.sections.append((section, text[-MAX_ATTACHED_LOG_CHARS:]))
+        # Fixtures running more processes (Argo CD's, say) name their logs with log_files().
+        for path in getattr(value, "log_files", list)():
+            if isinstance(path, pathlib.Path) and path.exists():
+                text = path.read_text(encoding="utf-8", errors="replace")
+                report.sections.append((f"log {path.name}", text[-MAX_ATTACHED_LOG_CHARS:]))
     cluster = args.get("cluster")
     namespace = args.get("namespace")
     if isinstance(cluster, cluster_setup.Cluster) and isinstance(namespace, str):

@@ -23,6 +23,11 @@ Modules, one job each:
   its offline health evaluator.
 - ``health_fixtures``: reads the Argo CD health fixtures in ``tests/argocd/fixtures`` and names
   the repository's ``manifests/argocd`` (``kubeinfer argocd-health`` assembles the scripts).
+- ``argocd_core``: Argo CD "Core" on loopback (Redis from Debian, argocd-repo-server,
+  argocd-application-controller) with its CRDs and configuration installed.
+- ``argocd_apps``: Applications as kubeinfer documents them, and a recorder of every state
+  Argo CD reports for them.
+- ``git_repo``: a local Git repository a test commits to and Argo CD pulls over ``file://``.
 
 Shared by every test (one copy each; never redeclare them in a test module):
 

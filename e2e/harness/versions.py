@@ -36,6 +36,7 @@ class Versions:
     prometheus_adapter: str
     argocd: str
     umoci: str
+    helm: str
 
     @property
     def kubernetes_minor(self) -> tuple[int, int]:

@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
     crds = sub.add_parser("crds", help="print the CRDs, or write them to a directory")
     crds.add_argument("-o", "--output-dir", type=Path, help="write one file per CRD here")
+    crds.add_argument(
+        "--chart-dir",
+        type=Path,
+        help="also write the CRD templates of the Helm chart rooted here (charts/kubeinfer)",
+    )
 
     health = sub.add_parser(
         "argocd-health", help="assemble the Argo CD health scripts from their Lua sources"
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "version": _version,
-        "crds": lambda a: _crds(a.output_dir),
+        "crds": lambda a: _crds(a.output_dir, chart_dir=a.chart_dir),
         "argocd-health": lambda a: _argocd_health(a.action, a.dir),
         "render": lambda a: _render(a.files),
         "audit": lambda a: _audit_verify(a.file),
@@ -107,17 +112,25 @@ def _audit_verify(path: Path) -> int:
     return 1
 
 
-def _crds(output_dir: Path | None) -> int:
+def _crds(output_dir: Path | None, *, chart_dir: Path | None = None) -> int:
     from kubeinfer.api import crds
 
     files = crds.render_all()
-    if output_dir is None:
+    if output_dir is None and chart_dir is None:
         sys.stdout.write("---\n".join(files.values()))
         return 0
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (output_dir / name).write_text(text, encoding="utf-8")
-        print(f"wrote {output_dir / name}")
+    outputs: dict[Path, str] = {}
+    if output_dir is not None:
+        outputs.update({output_dir / name: text for name, text in files.items()})
+    if chart_dir is not None:
+        if not (chart_dir / "Chart.yaml").is_file():
+            print(f"error: {chart_dir} is not a Helm chart (no Chart.yaml)", file=sys.stderr)
+            return 1
+        outputs.update({chart_dir / name: text for name, text in crds.render_chart().items()})
+    for path, text in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

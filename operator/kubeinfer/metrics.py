@@ -50,6 +50,13 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.condition_events = Counter(
+            "kubeinfer_condition_events_total",
+            "Condition changes announced with an Event, by kind, namespace, condition type, status "
+            "and reason; type RolledBack with status True counts rollbacks.",
+            ["kind", "namespace", "type", "status", "reason"],
+            registry=registry,
+        )
 
         self.gpu_oom_risk = Gauge(
             "kubeinfer_gpu_oom_risk",

@@ -280,6 +280,9 @@ class Controller:
         ctx.metrics.status_writes.labels(self.kind.kind).inc()
         self._remember_write(body, written)
         for cond in conditions.transitions(previous, merged):
+            ctx.metrics.condition_events.labels(
+                self.kind.kind, owner.namespace, cond.type, cond.status, cond.reason
+            ).inc()
             message = f"{cond.type} is {cond.status}: {cond.message}"
             await _post(
                 body, warning=conditions.is_abnormal(cond), reason=cond.reason, message=message
