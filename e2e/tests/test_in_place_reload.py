@@ -40,7 +40,8 @@ from e2e.harness import (
     waiting,
 )
 from e2e.simulator import behaviour, fleet, load, server
-from kubeinfer.planning import in_place, runtimes
+from kubeinfer.planning.rollout import in_place
+from kubeinfer.planning.serving import runtimes
 
 pytestmark = pytest.mark.e2e
 

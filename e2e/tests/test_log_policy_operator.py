@@ -34,8 +34,9 @@ from e2e.harness import cluster as cluster_setup
 from e2e.harness import log_replay, operator_process, otelcol, processes, versions, waiting
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
-from kubeinfer.planning import children, log_agent
+from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import pipeline as log_agent
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = versions.REPO_ROOT / "manifests" / "examples"

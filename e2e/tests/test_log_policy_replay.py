@@ -38,7 +38,8 @@ import zstandard
 from e2e.harness import log_replay, otelcol, processes, versions
 from kubeinfer import audit
 from kubeinfer.api import log_policy as api
-from kubeinfer.planning import children, log_agent, log_policy
+from kubeinfer.planning import children, log_policy
+from kubeinfer.planning.logs import pipeline as log_agent
 
 RATES = {"ERROR": 1.0, "WARN": 0.1, "INFO": 0.01, "DEBUG": 0.0}
 TRACES = 20_000

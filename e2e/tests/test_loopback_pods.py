@@ -23,7 +23,7 @@ import yaml
 from e2e.harness import cluster as cluster_setup
 from e2e.harness import gpu_nodes, prometheus, scrape_targets, waiting
 from e2e.simulator import fleet, server
-from kubeinfer.planning import runtimes
+from kubeinfer.planning.serving import runtimes
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,8 @@ import pytest
 
 from e2e.harness import scrape_targets
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import autoscaling, children, inference_service
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.serving import autoscaling
 
 NS = "serving"
 MONITOR: dict[str, Any] = {

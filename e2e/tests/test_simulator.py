@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from e2e.simulator import behaviour, fleet, load, server
-from kubeinfer.planning import runtimes
+from kubeinfer.planning.serving import runtimes
 
 
 def _sample(metrics: str, name: str, **labels: str) -> float:

@@ -16,16 +16,12 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import (
-    analysis,
-    children,
-    inference_service,
-    model_server,
-    replica_placement,
-    rollout,
-    rollout_status,
-    topology,
-)
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.gpu import replica_placement, topology
+from kubeinfer.planning.rollout import analysis
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.serving import model_server
 from tests.gpu import paths
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType
-from kubeinfer.planning import gateway_support as gs
+from kubeinfer.planning.serving import gateway_support as gs
 
 MIRRORS = frozenset({"Gateway", "HTTPRoute", gs.REQUEST_MIRROR, gs.PERCENTAGE_MIRROR})
 NO_MIRROR = frozenset({"Gateway", "HTTPRoute", "HTTPRouteBackendTimeout"})

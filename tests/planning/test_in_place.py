@@ -21,8 +21,10 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType
-from kubeinfer.planning import analysis, children, in_place, model_server
+from kubeinfer.planning import children
 from kubeinfer.planning import inference_service as planner
+from kubeinfer.planning.rollout import analysis, in_place
+from kubeinfer.planning.serving import model_server
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OWNER = children.Owner(

@@ -16,8 +16,9 @@ import pytest
 
 from kubeinfer.api import log_policy as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children, log_agent
+from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import pipeline as log_agent
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "LogPolicy", "llama-logs", "ml", "uid-1")
 

@@ -16,8 +16,10 @@ import yaml
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.planning import children, inference_service, log_sidecar, model_server
+from kubeinfer.planning import children, inference_service
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.serving import model_server
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "chat", "ml", "uid-chat")
 

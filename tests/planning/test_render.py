@@ -138,7 +138,7 @@ def test_non_kubeinfer_documents_are_skipped() -> None:
 
 
 def test_priority_classes_shipped_match_the_tiers() -> None:
-    from kubeinfer.planning import tiers
+    from kubeinfer.planning.serving import tiers
 
     docs = list(yaml.safe_load_all((ROOT / "manifests/priority-classes.yaml").read_text()))
     shipped = {d["metadata"]["name"]: d["value"] for d in docs}

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import replica_moves, rollout
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import replica_moves
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import Cluster
 

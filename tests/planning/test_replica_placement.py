@@ -16,7 +16,8 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import children, inference_service, replica_placement, topology
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.gpu import replica_placement, topology
 from tests.gpu import paths
 
 PAIRS = frozenset({frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}), frozenset({6, 7})})

@@ -14,8 +14,10 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, rollout, rollout_status
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.rollout import analysis
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STABLE = rollout.Version("v1", "hf://org/m")

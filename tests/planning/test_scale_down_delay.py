@@ -15,7 +15,9 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType
-from kubeinfer.planning import children, inference_service, rollout, rollout_status
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
 from tests.planning.test_rollout import HEALTHY, STABLE, _run, _samples, _spec
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "m", "ns", "u")

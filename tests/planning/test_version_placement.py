@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children, inference_service, model_server
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.serving import model_server
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import OWNER, Cluster
 

@@ -34,7 +34,7 @@ from kubeinfer.api import gpu_pool as pool_api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.gpu import backend, discovery, events
 from kubeinfer.kube import client, errors
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
 
 FIELD_MANAGER = "kubeinfer-agent"
 DEFAULT_SAMPLE_INTERVAL_S = base.duration_seconds(pool_api.OomPrediction().sample_interval)

@@ -23,7 +23,8 @@ from kubeinfer.api import base, kinds
 from kubeinfer.api import gpu_pool as pool_api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import gpu_inventory, topology
+from kubeinfer.planning.gpu import inventory as gpu_inventory
+from kubeinfer.planning.gpu import topology
 
 GPU_RESOURCE = "nvidia.com/gpu"
 HOLDER_LABEL = "kubeinfer.io/inferenceservice"

@@ -5,7 +5,7 @@ schedulable GPUs from the pool's status, GPUs other workloads hold through Resou
 other InferenceServices' recorded placements, and whether the node publishes kubeinfer's DRA
 ResourceSlice) and :func:`previous_placement` (the service's own ``status.placement``).
 
-Must not: decide placements (``planning.replica_placement`` does), write anything.
+Must not: decide placements (``planning.gpu.replica_placement`` does), write anything.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from kubeinfer.api import kinds
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.controllers import gpu_nodes
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import children, replica_placement
+from kubeinfer.planning import children
+from kubeinfer.planning.gpu import replica_placement
 
 Body = Mapping[str, Any]
 

@@ -26,16 +26,12 @@ from kubeinfer.controllers import (
 )
 from kubeinfer.controllers.reconcile import Controller, owner_of
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import (
-    autoscaling,
-    children,
-    gateway_support,
-    in_place,
-    log_sidecar,
-    model_server,
-    rollout_status,
-)
+from kubeinfer.planning import children
 from kubeinfer.planning import inference_service as planner
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.rollout import in_place
+from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.serving import autoscaling, gateway_support, model_server
 
 HANDOVER_MANAGER = "kubeinfer-handover"
 """Field manager that keeps a promoted Deployment's replicas while the autoscaler takes over."""

@@ -14,8 +14,9 @@ from kubeinfer.api import base, kinds
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import context, log_reports, log_validation
 from kubeinfer.controllers.reconcile import Controller
-from kubeinfer.planning import children, log_sidecar
+from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import sidecar as log_sidecar
 
 
 async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Observed:

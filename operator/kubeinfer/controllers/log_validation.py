@@ -15,8 +15,8 @@ import os
 import pathlib
 import tempfile
 
-from kubeinfer.planning import log_agent
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import pipeline as log_agent
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """In-place reloads: load a version into a running model server, then record it on the pod.
 
-The plan names the loads (:mod:`kubeinfer.planning.in_place`); this module carries them out the
+The plan names the loads (:mod:`kubeinfer.planning.rollout.in_place`); this module carries them out the
 way an operator drives a database's instance manager: an HTTP call to the runtime's
 model-control API on the pod's IP and port (Triton answers a load once the new version serves,
 keeping the old one until then), a check that exactly that version is ready, then a merge patch
@@ -30,7 +30,9 @@ from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.controllers import context, pod_views
 from kubeinfer.kube import errors, events
-from kubeinfer.planning import children, in_place, model_server, runtimes
+from kubeinfer.planning import children
+from kubeinfer.planning.rollout import in_place
+from kubeinfer.planning.serving import model_server, runtimes
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubeinfer.planning import in_place
+from kubeinfer.planning.rollout import in_place
 
 KEPT_ANNOTATIONS = frozenset({in_place.LOAD_ERROR_ANNOTATION, in_place.LOADED_RESTARTS_ANNOTATION})
 """Annotations the in-place loads record on a pod."""

@@ -1,6 +1,6 @@
 """Rollout analysis I/O: run each metric's PromQL for candidate and stable when one is due.
 
-The queries come from :mod:`kubeinfer.planning.analysis`; judging them is the planner's job.
+The queries come from :mod:`kubeinfer.planning.rollout.analysis`; judging them is the planner's job.
 Prometheus errors become samples carrying the error, so the rollout waits instead of failing.
 """
 
@@ -11,7 +11,9 @@ from datetime import datetime
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.controllers import context
-from kubeinfer.planning import analysis, children, rollout
+from kubeinfer.planning import children
+from kubeinfer.planning.rollout import analysis
+from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.prom import client as prom
 
 

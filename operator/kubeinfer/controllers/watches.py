@@ -25,7 +25,8 @@ from kubeinfer.controllers import (
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.kube import client, errors, resources
 from kubeinfer.kube.store import Store
-from kubeinfer.planning import children, log_sidecar
+from kubeinfer.planning import children
+from kubeinfer.planning.logs import sidecar as log_sidecar
 
 CONTROLLERS: dict[str, Controller] = {
     c.kind.kind: c

@@ -5,7 +5,7 @@ peers, the health verdict (the agent's raw counters judged here against the pool
 ``healthPolicy``), who holds it, whether placement may choose it, and the OOM risk of its
 memory trend against the holder's budget. Pool totals count *slots*: schedulable GPUs times
 ``replicasPerGpu`` (timeSlicing, mps), or MIG devices (mig). ``fragmentation`` is documented in
-:mod:`kubeinfer.planning.fragmentation`.
+:mod:`kubeinfer.planning.gpu.fragmentation`.
 
 A node whose agent has published nothing usable (missing, malformed, older than
 ``healthPolicy.inventoryMaxAge``) counts with the kubelet's ``nvidia.com/gpu`` allocatable
@@ -27,8 +27,11 @@ from kubeinfer.api import base
 from kubeinfer.api import gpu_pool as api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children, fragmentation, gpu_health, gpu_inventory, oom, topology
+from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.gpu import fragmentation, oom, topology
+from kubeinfer.planning.gpu import health as gpu_health
+from kubeinfer.planning.gpu import inventory as gpu_inventory
 
 GATES = (ConditionType.DISCOVERED, ConditionType.HEALTHY)
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -1,10 +1,10 @@
 """Plan an InferenceService: its children and its status, from spec and observed state.
 
-Children: a Deployment and a Service per model version (``planning.model_server`` builds them,
+Children: a Deployment and a Service per model version (``planning.serving.model_server`` builds them,
 with the PodDisruptionBudget and the ServiceMonitor), the front Service, the route (Gateway API
 HTTPRoute or Istio VirtualService), the autoscaler (HPA or KEDA ScaledObject); for a server that
 logs to files and LogPolicies that select it, the ConfigMap of its collector sidecars
-(``planning.log_sidecar``). Pure: the controller gathers :class:`Observed` and applies the
+(``planning.logs.sidecar``). Pure: the controller gathers :class:`Observed` and applies the
 returned :class:`Plan`.
 """
 
@@ -17,25 +17,15 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import (
-    analysis,
-    autoscaling,
-    children,
-    gateway_support,
-    in_place,
-    log_sidecar,
-    model_server,
-    oom,
-    replica_moves,
-    replica_placement,
-    rollout,
-    rollout_gpus,
-    rollout_status,
-    runtimes,
-    traffic,
-    version_placement,
-)
+from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.gpu import oom, replica_placement
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.rollout import analysis, in_place, replica_moves, version_placement
+from kubeinfer.planning.rollout import gpus as rollout_gpus
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.serving import autoscaling, gateway_support, model_server, runtimes, traffic
 
 GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
 """Ready's gates, in priority order. MetricsAvailable and CapacityAvailable inform; they do not

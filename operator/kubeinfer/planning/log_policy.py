@@ -6,8 +6,8 @@ objects and the collector container both run, the checks that decide ``ConfigVal
 RE2 accepts, the collector's own ``validate`` verdict that the controller observed for these
 exact configurations) and ``Applied``.
 Must not: run the collector (the controller does, through ``controllers.log_validation``), render
-collector configuration itself (``planning.log_agent`` does) or assemble InferenceService pods
-(``planning.log_sidecar`` does).
+collector configuration itself (``planning.logs.pipeline`` does) or assemble InferenceService pods
+(``planning.logs.sidecar`` does).
 Rendering is deterministic; the configuration hashes go into status and the agent pods'
 annotation, so a changed policy rolls the agents (and, through the InferenceService, the pods
 with sidecars).
@@ -24,8 +24,9 @@ import yaml
 
 from kubeinfer.api import log_policy as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children, log_agent
+from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.logs import pipeline as log_agent
 
 GATES = (ConditionType.CONFIG_VALID, ConditionType.APPLIED)
 COLLECTOR_IMAGE = "ghcr.io/kubeinfer/otelcol-kubeinfer:0.149.0"

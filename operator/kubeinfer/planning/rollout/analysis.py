@@ -18,7 +18,7 @@ from typing import Literal
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import autoscaling
+from kubeinfer.planning.serving import autoscaling
 
 Verdict = Literal["Passed", "Failed", "Inconclusive", "Error"]
 SEVERITY: dict[Verdict, int] = {"Passed": 0, "Inconclusive": 1, "Failed": 2, "Error": 3}

@@ -10,17 +10,17 @@ Strategies differ only in how traffic reaches the candidate while it is judged:
 - ``shadow``: users stay on stable; ``mirrorPercent`` of requests are mirrored to the candidate,
   whose responses are discarded, and the steps' pauses set how long it is judged. While the
   parent Gateways cannot be trusted to mirror (a *mirror hold*, see
-  :mod:`kubeinfer.planning.gateway_support`) nothing is mirrored and the step waits; its pause,
+  :mod:`kubeinfer.planning.serving.gateway_support`) nothing is mirrored and the step waits; its pause,
   analysis and data deadline start over once mirroring begins;
 - ``blueGreen``: the candidate runs at full size behind a preview Service, is judged, then takes
   all traffic in one switch.
 
 A canary whose candidate cannot run beside a full stable (no free GPUs) moves replicas one at a
-time instead (:mod:`kubeinfer.planning.replica_moves`): the pass then also sizes both
+time instead (:mod:`kubeinfer.planning.rollout.replica_moves`): the pass then also sizes both
 Deployments, and the autoscaler steps aside until stable is whole again or the candidate is.
 
 A canary with ``rollout.reload: inPlace`` runs in mode :data:`in_place.MODE`: the step's candidate
-pods are stable's own servers, reloaded with the candidate version (:mod:`kubeinfer.planning.in_place`).
+pods are stable's own servers, reloaded with the candidate version (:mod:`kubeinfer.planning.rollout.in_place`).
 
 A failed analysis beyond ``failureLimit`` rolls back at once and the version joins a denylist,
 so the same commit is not rolled out again (``Ready`` stays True on stable). Prometheus errors
@@ -37,8 +37,9 @@ from datetime import datetime, timedelta
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, in_place, replica_moves, retirement, rollout_state
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.rollout import analysis, in_place, replica_moves, retirement
+from kubeinfer.planning.rollout import state as rollout_state
 
 # the shapes live in rollout_state; callers name them through this module
 Phase = rollout_state.Phase
@@ -205,7 +206,7 @@ def decide(
 
     ``capacity`` (whether the candidate fits beside stable) picks the mode of a starting rollout;
     ``occupancy`` (the pods that still hold GPUs) sizes both Deployments while replicas move.
-    ``mirror_hold`` (from :func:`kubeinfer.planning.gateway_support.mirror_hold`) keeps a
+    ``mirror_hold`` (from :func:`kubeinfer.planning.serving.gateway_support.mirror_hold`) keeps a
     shadow's candidate without mirrored requests; the rollout waits with it as Progressing.
     """
     occupancy = occupancy or replica_moves.Occupancy()

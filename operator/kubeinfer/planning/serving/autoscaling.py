@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children, tiers
+from kubeinfer.planning import children
+from kubeinfer.planning.serving import tiers
 
 LATENCY_METRIC = "kubeinfer_request_latency_p95_milliseconds"
 """Pods metric served by prometheus-adapter: p95 request latency per pod over 1 minute."""

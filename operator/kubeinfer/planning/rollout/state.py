@@ -1,7 +1,7 @@
 """The shapes a rollout pass works on: versions, the remembered state, the decision.
 
-Owns the frozen dataclasses that :mod:`kubeinfer.planning.rollout` decides with and
-:mod:`kubeinfer.planning.rollout_status` round-trips through ``status.rollout``. Must not:
+Owns the frozen dataclasses that :mod:`kubeinfer.planning.rollout.machine` decides with and
+:mod:`kubeinfer.planning.rollout.status` round-trips through ``status.rollout``. Must not:
 decide anything (beyond the ``RolledBack`` observation a state implies), I/O, clocks.
 """
 
@@ -13,8 +13,8 @@ from typing import Literal
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.rollout import analysis
 
 Phase = Literal["Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Waiting"]
 DENYLIST_LIMIT = 16

@@ -16,7 +16,7 @@ from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
-from kubeinfer.planning.rollout_state import Decision, State, Version, not_rolled_back
+from kubeinfer.planning.rollout.state import Decision, State, Version, not_rolled_back
 
 
 def switching_back(

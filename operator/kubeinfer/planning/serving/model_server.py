@@ -13,15 +13,11 @@ from collections.abc import Mapping, Sequence
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import (
-    analysis,
-    children,
-    log_sidecar,
-    replica_placement,
-    runtimes,
-    tiers,
-    traffic,
-)
+from kubeinfer.planning import children
+from kubeinfer.planning.gpu import replica_placement
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.rollout import analysis
+from kubeinfer.planning.serving import runtimes, tiers, traffic
 
 VERSION_LABEL = "kubeinfer.io/model-version"
 SERVER_CONTAINER = "server"
@@ -78,7 +74,7 @@ def build_deployment(
     server-side apply of this manifest ever fights the autoscaler over it. A server logging to
     files gets a collector sidecar for each of ``log_policies`` that selects its pods.
 
-    ``in_place`` renders the service's one Deployment instead (:mod:`kubeinfer.planning.in_place`):
+    ``in_place`` renders the service's one Deployment instead (:mod:`kubeinfer.planning.rollout.in_place`):
     named after the service, no version in its selector, labels or environment, and no load at
     start, so a new version never changes the template; the operator loads the version into
     each server and labels the pod with it.

@@ -1,6 +1,6 @@
 """``status.rollout``: how a rollout's state is remembered between passes and read back.
 
-Owns the round trip of :class:`kubeinfer.planning.rollout.State` through the status fields
+Owns the round trip of :class:`kubeinfer.planning.rollout.machine.State` through the status fields
 (timestamps as RFC 3339, the last verdict as a condition note) and the plan shown before anything
 changes. Must not: decide anything (``rollout`` does), I/O, clocks.
 """
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
-from kubeinfer.planning.rollout import Decision, State, Version, estimate
+from kubeinfer.planning.rollout.machine import Decision, State, Version, estimate
 
 
 def _stamp(when: datetime | None) -> str | None:

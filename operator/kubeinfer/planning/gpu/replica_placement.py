@@ -18,7 +18,7 @@ decision Events, and the enforcement rendered into the model server's pod templa
 
 Decisions are sticky: a replica keeps its recorded placement while that set is still
 schedulable, free of other holders and allowed by the spec; only the rest are placed anew, by
-:func:`kubeinfer.planning.placement.place`. Replicas planned: ``max(replicas.min,
+:func:`kubeinfer.planning.gpu.placement.place`. Replicas planned: ``max(replicas.min,
 replicas.desired, current pods, 1)``.
 
 **Growth sets** (``status.growth``): one set per replica the autoscaler may add up to
@@ -41,8 +41,9 @@ from typing import Any, Literal
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children, placement, topology, topology_score
+from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.gpu import placement, topology, topology_score
 
 MAX_SUBREQUESTS = 8
 PLACEMENT_GATE = "gpu.kubeinfer.io/placement"

@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import nccl, replica_placement, rollout_gpus, rollout_state
+from kubeinfer.planning.gpu import nccl, replica_placement
+from kubeinfer.planning.rollout import gpus as rollout_gpus
+from kubeinfer.planning.rollout import state as rollout_state
 
 
 @dataclass(frozen=True)
