@@ -36,6 +36,7 @@ from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
 from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import collector
 from kubeinfer.planning.logs import pipeline as log_agent
 
 pytestmark = pytest.mark.e2e
@@ -104,7 +105,7 @@ def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
     assert f"/var/log/pods/{namespace}_tiny-embedder-*/*/*.log" in text
     daemon_set = _get(cluster, namespace, "daemonset/embedder-logs-log-agent")
     template = daemon_set["spec"]["template"]["metadata"]["annotations"]
-    assert template[planner.CONFIG_HASH_ANNOTATION] == digest
+    assert template[collector.CONFIG_HASH_ANNOTATION] == digest
     assert daemon_set["status"]["updatedNumberScheduled"] >= 1
     pods = _get(cluster, namespace, "pods", "-l", "kubeinfer.io/inferenceservice=tiny-embedder")
     assert policy["status"]["matchedTargets"] == len(pods["items"])
@@ -177,7 +178,7 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
         deployment = _get(cluster, namespace, "deployment/tiny-embedder-v1")
         template = deployment["spec"]["template"]
         annotations = template["metadata"].get("annotations") or {}
-        return template if annotations.get(planner.CONFIG_HASH_ANNOTATION) == digest else {}
+        return template if annotations.get(collector.CONFIG_HASH_ANNOTATION) == digest else {}
 
     template = _eventually(lambda: template_with(first), what="the sidecar's hash on the pods")
     (sidecar,) = template["spec"]["initContainers"]
@@ -188,7 +189,7 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
     config_map = _get(cluster, namespace, "configmap/tiny-embedder-log-collector")
     text = config_map["data"]["embedder-files.yaml"]
     assert children.content_hash(text) == first
-    assert f"{planner.SIDECAR_LOGS}/*.log" in text
+    assert f"{collector.SIDECAR_LOGS}/*.log" in text
 
     cluster.kubectl(
         "patch",
@@ -268,9 +269,9 @@ def test_reports_need_a_token_for_the_operator_from_the_policys_namespace(
         assert _post_report(url, namespace, "not-a-token") == 401, "a token nobody issued"
         for_the_api_server = _token(cluster, namespace)
         assert _post_report(url, namespace, for_the_api_server) == 401, "another audience"
-        foreign = _token(cluster, other, planner.REPORT_AUDIENCE)
+        foreign = _token(cluster, other, collector.REPORT_AUDIENCE)
         assert _post_report(url, namespace, foreign) == 403, "another namespace's account"
-        own = _token(cluster, namespace, planner.REPORT_AUDIENCE)
+        own = _token(cluster, namespace, collector.REPORT_AUDIENCE)
         assert _post_report(url, namespace, own, seen=7) == 204
 
         def counted() -> int:
@@ -299,7 +300,7 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
     spec = api.LogPolicySpec.model_validate(body["spec"])
     operator_url = operator.liveness_url.removesuffix("/healthz")
     token_file = tmp_path / "token"
-    token_file.write_text(_token(cluster, namespace, planner.REPORT_AUDIENCE), encoding="utf-8")
+    token_file.write_text(_token(cluster, namespace, collector.REPORT_AUDIENCE), encoding="utf-8")
     logs = tmp_path / "pods"
     with processes.Supervisor() as supervisor:
         port = processes.free_port()

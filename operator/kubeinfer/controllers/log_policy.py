@@ -16,6 +16,7 @@ from kubeinfer.controllers import context, log_reports, log_validation
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import collector
 from kubeinfer.planning.logs import sidecar as log_sidecar
 
 
@@ -36,9 +37,9 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     )
     agents = store.get("DaemonSet", owner.namespace, children.dns_name(owner.name, "log-agent"))
     status = (agents or {}).get("status") or {}
-    text = planner.config_text(owner, spec)
+    text = collector.config_text(owner, spec)
     validation = await log_validation.validate(text, children.content_hash(text))
-    sidecar = planner.sidecar_config_text(owner, spec)
+    sidecar = collector.sidecar_config_text(owner, spec)
     sidecar_digest = children.content_hash(sidecar)
     sidecar_validation = await log_validation.validate(sidecar, sidecar_digest)
     sidecar_pods, sidecar_pods_updated = log_sidecar.rollout(
