@@ -36,6 +36,7 @@ from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
 from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION
 from kubeinfer.planning.logs import collector
 from kubeinfer.planning.logs import pipeline as log_agent
 
@@ -105,7 +106,7 @@ def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
     assert f"/var/log/pods/{namespace}_tiny-embedder-*/*/*.log" in text
     daemon_set = _get(cluster, namespace, "daemonset/embedder-logs-log-agent")
     template = daemon_set["spec"]["template"]["metadata"]["annotations"]
-    assert template[collector.CONFIG_HASH_ANNOTATION] == digest
+    assert template[LOG_CONFIG_HASH_ANNOTATION] == digest
     assert daemon_set["status"]["updatedNumberScheduled"] >= 1
     pods = _get(cluster, namespace, "pods", "-l", "kubeinfer.io/inferenceservice=tiny-embedder")
     assert policy["status"]["matchedTargets"] == len(pods["items"])
@@ -178,7 +179,7 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
         deployment = _get(cluster, namespace, "deployment/tiny-embedder-v1")
         template = deployment["spec"]["template"]
         annotations = template["metadata"].get("annotations") or {}
-        return template if annotations.get(collector.CONFIG_HASH_ANNOTATION) == digest else {}
+        return template if annotations.get(LOG_CONFIG_HASH_ANNOTATION) == digest else {}
 
     template = _eventually(lambda: template_with(first), what="the sidecar's hash on the pods")
     (sidecar,) = template["spec"]["initContainers"]

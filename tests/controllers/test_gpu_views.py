@@ -19,6 +19,7 @@ from kubeinfer.controllers import gpu_nodes, gpu_placement
 from kubeinfer.gpu import recordings
 from kubeinfer.kube import store as kube_store
 from kubeinfer.planning import children
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL, INVENTORY_ANNOTATION
 from tests.gpu import paths
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "me", "ns", "uid-me")
@@ -28,12 +29,12 @@ def _node(name: str) -> dict[str, Any]:
     machine = recordings.load(paths.SYNTHETIC / "pcie-a100x8-nvlink-pairs-2socket.txt")
     found = recordings.inventory_of(machine)
     text = inv.dump(snapshot.inventory(found, trends={}, time="2026-01-01T00:00:00Z"))
-    return {"metadata": {"name": name, "labels": {}, "annotations": {inv.ANNOTATION: text}}}
+    return {"metadata": {"name": name, "labels": {}, "annotations": {INVENTORY_ANNOTATION: text}}}
 
 
 def _claim(name: str, holder: str, node: str, gpus: list[int]) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": "ns", "labels": {gpu_nodes.HOLDER_LABEL: holder}},
+        "metadata": {"name": name, "namespace": "ns", "labels": {INFERENCE_SERVICE_LABEL: holder}},
         "status": {
             "allocation": {
                 "devices": {

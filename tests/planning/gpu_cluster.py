@@ -18,10 +18,10 @@ from kubeinfer.api import inference_service as api
 from kubeinfer.gpu import recordings
 from kubeinfer.planning import children, inference_service
 from kubeinfer.planning.gpu import replica_placement, topology
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
 from kubeinfer.planning.rollout import analysis
 from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.planning.rollout import status as rollout_status
-from kubeinfer.planning.serving import model_server
 from tests.gpu import paths
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -114,7 +114,7 @@ class Cluster:
         for p in self.pods:
             p.ready = True
         deployments = {
-            c["metadata"]["labels"][model_server.VERSION_LABEL]: c
+            c["metadata"]["labels"][MODEL_VERSION_LABEL]: c
             for c in plan.children
             if c["kind"] == "Deployment"
         }

@@ -23,8 +23,8 @@ from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType
 from kubeinfer.planning import children
 from kubeinfer.planning import inference_service as planner
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
 from kubeinfer.planning.rollout import analysis, in_place
-from kubeinfer.planning.serving import model_server
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OWNER = children.Owner(
@@ -155,15 +155,15 @@ def test_one_deployment_names_no_version_and_loads_nothing_at_start() -> None:
     assert deployments == ["chat"]
     deployment = objs[("Deployment", "chat")]
     template = deployment["spec"]["template"]
-    assert model_server.VERSION_LABEL not in template["metadata"]["labels"]
-    assert model_server.VERSION_LABEL not in deployment["spec"]["selector"]["matchLabels"]
+    assert MODEL_VERSION_LABEL not in template["metadata"]["labels"]
+    assert MODEL_VERSION_LABEL not in deployment["spec"]["selector"]["matchLabels"]
     (server,) = template["spec"]["containers"]
     assert "postStart" not in server["lifecycle"]
     assert "KUBEINFER_MODEL_VERSION" not in {e["name"] for e in server["env"]}
     assert objs[("ScaledObject", "chat")]["spec"]["scaleTargetRef"]["name"] == "chat"
     for version in ("1", "2"):
         selector = objs[("Service", f"chat-{version}")]["spec"]["selector"]
-        assert selector[model_server.VERSION_LABEL] == version
+        assert selector[MODEL_VERSION_LABEL] == version
     # the same template whichever version rolls: a new version never restarts a pod
     later = _kinds(_plan(_spec("3"), _pods("2"), {"stable": {"version": "2"}}))
     assert later[("Deployment", "chat")]["spec"]["template"] == template

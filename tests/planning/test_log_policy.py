@@ -18,6 +18,7 @@ from kubeinfer.api import log_policy as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION
 from kubeinfer.planning.logs import collector
 from kubeinfer.planning.logs import pipeline as log_agent
 
@@ -166,7 +167,7 @@ def test_config_hash_is_on_status_and_pod_template_and_changes_with_the_spec() -
     plan = planner.plan(OWNER, spec, _ok(spec))
     daemon_set = next(c for c in plan.children if c["kind"] == "DaemonSet")
     annotations = daemon_set["spec"]["template"]["metadata"]["annotations"]
-    assert annotations[collector.CONFIG_HASH_ANNOTATION] == plan.status["configHash"]
+    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == plan.status["configHash"]
     other = _spec(sampling={"rates": {"INFO": 0.5}})
     assert planner.plan(OWNER, other, _ok(other)).status["configHash"] != plan.status["configHash"]
 

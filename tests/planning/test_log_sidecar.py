@@ -18,6 +18,7 @@ from kubeinfer.api import inference_service as api
 from kubeinfer.api import log_policy as log_api
 from kubeinfer.planning import children, inference_service
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION, LOG_POLICIES_ANNOTATION
 from kubeinfer.planning.logs import collector
 from kubeinfer.planning.logs import sidecar as log_sidecar
 from kubeinfer.planning.serving import model_server
@@ -114,11 +115,11 @@ def test_the_hash_annotation_is_the_policy_status_hash_and_changes_with_the_poli
     policy = _policy()
     annotations = _pod(_service(), policy)["metadata"]["annotations"]
     status = planner.plan(policy.owner, policy.spec, planner.Observed()).status
-    assert annotations[collector.CONFIG_HASH_ANNOTATION] == status["sidecarConfigHash"]
-    assert annotations[log_sidecar.POLICIES_ANNOTATION] == "chat-logs"
+    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == status["sidecarConfigHash"]
+    assert annotations[LOG_POLICIES_ANNOTATION] == "chat-logs"
     changed = _policy(sampling={"rates": {"INFO": 0.5}})
     other = _pod(_service(), changed)["metadata"]["annotations"]
-    assert other[collector.CONFIG_HASH_ANNOTATION] != annotations[collector.CONFIG_HASH_ANNOTATION]
+    assert other[LOG_CONFIG_HASH_ANNOTATION] != annotations[LOG_CONFIG_HASH_ANNOTATION]
 
 
 def test_two_policies_get_two_sidecars_in_name_order_with_separate_state() -> None:
@@ -130,7 +131,7 @@ def test_two_policies_get_two_sidecars_in_name_order_with_separate_state() -> No
         "audit",
         "chat-logs",
     ]
-    assert pod["metadata"]["annotations"][log_sidecar.POLICIES_ANNOTATION] == "audit,chat-logs"
+    assert pod["metadata"]["annotations"][LOG_POLICIES_ANNOTATION] == "audit,chat-logs"
 
 
 def test_the_sidecar_reads_plain_files_named_as_the_pods_container() -> None:
@@ -164,8 +165,8 @@ def _deployment(namespace: str, annotations: dict[str, str], replicas: int, upda
 def test_the_sidecar_rollout_counts_pods_of_templates_running_the_current_hash() -> None:
     policy = _policy()
     current = children.content_hash(policy.config_text)
-    names = log_sidecar.POLICIES_ANNOTATION
-    hashes = collector.CONFIG_HASH_ANNOTATION
+    names = LOG_POLICIES_ANNOTATION
+    hashes = LOG_CONFIG_HASH_ANNOTATION
     deployments = [
         _deployment("ml", {names: "audit,chat-logs", hashes: f"aaaa,{current}"}, 3, 2),
         _deployment("ml", {names: "chat-logs", hashes: "old"}, 2, 2),

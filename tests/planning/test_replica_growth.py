@@ -14,6 +14,7 @@ from typing import Any
 from kubeinfer.api import inference_service as api
 from kubeinfer.planning import children, inference_service
 from kubeinfer.planning.gpu import replica_placement
+from kubeinfer.planning.labels import APPLIED_HASH_ANNOTATION
 from kubeinfer.planning.serving import model_server
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import OWNER
@@ -74,7 +75,7 @@ def _pinned(plan: inference_service.Plan) -> tuple[str, str]:
     name = dep["spec"]["template"]["spec"]["resourceClaims"][0]["resourceClaimTemplateName"]
     assert claim["metadata"]["name"] == name
     return children.content_hash(dep["spec"]["template"]), claim["metadata"]["annotations"][
-        children.HASH_ANNOTATION
+        APPLIED_HASH_ANNOTATION
     ]
 
 
@@ -175,7 +176,7 @@ def _version_pinned(plan: inference_service.Plan, version: str) -> tuple[str, st
     claim_name = template["spec"]["resourceClaims"][0]["resourceClaimTemplateName"]
     claim = next(c for c in plan.children if c["metadata"]["name"] == claim_name)
     return children.content_hash(template), claim["metadata"]["annotations"][
-        children.HASH_ANNOTATION
+        APPLIED_HASH_ANNOTATION
     ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.labels import APPLIED_HASH_ANNOTATION
 from kubeinfer.planning.serving import model_server
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import OWNER, Cluster
@@ -39,7 +40,7 @@ def _pinned(plan: inference_service.Plan, version: str) -> tuple[str, str] | Non
     name = template["spec"]["resourceClaims"][0]["resourceClaimTemplateName"]
     claim = by_kind["ResourceClaimTemplate"][name]
     return children.content_hash(template), claim["metadata"]["annotations"][
-        children.HASH_ANNOTATION
+        APPLIED_HASH_ANNOTATION
     ]
 
 

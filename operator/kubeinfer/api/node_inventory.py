@@ -23,8 +23,6 @@ from pydantic import Field, ValidationError
 
 from kubeinfer.api.base import ApiModel
 
-ANNOTATION = "gpu.kubeinfer.io/inventory"
-"""The one annotation the agent publishes (compact JSON of :class:`NodeInventory`)."""
 SCHEMA_VERSION = 1
 DRIVER = "gpu.kubeinfer.io"
 """DRA driver name of the agent's ResourceSlices and the attribute domain of its devices."""

@@ -25,10 +25,9 @@ from kubeinfer.api import node_inventory as inv
 from kubeinfer.kube import store as kube_store
 from kubeinfer.planning.gpu import inventory as gpu_inventory
 from kubeinfer.planning.gpu import topology
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL, INVENTORY_ANNOTATION
 
 GPU_RESOURCE = "nvidia.com/gpu"
-HOLDER_LABEL = "kubeinfer.io/inferenceservice"
-"""Label the operator puts on claims generated for an InferenceService's pods."""
 Body = Mapping[str, Any]
 Holders = dict[str, dict[int, list[str]]]
 
@@ -54,7 +53,7 @@ def _topology(text: str, node: str) -> topology.NodeTopology | None:
 
 def inventory(node: Body) -> tuple[inv.NodeInventory | None, str]:
     """The node's parsed inventory, or None and why."""
-    text = (node["metadata"].get("annotations") or {}).get(inv.ANNOTATION)
+    text = (node["metadata"].get("annotations") or {}).get(INVENTORY_ANNOTATION)
     if not text:
         return None, ""
     return _parse(text)
@@ -62,7 +61,7 @@ def inventory(node: Body) -> tuple[inv.NodeInventory | None, str]:
 
 def topology_of(node: Body) -> topology.NodeTopology | None:
     """The node's topology from its inventory (one shared object per distinct annotation)."""
-    text = (node["metadata"].get("annotations") or {}).get(inv.ANNOTATION)
+    text = (node["metadata"].get("annotations") or {}).get(INVENTORY_ANNOTATION)
     return _topology(text, node["metadata"]["name"]) if text else None
 
 
@@ -76,14 +75,14 @@ def pool_nodes(store: kube_store.Store, spec: pool_api.GPUPoolSpec) -> list[Body
     return [
         n
         for n in store.all("Node")
-        if (kubelet_gpus(n) > 0 or inv.ANNOTATION in (n["metadata"].get("annotations") or {}))
+        if (kubelet_gpus(n) > 0 or INVENTORY_ANNOTATION in (n["metadata"].get("annotations") or {}))
         and spec.node_selector.matches(n["metadata"].get("labels") or {})
     ]
 
 
 def _holder(claim: Body) -> str:
     meta = claim["metadata"]
-    owner = (meta.get("labels") or {}).get(HOLDER_LABEL)
+    owner = (meta.get("labels") or {}).get(INFERENCE_SERVICE_LABEL)
     return f"{meta['namespace']}/{owner or meta['name']}"
 
 

@@ -22,6 +22,7 @@ from kubeinfer.controllers import gpu_nodes
 from kubeinfer.kube import store as kube_store
 from kubeinfer.planning import children
 from kubeinfer.planning.gpu import replica_placement
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
 
 Body = Mapping[str, Any]
 
@@ -95,7 +96,7 @@ def _held(store: kube_store.Store, owner: children.Owner) -> tuple[tuple[str, fr
         labels = meta.get("labels") or {}
         if (
             meta.get("namespace") != owner.namespace
-            or labels.get(gpu_nodes.HOLDER_LABEL) != owner.name
+            or labels.get(INFERENCE_SERVICE_LABEL) != owner.name
         ):
             continue
         sets = gpu_nodes.claim_devices(claim)

@@ -19,9 +19,9 @@ from kubeinfer.controllers import context, gpu_nodes
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import children
 from kubeinfer.planning import gpu_pool as planner
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
 
 log = logging.getLogger(__name__)
-HOLDER_LABEL = gpu_nodes.HOLDER_LABEL
 
 
 async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Observed:
@@ -69,7 +69,7 @@ def _device_plugin_gpus(pods: Any) -> Mapping[str, int]:
     for pod in pods:
         node = pod.get("spec", {}).get("nodeName")
         labels = pod.get("metadata", {}).get("labels") or {}
-        if not node or HOLDER_LABEL in labels:
+        if not node or INFERENCE_SERVICE_LABEL in labels:
             continue
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             continue

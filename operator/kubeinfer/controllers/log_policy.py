@@ -16,6 +16,7 @@ from kubeinfer.controllers import context, log_reports, log_validation
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
 from kubeinfer.planning.logs import collector
 from kubeinfer.planning.logs import sidecar as log_sidecar
 
@@ -25,7 +26,7 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     store = context.current().store
     if spec.inference_service is not None:
         selector = base.LabelSelector(
-            match_labels={"kubeinfer.io/inferenceservice": spec.inference_service}
+            match_labels={INFERENCE_SERVICE_LABEL: spec.inference_service}
         )
     else:
         selector = spec.selector or base.LabelSelector()

@@ -31,6 +31,11 @@ from kubeinfer.api import inference_service as api
 from kubeinfer.controllers import context, pod_views
 from kubeinfer.kube import errors, events
 from kubeinfer.planning import children
+from kubeinfer.planning.labels import (
+    LOAD_ERROR_ANNOTATION,
+    LOADED_AT_RESTART_ANNOTATION,
+    MODEL_VERSION_LABEL,
+)
 from kubeinfer.planning.rollout import in_place
 from kubeinfer.planning.serving import model_server, runtimes
 
@@ -99,7 +104,7 @@ class Reloader:
             await _record(
                 owner,
                 load,
-                annotations={in_place.LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"},
+                annotations={LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"},
             )
             await events.post(
                 context.current().kube,
@@ -123,10 +128,10 @@ class Reloader:
             await _record(
                 owner,
                 load,
-                labels={model_server.VERSION_LABEL: load.version},
+                labels={MODEL_VERSION_LABEL: load.version},
                 annotations={
-                    in_place.LOAD_ERROR_ANNOTATION: None,
-                    in_place.LOADED_RESTARTS_ANNOTATION: str(load.restarts),
+                    LOAD_ERROR_ANNOTATION: None,
+                    LOADED_AT_RESTART_ANNOTATION: str(load.restarts),
                 },
             )
             log.info(

@@ -24,6 +24,7 @@ from kubeinfer.controllers import context
 from kubeinfer.kube import errors, events, resources
 from kubeinfer.planning import children, conditions
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.labels import APPLIED_HASH_ANNOTATION
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
@@ -327,10 +328,10 @@ def _up_to_date(child: children.Manifest) -> bool:
     """Whether the watched copy of ``child`` already carries its desired content hash."""
     meta = child["metadata"]
     seen = context.current().store.get(child["kind"], meta.get("namespace", ""), meta["name"])
-    digest = meta["annotations"][children.HASH_ANNOTATION]
+    digest = meta["annotations"][APPLIED_HASH_ANNOTATION]
     return (
         seen is not None
-        and seen["metadata"].get("annotations", {}).get(children.HASH_ANNOTATION) == digest
+        and seen["metadata"].get("annotations", {}).get(APPLIED_HASH_ANNOTATION) == digest
     )
 
 

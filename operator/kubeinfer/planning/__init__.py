@@ -13,4 +13,5 @@ Modules and packages, from the top of the layers down:
 - ``gpu``: GPU topology, health, placement and memory risk
 - ``conditions``: condition merge and ``Ready`` derivation
 - ``children``: child metadata (names, labels, owner references, content hash)
+- ``labels``: every ``kubeinfer.io`` label, annotation and gate key, and their Prometheus names
 """

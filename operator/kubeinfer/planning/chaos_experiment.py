@@ -17,6 +17,7 @@ from kubeinfer.api import chaos_experiment as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
 
 GATES = (ConditionType.SAFE, ConditionType.INJECTED)
 JOB_ACTIONS = frozenset({"cpuStress", "memoryStress", "logFlood"})
@@ -58,7 +59,7 @@ class Observed:
 def target_selector(spec: api.ChaosExperimentSpec) -> dict[str, Any]:
     """Return the label selector (Kubernetes form) of the experiment's target pods."""
     if spec.target.inference_service is not None:
-        return {"matchLabels": {"kubeinfer.io/inferenceservice": spec.target.inference_service}}
+        return {"matchLabels": {INFERENCE_SERVICE_LABEL: spec.target.inference_service}}
     assert spec.target.selector is not None  # the CRD's CEL rule requires one of the two
     return spec.target.selector.model_dump(by_alias=True, exclude_defaults=True)
 

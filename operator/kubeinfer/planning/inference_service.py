@@ -20,6 +20,7 @@ from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation, with_ready
 from kubeinfer.planning.gpu import oom, replica_placement
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
 from kubeinfer.planning.logs import sidecar as log_sidecar
 from kubeinfer.planning.rollout import analysis, in_place, replica_moves, version_placement
 from kubeinfer.planning.rollout import gpus as rollout_gpus
@@ -221,7 +222,7 @@ def render(
         model_server.build_service(
             owner,
             owner.name,
-            {owner.label_key: owner.name, model_server.VERSION_LABEL: stable_spec.model.version},
+            {owner.label_key: owner.name, MODEL_VERSION_LABEL: stable_spec.model.version},
             runtime.port,
         ),
         traffic.build_route(owner, spec, split),

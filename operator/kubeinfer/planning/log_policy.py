@@ -20,6 +20,7 @@ from kubeinfer.api import log_policy as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION
 from kubeinfer.planning.logs import collector
 
 GATES = (ConditionType.CONFIG_VALID, ConditionType.APPLIED)
@@ -212,7 +213,7 @@ def _agent_objects(
             "template": {
                 "metadata": {
                     "labels": children.child_labels(owner),
-                    "annotations": {collector.CONFIG_HASH_ANNOTATION: digest},
+                    "annotations": {LOG_CONFIG_HASH_ANNOTATION: digest},
                 },
                 "spec": {
                     "containers": [_agent_container(spec)],

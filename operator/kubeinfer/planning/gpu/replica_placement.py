@@ -44,10 +44,9 @@ from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation
 from kubeinfer.planning.gpu import placement, topology, topology_score
+from kubeinfer.planning.labels import PLACEMENT_GATE
 
 MAX_SUBREQUESTS = 8
-PLACEMENT_GATE = "gpu.kubeinfer.io/placement"
-"""Scheduling gate on the pods of a GPU service that has no placement yet."""
 REQUEST_NAME = "gpus"
 GPU_RESOURCE = "nvidia.com/gpu"
 

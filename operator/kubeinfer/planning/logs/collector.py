@@ -24,7 +24,6 @@ from kubeinfer.planning.logs import pipeline as log_agent
 
 COLLECTOR_IMAGE = "ghcr.io/kubeinfer/otelcol-kubeinfer:0.149.0"
 #: The pod annotation naming the configuration hashes a pod runs (a changed policy rolls it).
-CONFIG_HASH_ANNOTATION = "kubeinfer.io/log-config-hash"
 POD_LOGS = "/var/log/pods"
 STATE_ROOT = "/var/lib/kubeinfer/log-agent"
 #: The operator's Service; agents post their reports there (see controllers.log_reports).

@@ -22,13 +22,13 @@ from kubeinfer.api import base
 from kubeinfer.api import inference_service as isvc_api
 from kubeinfer.api import log_policy as api
 from kubeinfer.planning import children
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION, LOG_POLICIES_ANNOTATION
 from kubeinfer.planning.logs import collector
 
 LOG_VOLUME = "server-logs"
 STATE_VOLUME = "log-collector-state"
 CONFIG_VOLUME = "log-collector-config"
 CONFIG_DIR = "/etc/kubeinfer/log-collector"
-POLICIES_ANNOTATION = "kubeinfer.io/log-policies"
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ def _sidecar(index: int, policy: Policy) -> children.Manifest:
 
 def policies_of(annotations: Mapping[str, str]) -> dict[str, str]:
     """``{policy: sidecar config hash}`` a pod template's annotations say its sidecars run."""
-    names = [n for n in annotations.get(POLICIES_ANNOTATION, "").split(",") if n]
-    hashes = annotations.get(collector.CONFIG_HASH_ANNOTATION, "").split(",")
+    names = [n for n in annotations.get(LOG_POLICIES_ANNOTATION, "").split(",") if n]
+    hashes = annotations.get(LOG_CONFIG_HASH_ANNOTATION, "").split(",")
     return dict(zip(names, hashes, strict=False)) if len(names) == len(hashes) else {}
 
 
@@ -165,8 +165,8 @@ def add_to_pod(
         ),
     ]
     annotations = template["metadata"].setdefault("annotations", {})
-    annotations[collector.CONFIG_HASH_ANNOTATION] = ",".join(
+    annotations[LOG_CONFIG_HASH_ANNOTATION] = ",".join(
         children.content_hash(p.config_text) for p in policies
     )
-    annotations[POLICIES_ANNOTATION] = ",".join(p.owner.name for p in policies)
+    annotations[LOG_POLICIES_ANNOTATION] = ",".join(p.owner.name for p in policies)
     template["metadata"]["annotations"] = dict(sorted(annotations.items()))
