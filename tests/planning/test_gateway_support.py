@@ -178,4 +178,4 @@ def test_plan_holds_the_mirror_of_a_shadow_rollout_its_gateway_cannot_carry() ->
         conds = {o.type: (o.status, o.reason.value) for o in plan.observations}
         assert conds[ConditionType.PROGRESSING] == ("True", reason)
         assert conds[ConditionType.TRAFFIC_READY] == ("True", "AsExpected")
-        assert plan.status["traffic"]["mirrorPercent"] == (10 if filtered else 0)
+        assert plan.status.traffic.mirror_percent == (10 if filtered else 0)

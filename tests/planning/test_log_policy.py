@@ -167,9 +167,9 @@ def test_config_hash_is_on_status_and_pod_template_and_changes_with_the_spec() -
     plan = planner.plan(OWNER, spec, _ok(spec))
     daemon_set = next(c for c in plan.children if c["kind"] == "DaemonSet")
     annotations = daemon_set["spec"]["template"]["metadata"]["annotations"]
-    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == plan.status["configHash"]
+    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == plan.status.config_hash
     other = _spec(sampling={"rates": {"INFO": 0.5}})
-    assert planner.plan(OWNER, other, _ok(other)).status["configHash"] != plan.status["configHash"]
+    assert planner.plan(OWNER, other, _ok(other)).status.config_hash != plan.status.config_hash
 
 
 def test_rendering_twice_gives_identical_bytes() -> None:
@@ -243,9 +243,9 @@ def test_disk_pressure_and_record_counts_come_from_the_agents_reports(
     spec = _spec()
     plan = planner.plan(OWNER, spec, _ok(spec, reports=reports))
     assert _conditions(plan)[ConditionType.DISK_PRESSURE] == expected
-    assert plan.status["records"]["seen"] == 10 * len(reports)
+    assert plan.status.records.seen == 10 * len(reports)
     if reports:
-        assert plan.status["records"]["dropped"] == {"rateLimit": 2, "sampling": 6}
+        assert plan.status.records.dropped == {"rateLimit": 2, "sampling": 6}
     if expected[0] == "True":
         message = next(o.message for o in plan.observations if o.type == "DiskPressure")
         assert "b at step 2" in message and "a at" not in message

@@ -115,7 +115,7 @@ def test_the_hash_annotation_is_the_policy_status_hash_and_changes_with_the_poli
     policy = _policy()
     annotations = _pod(_service(), policy)["metadata"]["annotations"]
     status = planner.plan(policy.owner, policy.spec, planner.Observed()).status
-    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == status["sidecarConfigHash"]
+    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == status.sidecar_config_hash
     assert annotations[LOG_POLICIES_ANNOTATION] == "chat-logs"
     changed = _policy(sampling={"rates": {"INFO": 0.5}})
     other = _pod(_service(), changed)["metadata"]["annotations"]

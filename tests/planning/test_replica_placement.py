@@ -135,8 +135,8 @@ def test_dra_mode_names_each_planned_set_and_drops_the_device_plugin_count() -> 
     (request,) = template["spec"]["spec"]["devices"]["requests"]
     subrequests = request["firstAvailable"]
     assert len(subrequests) == 2 and all(s["count"] == 2 for s in subrequests)
-    placed = plan.status["placement"]
-    first = "GPU-{}-{}".format(placed[0]["node"], placed[0]["gpus"][0])
+    placed = plan.status.placement
+    first = f"GPU-{placed[0].node}-{placed[0].gpus[0]}"
     assert first in subrequests[0]["selectors"][0]["cel"]["expression"]
     deployment = next(c for c in plan.children if c["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
@@ -148,11 +148,11 @@ def test_dra_mode_names_each_planned_set_and_drops_the_device_plugin_count() -> 
     assert pod["containers"][0]["resources"]["claims"] == [{"name": "gpus"}]
     hosts = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert hosts["nodeSelectorTerms"][0]["matchFields"][0]["values"] == sorted(
-        {p["node"] for p in placed}
+        {p.node for p in placed}
     )
     placed_condition = next(o for o in plan.observations if o.type.value == "Placed")
     assert placed_condition.status == "True" and "DRA" in placed_condition.message
-    assert [e[0] for e in plan.events] == ["ReplicaPlaced", "ReplicaPlaced"]
+    assert [e.reason for e in plan.events] == ["ReplicaPlaced", "ReplicaPlaced"]
 
 
 def test_more_than_eight_replicas_share_a_last_subrequest() -> None:
@@ -188,4 +188,4 @@ def test_mig_pools_pin_to_their_mig_nodes_without_gpu_sets() -> None:
     pod = next(c for c in plan.children if c["kind"] == "Deployment")["spec"]["template"]["spec"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["a"]
-    assert "schedulingGates" not in pod and plan.status["placement"] == []
+    assert "schedulingGates" not in pod and plan.status.placement == []

@@ -139,7 +139,9 @@ def test_healthy_canary_promotes_through_every_step() -> None:
     last = passes[-1][1]
     assert last.state.phase == "Promoted"
     assert last.stable.version == "v2"
-    assert ("Promoted", "Promoted v2 to stable after 2 steps.") in last.events
+    assert ("Promoted", "Promoted v2 to stable after 2 steps.") in [
+        (e.reason, e.message) for e in last.events
+    ]
 
 
 @pytest.mark.parametrize(
@@ -201,7 +203,7 @@ def test_each_look_comes_exactly_when_the_next_analysis_is_due() -> None:
 def test_a_step_advances_when_its_pause_ends_between_two_intervals() -> None:
     spec = _spec(steps=[{"weight": 10, "pause": "40s"}, {"weight": 50, "pause": "40s"}])
     passes = _timed(spec, lambda now: _samples(HEALTHY), seconds=300)
-    moves = [((now - T0).seconds, d.events[0][0]) for now, d in passes if d.events]
+    moves = [((now - T0).seconds, d.events[0].reason) for now, d in passes if d.events]
     assert moves == [(40, "RolloutStepAdvanced"), (80, "Promoted")]
 
 
@@ -344,19 +346,16 @@ def test_state_survives_status_round_trip_mid_rollout() -> None:
     fields = rollout_status.to_status(
         spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus()
     )
-    status = api.InferenceServiceStatus.model_validate(
-        {
-            "stable": {"version": d.stable.version, "uri": d.stable.uri},
-            "rollout": fields,
-        }
+    status = api.InferenceServiceStatus(
+        stable=api.VersionStatus(version=d.stable.version, uri=d.stable.uri), rollout=fields
     )
     state, stable = rollout_status.from_status(status)
     assert (state, stable) == (d.state, d.stable)
-    assert fields["plan"] == [
-        {"weight": 10, "candidateReplicas": 1, "stableReplicas": 2, "gpus": 1},
-        {"weight": 50, "candidateReplicas": 1, "stableReplicas": 2, "gpus": 1},
+    assert fields.plan == [
+        api.RolloutPlanStep(weight=10, candidate_replicas=1, stable_replicas=2, gpus=1),
+        api.RolloutPlanStep(weight=50, candidate_replicas=1, stable_replicas=2, gpus=1),
     ]
-    assert fields["estimatedSeconds"] == 120
+    assert fields.estimated_seconds == 120
 
 
 @pytest.mark.parametrize(
@@ -550,11 +549,11 @@ def test_held_state_survives_status_round_trip() -> None:
     fields = rollout_status.to_status(
         spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus()
     )
-    status = api.InferenceServiceStatus.model_validate(
-        {"stable": {"version": "v1", "uri": "hf://org/m"}, "rollout": fields}
+    status = api.InferenceServiceStatus(
+        stable=api.VersionStatus(version="v1", uri="hf://org/m"), rollout=fields
     )
     assert rollout_status.from_status(status)[0] == d.state
-    assert fields["reason"] == "MirrorUnsupported"
+    assert fields.reason == "MirrorUnsupported"
 
 
 def test_held_shadow_renders_no_mirror_filter() -> None:

@@ -83,15 +83,9 @@ def plan(owner: children.Owner, spec: api.GPUPoolSpec, observed: planner.Observe
     """Plan the pool and publish its per-GPU OOM risk and memory as Prometheus series."""
     result = planner.plan(owner, spec, observed)
     rows = [
-        (
-            str(node["name"]),
-            int(gpu["index"]),
-            str(gpu.get("oomRisk", "None")),
-            gpu.get("secondsToExhaustion"),
-            gpu.get("memoryUsedMib"),
-        )
-        for node in result.status["nodes"]
-        for gpu in node["gpus"]
+        (node.name, gpu.index, gpu.oom_risk, gpu.seconds_to_exhaustion, gpu.memory_used_mib)
+        for node in result.status.nodes
+        for gpu in node.gpus
     ]
     context.current().metrics.record_gpu_pool(owner.namespace, owner.name, rows)
     return result

@@ -28,6 +28,7 @@ import aiohttp
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
+from kubeinfer.api.conditions import Reason
 from kubeinfer.controllers import context, pod_views
 from kubeinfer.kube import errors, events
 from kubeinfer.planning import children
@@ -110,7 +111,7 @@ class Reloader:
                 context.current().kube,
                 body,
                 warning=True,
-                reason="ModelLoadRefused",
+                reason=Reason.MODEL_LOAD_REFUSED,
                 note=f"Pod {load.pod} refused to load version {load.version}: {message}",
             )
         except Unanswered as unanswered:

@@ -27,7 +27,7 @@ from kubeinfer.api import base
 from kubeinfer.api import gpu_pool as api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children
+from kubeinfer.planning import children, plans
 from kubeinfer.planning.conditions import Observation, with_ready
 from kubeinfer.planning.gpu import fragmentation, oom, topology
 from kubeinfer.planning.gpu import health as gpu_health
@@ -63,13 +63,8 @@ class Observed:
     now: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Desired children and status."""
-
-    children: tuple[children.Manifest, ...]
-    observations: tuple[Observation, ...]
-    status: dict[str, Any]
+Plan = plans.Plan[api.GPUPoolStatus]
+"""Desired children (the device plugin's sharing config) and status."""
 
 
 @dataclass(frozen=True)
@@ -231,24 +226,24 @@ def plan(owner: children.Owner, spec: api.GPUPoolSpec, observed: Observed) -> Pl
         (v.topology, v.free_mask) for v in verdicts if v.topology is not None
     )
     by_name = {n.name: n for n in observed.nodes}
-    status = {
-        "nodes": [
-            {
-                "name": v.name,
-                "gpus": [g.model_dump(by_alias=True, exclude_none=True) for g in v.gpus],
-                "inventoryTime": _time(by_name[v.name]),
-                "inventoryProblem": v.problem,
-                "allocatedUnattributed": by_name[v.name].unattributed,
-            }
+    status = api.GPUPoolStatus(
+        nodes=[
+            api.NodeStatus(
+                name=v.name,
+                gpus=list(v.gpus),
+                inventory_time=_time(by_name[v.name]),
+                inventory_problem=v.problem,
+                allocated_unattributed=by_name[v.name].unattributed,
+            )
             for v in verdicts
         ],
-        "nodeCount": len(verdicts),
-        "capacity": capacity,
-        "allocated": allocated,
-        "free": max(capacity - allocated, 0),
-        "fragmentation": figure,
-        "oomAtRisk": sum(1 for v in verdicts for g in v.gpus if g.oom_risk in oom.ALARM_LEVELS),
-    }
+        node_count=len(verdicts),
+        capacity=capacity,
+        allocated=allocated,
+        free=max(capacity - allocated, 0),
+        fragmentation=figure,
+        oom_at_risk=sum(1 for v in verdicts for g in v.gpus if g.oom_risk in oom.ALARM_LEVELS),
+    )
     observations = (_discovered(verdicts, spec), _healthy(verdicts))
     sharing = build_sharing_config(owner, spec)
     return Plan((sharing,) if sharing else (), with_ready(observations, GATES), status)

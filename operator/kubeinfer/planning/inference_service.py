@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children
+from kubeinfer.planning import children, plans
 from kubeinfer.planning.conditions import Observation, with_ready
 from kubeinfer.planning.gpu import oom, replica_placement
 from kubeinfer.planning.labels import MODEL_VERSION_LABEL
@@ -87,18 +86,10 @@ class Observed:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Desired children and status."""
+class Plan(plans.Plan[api.InferenceServiceStatus]):
+    """Desired children and status, the decisions' Events, the autoscaler handover (a promoted
+    candidate, or stable whole again), the next timed pass, and in-place loads."""
 
-    children: tuple[children.Manifest, ...]
-    observations: tuple[Observation, ...]
-    status: dict[str, Any]
-    events: tuple[tuple[str, str], ...] = ()
-    """(reason, message) of decisions worth an Event (new placements, rollout steps)."""
-    handover: str | None = None
-    """A Deployment whose replicas pass from kubeinfer to the autoscaler (a promoted candidate)."""
-    requeue_after: float | None = None
-    """Seconds after which to reconcile again without a watch event (a running rollout)."""
     reloads: tuple[in_place.Reload, ...] = ()
     """Versions to load into running servers (``rollout.reload: inPlace``)."""
 
@@ -317,35 +308,23 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
     )
     candidate = decision.candidate
     cand_dep = observed.deployments.get(candidate.version, DeploymentView()) if candidate else None
-    status: dict[str, Any] = {
-        "url": f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{model_server.HTTP_PORT}",
-        "replicas": dep.replicas + (cand_dep.replicas if cand_dep else 0),
-        "readyReplicas": dep.ready_replicas + (cand_dep.ready_replicas if cand_dep else 0),
-        "selector": f"{owner.label_key}={owner.name}",
-        "stable": {
-            "version": stable.version,
-            "uri": stable.uri,
-            "image": stable.image,
-            "replicas": dep.replicas,
-            "readyReplicas": dep.ready_replicas,
-        },
-        "candidate": (
-            {
-                "version": candidate.version,
-                "uri": candidate.uri,
-                "image": candidate.image,
-                "replicas": cand_dep.replicas,
-                "readyReplicas": cand_dep.ready_replicas,
-            }
+    status = api.InferenceServiceStatus(
+        url=f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{model_server.HTTP_PORT}",
+        replicas=dep.replicas + (cand_dep.replicas if cand_dep else 0),
+        ready_replicas=dep.ready_replicas + (cand_dep.ready_replicas if cand_dep else 0),
+        selector=f"{owner.label_key}={owner.name}",
+        stable=_version_status(stable, dep),
+        candidate=(
+            _version_status(candidate, cand_dep)
             if candidate is not None and cand_dep is not None
             else None
         ),
-        "traffic": {
-            "stableWeight": 100 - decision.candidate_weight,
-            "candidateWeight": decision.candidate_weight,
-            "mirrorPercent": decision.mirror_percent,
-        },
-        "rollout": rollout_status.to_status(
+        traffic=api.TrafficStatus(
+            stable_weight=100 - decision.candidate_weight,
+            candidate_weight=decision.candidate_weight,
+            mirror_percent=decision.mirror_percent,
+        ),
+        rollout=rollout_status.to_status(
             spec,
             decision,
             stable_replicas=len(observed.server_pods) if reloading else dep.replicas,
@@ -353,10 +332,9 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             previous=observed.status.rollout,
             retired_placement=version_placement.status(pins.retired),
         ),
-        "placement": replica_placement.status(outcome),
-        "growth": replica_placement.growth_status(spec, outcome),
-    }
-    promoted = any(reason == "Promoted" for reason, _ in decision.events)
+        placement=replica_placement.status(outcome),
+        growth=replica_placement.growth_status(spec, outcome),
+    )
     return Plan(
         render(
             owner,
@@ -368,14 +346,24 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         ),
         with_ready(observations, GATES),
         status,
-        (*replica_placement.events(outcome), *decision.events),
+        events=(*replica_placement.events(outcome), *decision.events),
         handover=(
             model_server.version_name(owner, stable.version)
-            if (promoted or decision.hand_over_stable) and not reloading
+            if decision.hand_over and not reloading
             else None
         ),
         requeue_after=rollout.requeue_after(spec, decision, observed.now),
         reloads=_reloads(spec, decision, observed.server_pods) if reloading else (),
+    )
+
+
+def _version_status(version: rollout.Version, dep: DeploymentView) -> api.VersionStatus:
+    return api.VersionStatus(
+        version=version.version,
+        uri=version.uri,
+        image=version.image,
+        replicas=dep.replicas,
+        ready_replicas=dep.ready_replicas,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from kubeinfer.api import log_policy as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children
+from kubeinfer.planning import children, plans
 from kubeinfer.planning.conditions import Observation, with_ready
 from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION
 from kubeinfer.planning.logs import collector
@@ -66,16 +66,8 @@ class Observed:
     """Of those, pods of a template that runs the current sidecar configuration."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """Desired children and status."""
-
-    children: tuple[children.Manifest, ...]
-    observations: tuple[Observation, ...]
-    status: dict[str, Any]
-
-
-# --- named checks: (reason, message, failed) ---------------------------------------------------
+Plan = plans.Plan[api.LogPolicyStatus]
+"""Desired children (the agents' ConfigMap and DaemonSet) and status."""
 
 
 def _config_valid(verdicts: tuple[tuple[str, str, Validation | None], ...]) -> Observation:
@@ -144,17 +136,17 @@ def _applied(digest: str, sidecar_digest: str, observed: Observed) -> Observatio
     )
 
 
-def records(reports: tuple[AgentReport, ...]) -> dict[str, Any]:
+def records(reports: tuple[AgentReport, ...]) -> api.RecordCounts:
     """Counts summed over the agents, as ``status.records``."""
     dropped: dict[str, int] = {}
     for report in reports:
         for reason, count in report.dropped:
             dropped[reason] = dropped.get(reason, 0) + count
-    return {
-        "seen": sum(r.seen for r in reports),
-        "kept": sum(r.kept for r in reports),
-        "dropped": dict(sorted(dropped.items())),
-    }
+    return api.RecordCounts(
+        seen=sum(r.seen for r in reports),
+        kept=sum(r.kept for r in reports),
+        dropped=dict(sorted(dropped.items())),
+    )
 
 
 def disk_pressure(reports: tuple[AgentReport, ...]) -> Observation:
@@ -244,13 +236,13 @@ def plan(owner: children.Owner, spec: api.LogPolicySpec, observed: Observed) -> 
     text = collector.config_text(owner, spec)
     digest = children.content_hash(text)
     sidecar_digest = children.content_hash(collector.sidecar_config_text(owner, spec))
-    status = {
-        "matchedTargets": observed.matched_pods,
-        "outputs": len(spec.outputs),
-        "configHash": digest,
-        "sidecarConfigHash": sidecar_digest,
-        "records": records(observed.reports),
-    }
+    status = api.LogPolicyStatus(
+        matched_targets=observed.matched_pods,
+        outputs=len(spec.outputs),
+        config_hash=digest,
+        sidecar_config_hash=sidecar_digest,
+        records=records(observed.reports),
+    )
     for check in collector.CHECKS:
         reason, message, failed = check(spec)
         if failed:

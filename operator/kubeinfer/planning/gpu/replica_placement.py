@@ -45,6 +45,7 @@ from kubeinfer.planning import children
 from kubeinfer.planning.conditions import Observation
 from kubeinfer.planning.gpu import placement, topology, topology_score
 from kubeinfer.planning.labels import PLACEMENT_GATE
+from kubeinfer.planning.plans import Event
 
 MAX_SUBREQUESTS = 8
 REQUEST_NAME = "gpus"
@@ -439,19 +440,18 @@ def hold_pod(pod_spec: children.Manifest) -> None:
     pod_spec["schedulingGates"] = [{"name": PLACEMENT_GATE}]
 
 
-def status(outcome: Outcome | None) -> list[dict[str, Any]]:
+def status(outcome: Outcome | None) -> list[api.ReplicaPlacement]:
     """``status.placement``."""
-    if outcome is None:
-        return []
-    return [p.model_dump(by_alias=True, exclude_none=True) for p in outcome.placements]
+    return [] if outcome is None else list(outcome.placements)
 
 
-def growth_status(spec: api.InferenceServiceSpec, outcome: Outcome | None) -> dict[str, Any] | None:
+def growth_status(
+    spec: api.InferenceServiceSpec, outcome: Outcome | None
+) -> api.GrowthPlacement | None:
     """``status.growth``."""
     if outcome is None or outcome.enforcement is None:
         return None
-    recorded = api.GrowthPlacement(replicas_max=spec.replicas.max, placement=list(outcome.growth))
-    return recorded.model_dump(by_alias=True, exclude_none=True)
+    return api.GrowthPlacement(replicas_max=spec.replicas.max, placement=list(outcome.growth))
 
 
 def enforced(outcome: Outcome) -> tuple[api.ReplicaPlacement, ...]:
@@ -588,15 +588,15 @@ def capacity(
     )
 
 
-def events(outcome: Outcome | None) -> tuple[tuple[str, str], ...]:
-    """One ``(reason, message)`` Event per replica placed anew in this decision."""
+def events(outcome: Outcome | None) -> tuple[Event, ...]:
+    """One Event per replica placed anew in this decision."""
     if outcome is None:
         return ()
     by_replica = {p.replica: p for p in outcome.placements}
     how = "DRA" if outcome.enforcement and outcome.enforcement.mode == "dra" else "node pinning"
     return tuple(
-        (
-            "ReplicaPlaced",
+        Event(
+            Reason.REPLICA_PLACED,
             f"Placed replica {r} on {by_replica[r].node} GPUs {by_replica[r].gpus} ({how}): "
             f"{by_replica[r].explanation}",
         )

@@ -38,6 +38,7 @@ from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.plans import Event
 from kubeinfer.planning.rollout import analysis, in_place, replica_moves, retirement
 from kubeinfer.planning.rollout import state as rollout_state
 
@@ -234,7 +235,7 @@ def _sized(decision: Decision, occupancy: replica_moves.Occupancy) -> Decision:
     total = state.total
     if decision.candidate is None:
         if occupancy.stable >= total and occupancy.holding <= total:
-            return replace(decision, state=replace(state, mode="", total=0), hand_over_stable=True)
+            return replace(decision, state=replace(state, mode="", total=0), hand_over=True)
         return replace(
             decision,
             stable_replicas=replica_moves.capped(
@@ -290,8 +291,8 @@ def _decide(
             total = max(occupancy.stable, state.total, spec.replicas.min, 1)
             state = replace(state, mode=mode, total=total)
             started = _running_moves(run, state, samples, now)
-            event = (
-                "ZeroSpareRollout",
+            event = Event(
+                Reason.ZERO_SPARE_ROLLOUT,
                 f"Moving replicas of {desired.version} one at a time ({total} pods, no extra "
                 f"GPU): {replica_moves.why(spec.rollout, capacity)}.",
             )
@@ -476,8 +477,8 @@ def _on_passed(
         # the move after the last analysed one takes stable to 0, then promotion follows
         state = replace(state, step=next_step, step_started=None, failures=0)
         moved = replica_moves.candidate_at(state.total, next_step)
-        event = (
-            "ReplicaMoving",
+        event = Event(
+            Reason.REPLICA_MOVING,
             f"Moving replica {moved} of {state.total} from {run.stable.version} to "
             f"{run.desired.version}: stable {state.total - moved}, candidate {moved}.",
         )
@@ -485,7 +486,9 @@ def _on_passed(
         return _promote(run, state, judgements, now)
     else:
         state = replace(state, step=next_step, step_started=now, failures=0)
-        event = ("RolloutStepAdvanced", f"Moved {run.desired.version} to step {next_step + 1}.")
+        event = Event(
+            Reason.ROLLOUT_STEP_ADVANCED, f"Moved {run.desired.version} to step {next_step + 1}."
+        )
     decision = _running(
         run, state, progressing=_progressing(state, run.desired), judgements=judgements
     )
@@ -625,7 +628,7 @@ def _roll_back(
             Observation.false(ConditionType.PROGRESSING, reason, message),
             Observation.true(ConditionType.ROLLED_BACK, reason, message),
         ),
-        events=(("RolledBack", message),),
+        events=(Event(Reason.ROLLED_BACK, message),),
     )
 
 
@@ -662,5 +665,6 @@ def _promote(
             Observation.false(ConditionType.PROGRESSING, Reason.PROMOTED, message),
             rollout_state.not_rolled_back(new),
         ),
-        events=(("Promoted", message),),
+        events=(Event(Reason.PROMOTED, message),),
+        hand_over=True,
     )

@@ -123,6 +123,6 @@ def _pinning(
     return Pinning(gpus, nccl.environment(placements, topologies))
 
 
-def status(placements: Sequence[api.ReplicaPlacement]) -> list[dict[str, object]]:
+def status(placements: Sequence[api.ReplicaPlacement]) -> list[api.ReplicaPlacement]:
     """``status.rollout.retired.placement``."""
-    return [p.model_dump(by_alias=True, exclude_none=True) for p in placements]
+    return list(placements)
