@@ -1,8 +1,8 @@
 """The InferenceService controller's view of its GPU pool, as replica placement needs it.
 
 Owns :func:`pool_state` (the pool's usable nodes: topology from each Node's agent inventory,
-schedulable GPUs from the pool's status, GPUs other workloads hold through ResourceClaims or
-other InferenceServices' recorded placements, and whether the node publishes kubeinfer's DRA
+schedulable GPUs from the pool's status, the GPUs others hold (``planning.gpu.holders``, every
+namespace), and whether the node publishes kubeinfer's DRA
 ResourceSlice) and :func:`previous_placement` (the service's own ``status.placement``).
 
 Must not: decide placements (``planning.gpu.replica_placement`` does), write anything.
@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.api import kinds
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.controllers import gpu_nodes
 from kubeinfer.kube import store as kube_store
@@ -41,17 +40,7 @@ def pool_state(
     """The pool's nodes with usable inventory, minus what others hold."""
     if pool is None:
         return replica_placement.PoolState(exists=False)
-    me = f"{owner.namespace}/{owner.name}"
-    others = [
-        b
-        for b in store.all(kinds.INFERENCE_SERVICE.kind)
-        if f"{b['metadata']['namespace']}/{b['metadata']['name']}" != me
-    ]
-    taken = gpu_nodes.placed(others)
-    for node_name, held in gpu_nodes.claimed(store).items():
-        for index, holders in held.items():
-            if any(h != me for h in holders):
-                taken[node_name][index].append("claim")
+    taken = gpu_nodes.held(store, excluding=f"{owner.namespace}/{owner.name}")
     dra = _dra_nodes(store)
     nodes: list[replica_placement.PoolNode] = []
     missing = 0

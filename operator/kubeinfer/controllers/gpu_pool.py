@@ -1,9 +1,10 @@
 """GPUPool handlers: observe the pool's nodes, their agents' inventories and who holds each GPU.
 
 Reads come from the watch store (``controllers.gpu_nodes``); the plan is
-:mod:`kubeinfer.planning.gpu_pool`. A GPU is held when an allocated ResourceClaim of driver
-``gpu.kubeinfer.io`` names it or an InferenceService of the pool's namespace recorded it in
-``status.placement``; GPUs that other pods take through the device plugin are counted per node.
+:mod:`kubeinfer.planning.gpu_pool`. Who holds a GPU is :mod:`kubeinfer.planning.gpu.holders`'s
+decision, the one placement reads too: an allocated ResourceClaim of driver ``gpu.kubeinfer.io``
+or an InferenceService's recorded placement, in any namespace. GPUs that other pods take through
+the device plugin are counted per node.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kubeinfer.api import gpu_pool as api
 from kubeinfer.api import kinds
 from kubeinfer.controllers import context, gpu_nodes
 from kubeinfer.controllers.reconcile import Controller
+from kubeinfer.kube import store as kube_store
 from kubeinfer.planning import children
 from kubeinfer.planning import gpu_pool as planner
 from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
@@ -26,15 +28,15 @@ log = logging.getLogger(__name__)
 
 async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Observed:
     """Gather the pool's nodes, inventories and GPU holders from the store."""
-    store = context.current().store
-    services = gpu_nodes.pool_services(store, owner.namespace, owner.name)
-    holders = gpu_nodes.claimed(store)
-    for node_name, gpus in gpu_nodes.placed(services).items():
-        for index, names in gpus.items():
-            holders[node_name][index].extend(names)
+    return planner.Observed(nodes=node_views(context.current().store, spec), now=datetime.now(UTC))
+
+
+def node_views(store: kube_store.Store, spec: api.GPUPoolSpec) -> tuple[planner.NodeView, ...]:
+    """The pool's nodes as the planner sees them, with every GPU's holders in any namespace."""
+    held = gpu_nodes.held(store)
     requests = {
         f"{s['metadata']['namespace']}/{s['metadata']['name']}": gpu_nodes.requested_mib(s)
-        for s in services
+        for s in store.all(kinds.INFERENCE_SERVICE.kind)
     }
     device_plugin = _device_plugin_gpus(store.all("Pod"))
     views = []
@@ -43,24 +45,24 @@ async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Obser
         parsed, error = gpu_nodes.inventory(node)
         if error:
             log.warning("Ignored malformed GPU inventory on node %s: %s", name, error)
-        held = {i: tuple(sorted(set(h))) for i, h in holders.get(name, {}).items()}
+        holders = held.get(name, {})
         views.append(
             planner.NodeView(
                 name=name,
                 allocatable_gpus=gpu_nodes.kubelet_gpus(node),
                 inventory=parsed,
                 inventory_error=error,
-                holders=held,
+                holders=holders,
                 requested_mib={
                     i: mib
-                    for i, names in held.items()
+                    for i, names in holders.items()
                     for mib in [max((requests.get(n) or 0) for n in names)]
                     if mib
                 },
                 unattributed=device_plugin.get(name, 0),
             )
         )
-    return planner.Observed(nodes=tuple(views), now=datetime.now(UTC))
+    return tuple(views)
 
 
 def _device_plugin_gpus(pods: Any) -> Mapping[str, int]:
