@@ -19,8 +19,7 @@ from kubeinfer.gpu import recordings
 from kubeinfer.planning import children, inference_service
 from kubeinfer.planning.gpu import replica_placement, topology
 from kubeinfer.planning.labels import MODEL_VERSION_LABEL
-from kubeinfer.planning.rollout import analysis
-from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import analysis, timing
 from kubeinfer.planning.rollout import status as rollout_status
 from tests.gpu import paths
 
@@ -77,7 +76,7 @@ class Cluster:
         state, _ = rollout_status.from_status(status)
         spec_samples = (
             tuple(analysis.Sample(k, v, s, count=500) for k, (v, s) in samples.items())
-            if rollout.analysis_due(spec, state, now)
+            if timing.analysis_due(spec, state, now)
             else None
         )
         views: dict[str, inference_service.DeploymentView] = {}

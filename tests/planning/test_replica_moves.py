@@ -19,6 +19,7 @@ import pytest
 from kubeinfer.api import inference_service as api
 from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.planning.rollout import replica_moves
+from kubeinfer.planning.rollout import steps as rollout_steps
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import Cluster
 
@@ -99,10 +100,10 @@ def test_moves_take_one_replica_each_with_the_canary_steps_pauses() -> None:
 def test_the_plan_shows_no_extra_gpu_per_move() -> None:
     spec = _spec()
     state = rollout.State(phase="Progressing", mode="ZeroSpare", total=2)
-    seconds, table = rollout.estimate(spec, 2, state)
+    seconds, table = rollout_steps.estimate(spec, 2, state)
     assert table == [(50, 1, 1, 0)]
     assert seconds == 30
-    surge_seconds, surge_table = rollout.estimate(spec, 2)
+    surge_seconds, surge_table = rollout_steps.estimate(spec, 2)
     assert surge_table == [(50, 1, 2, 4)] and surge_seconds == 30
 
 

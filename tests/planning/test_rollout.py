@@ -15,7 +15,7 @@ import pytest
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
-from kubeinfer.planning.rollout import analysis
+from kubeinfer.planning.rollout import analysis, timing
 from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.planning.rollout import status as rollout_status
 
@@ -61,7 +61,7 @@ def _pass(
 ) -> rollout.Decision:
     """One pass with a ready candidate, analysing when one is due (or ``analyse`` says so) and
     the gateway holds no shadow's mirror (the controller queries nothing then)."""
-    due = mirror_hold is None and (analyse or rollout.analysis_due(spec, state, now))
+    due = mirror_hold is None and (analyse or timing.analysis_due(spec, state, now))
     return rollout.decide(
         spec,
         state=state,
@@ -185,7 +185,7 @@ def _timed(
         d = _pass(spec, state, stable, traffic, now)
         out.append((now, d))
         state, stable = d.state, d.stable
-        wait = rollout.requeue_after(spec, d, now)
+        wait = timing.requeue_after(spec, d, now)
         if wait is None:
             break
         now += timedelta(seconds=wait)
@@ -213,7 +213,7 @@ def test_a_pass_between_analyses_asks_for_the_rest_of_the_interval() -> None:
     later = T0 + timedelta(seconds=12)
     d = _pass(spec, state, STABLE, lambda now: _samples(HEALTHY), later)
     assert not d.judgements, "no analysis was due"
-    assert rollout.requeue_after(spec, d, later) == 18
+    assert timing.requeue_after(spec, d, later) == 18
 
 
 def test_no_timer_while_paused_and_a_safety_net_while_the_candidate_starts() -> None:
@@ -226,7 +226,7 @@ def test_no_timer_while_paused_and_a_safety_net_while_the_candidate_starts() -> 
         samples=None,
         now=T0,
     )
-    assert rollout.requeue_after(spec, starting, T0) == 30
+    assert timing.requeue_after(spec, starting, T0) == 30
     paused = rollout.decide(
         spec,
         state=rollout.State(phase="Paused", step_started=T0, last_analysis=T0),
@@ -235,7 +235,7 @@ def test_no_timer_while_paused_and_a_safety_net_while_the_candidate_starts() -> 
         samples=None,
         now=T0,
     )
-    assert rollout.requeue_after(spec, paused, T0) is None
+    assert timing.requeue_after(spec, paused, T0) is None
 
 
 @pytest.mark.parametrize(
@@ -506,9 +506,9 @@ def test_held_shadow_is_judged_from_scratch_once_its_gateway_can_mirror() -> Non
 
 def test_held_shadow_sets_no_timer_but_a_released_one_does() -> None:
     spec = _spec(strategy="shadow")
-    assert rollout.requeue_after(spec, _first_shadow_pass(HOLD), T0) is None
+    assert timing.requeue_after(spec, _first_shadow_pass(HOLD), T0) is None
     # released, its first analysis is due as the step starts: at once (the floor)
-    assert rollout.requeue_after(spec, _first_shadow_pass(), T0) == rollout.REQUEUE_FLOOR_SECONDS
+    assert timing.requeue_after(spec, _first_shadow_pass(), T0) == timing.REQUEUE_FLOOR_SECONDS
 
 
 def test_hold_in_mid_step_stops_mirroring_and_restarts_the_step_clock() -> None:

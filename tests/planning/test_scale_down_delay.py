@@ -18,6 +18,7 @@ from kubeinfer.api.conditions import ConditionType
 from kubeinfer.planning import children, inference_service
 from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.rollout import timing
 from tests.planning.test_rollout import HEALTHY, STABLE, _run, _samples, _spec
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "m", "ns", "u")
@@ -57,14 +58,14 @@ def test_the_switch_keeps_the_previous_version_running_without_traffic() -> None
     assert "Deployment/m-v1" in objs and "Service/m-v1" in objs
     assert objs["Service/m"]["spec"]["selector"]["kubeinfer.io/model-version"] == "v2"
     assert objs["HorizontalPodAutoscaler/m"]["spec"]["scaleTargetRef"]["name"] == "m-v2"
-    assert rollout.requeue_after(spec, decision, now) == 30.0
+    assert timing.requeue_after(spec, decision, now) == 30.0
 
 
 def test_the_previous_version_goes_once_the_delay_has_passed() -> None:
     spec, now, decision = _promoted()
     before = _pass(spec, decision, now + timedelta(seconds=29))
     assert before.retired == STABLE
-    assert rollout.requeue_after(spec, before, now + timedelta(seconds=29)) == 1.0
+    assert timing.requeue_after(spec, before, now + timedelta(seconds=29)) == 1.0
     after = _pass(spec, before, now + timedelta(seconds=30))
     assert after.retired is None and after.state.retired is None
     assert [e.reason for e in after.events] == ["ScaledDown"]

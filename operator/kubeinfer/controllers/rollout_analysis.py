@@ -12,7 +12,7 @@ from datetime import datetime
 from kubeinfer.api import inference_service as api
 from kubeinfer.controllers import context
 from kubeinfer.planning import children
-from kubeinfer.planning.rollout import analysis
+from kubeinfer.planning.rollout import analysis, timing
 from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.prom import client as prom
 
@@ -28,7 +28,7 @@ async def samples(
     """Return analysis samples when an analysis is due for a running rollout, else None."""
     if stable is None or rollout.Version.of(spec.model) == stable:
         return None
-    if not rollout.analysis_due(spec, state, now):
+    if not timing.analysis_due(spec, state, now):
         return None
     metrics = analysis.metrics_of(spec)
     server = context.current().prometheus

@@ -21,10 +21,11 @@ from kubeinfer.planning.conditions import Observation, with_ready
 from kubeinfer.planning.gpu import oom, replica_placement
 from kubeinfer.planning.labels import MODEL_VERSION_LABEL
 from kubeinfer.planning.logs import sidecar as log_sidecar
-from kubeinfer.planning.rollout import analysis, in_place, replica_moves, version_placement
+from kubeinfer.planning.rollout import analysis, in_place, replica_moves, timing, version_placement
 from kubeinfer.planning.rollout import gpus as rollout_gpus
 from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.rollout import steps as rollout_steps
 from kubeinfer.planning.serving import autoscaling, gateway_support, model_server, runtimes, traffic
 
 GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
@@ -77,7 +78,7 @@ class Observed:
     status: api.InferenceServiceStatus = field(default_factory=api.InferenceServiceStatus)
     """The status as last written: it remembers the stable version and the rollout's state."""
     samples: tuple[analysis.Sample, ...] | None = None
-    """Rollout analysis samples, when an analysis was due (see ``rollout.analysis_due``)."""
+    """Rollout analysis samples, when an analysis was due (see ``rollout.timing.analysis_due``)."""
     now: datetime = EPOCH
     log_policies: tuple[log_sidecar.Policy, ...] = ()
     """The LogPolicies of the namespace (those selecting a file-logging server add sidecars)."""
@@ -177,7 +178,7 @@ def render(
             candidate["spec"]["replicas"] = (
                 decision.candidate_replicas
                 if decision.candidate_replicas is not None
-                else rollout.candidate_replicas(spec, decision.state.step, stable_replicas)
+                else rollout_steps.candidate_replicas(spec, decision.state.step, stable_replicas)
             )
             candidate_objs += [candidate_claims, candidate]
         split = traffic.Split(
@@ -258,7 +259,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         else None
     )
     occupancy = _occupancy(observed, remembered)
-    steps = [p for _, p, _, _ in rollout.estimate(spec, occupancy.stable)[1]]
+    steps = [p for _, p, _, _ in rollout_steps.estimate(spec, occupancy.stable)[1]]
     candidate_gpus = rollout_gpus.plan(
         spec,
         observed.pool,
@@ -352,7 +353,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             if decision.hand_over and not reloading
             else None
         ),
-        requeue_after=rollout.requeue_after(spec, decision, observed.now),
+        requeue_after=timing.requeue_after(spec, decision, observed.now),
         reloads=_reloads(spec, decision, observed.server_pods) if reloading else (),
     )
 
@@ -398,7 +399,9 @@ def _reloads(
     """The loads that give the pods the versions this pass decided."""
     candidate = decision.candidate.version if decision.candidate is not None else None
     wanted = (
-        in_place.capped(rollout.candidate_replicas(spec, decision.state.step, len(pods)), len(pods))
+        in_place.capped(
+            rollout_steps.candidate_replicas(spec, decision.state.step, len(pods)), len(pods)
+        )
         if candidate is not None
         else 0
     )

@@ -1,6 +1,8 @@
 """Rollouts: moving a candidate model version to stable or back.
 
 - ``machine``: the state machine of one rollout pass
+- ``steps``: what each step asks for (weight, candidate pods, pause) and the plan shown
+- ``timing``: when the next analysis is due and when to reconcile again
 - ``state``: the shapes a pass works on (versions, remembered state, decision)
 - ``status``: the round trip of the state through ``status.rollout``
 - ``analysis``: the PromQL each metric runs and the checks that judge it

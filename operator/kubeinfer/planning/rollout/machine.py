@@ -30,7 +30,6 @@ operator restarted mid-rollout resumes at the same step. Pure: no clock, no I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -39,7 +38,7 @@ from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
 from kubeinfer.planning.plans import Event
-from kubeinfer.planning.rollout import analysis, in_place, replica_moves, retirement
+from kubeinfer.planning.rollout import analysis, in_place, replica_moves, retirement, steps, timing
 from kubeinfer.planning.rollout import state as rollout_state
 
 # the shapes live in rollout_state; callers name them through this module
@@ -51,128 +50,8 @@ Decision = rollout_state.Decision
 DENYLIST_LIMIT = rollout_state.DENYLIST_LIMIT
 
 
-MIRROR_HOLDS = frozenset({Reason.MIRROR_UNSUPPORTED, Reason.MIRROR_SUPPORT_UNKNOWN})
-"""Progressing reasons of a shadow whose gateway cannot be trusted to mirror."""
-_NO_CANDIDATE_TRAFFIC = MIRROR_HOLDS | {Reason.CANDIDATE_STARTING}
+_NO_CANDIDATE_TRAFFIC = timing.MIRROR_HOLDS | {Reason.CANDIDATE_STARTING}
 """Progressing reasons under which the candidate gets neither weight nor mirrored requests."""
-
-
-def next_analysis(spec: api.InferenceServiceSpec, state: State) -> datetime | None:
-    """When the next analysis is due: one interval after the last, or as the step's pause ends.
-
-    None when no analysis will run without a change (no rollout, paused, or the candidate's pods
-    have not started the step yet). The pause end counts only when it falls after the last
-    analysis, so a step advances as soon as its pause is over rather than at the next interval.
-    """
-    if state.phase in ("Idle", "Promoted", "RolledBack", "Paused"):
-        return None
-    if state.last_analysis is None:
-        return state.step_started
-    interval = timedelta(seconds=base.duration_seconds(spec.rollout.analysis.interval))
-    due = state.last_analysis + interval
-    if state.step_started is not None:
-        pause = timedelta(seconds=base.duration_seconds(_pause(spec.rollout, state)))
-        pause_end = state.step_started + pause
-        if state.last_analysis < pause_end < due:
-            due = pause_end
-    return due
-
-
-def analysis_due(spec: api.InferenceServiceSpec, state: State, now: datetime) -> bool:
-    """Whether the controller should query Prometheus for this pass."""
-    if state.phase in ("Idle", "Promoted", "RolledBack", "Paused"):
-        return False
-    if state.last_analysis is None:
-        return True
-    due = next_analysis(spec, state)
-    return due is not None and now >= due
-
-
-REQUEUE_FLOOR_SECONDS = 1.0
-"""Shortest requeue, so a due time already past never spins the loop."""
-
-
-def requeue_after(
-    spec: api.InferenceServiceSpec, decision: Decision, now: datetime
-) -> float | None:
-    """Seconds until a rollout next needs a look, else None.
-
-    That is exactly when its next analysis is due (:func:`next_analysis`), or a retired version's
-    scale-down time. A candidate still starting is woken by its Deployment's watch event; one
-    interval is the safety net then. A paused rollout waits for a person; a mirror hold for its
-    Gateway or GatewayClass to change, which their watches report: neither needs a timer.
-    """
-    scale_down = decision.state.scale_down_at
-    if decision.candidate is None and decision.retired is not None and scale_down:
-        return max((scale_down - now).total_seconds(), REQUEUE_FLOOR_SECONDS)
-    if decision.candidate is None or decision.state.phase == "Paused":
-        return None
-    note = decision.state.note
-    if note is not None and note.reason in MIRROR_HOLDS:
-        return None
-    due = next_analysis(spec, decision.state)
-    if due is None or decision.state.step_started is None:
-        return base.duration_seconds(spec.rollout.analysis.interval)
-    return max((due - now).total_seconds(), REQUEUE_FLOOR_SECONDS)
-
-
-def candidate_replicas(spec: api.InferenceServiceSpec, step: int, stable_replicas: int) -> int:
-    """Pods the candidate runs at ``step`` (the stable version keeps its autoscaled count)."""
-    full = max(stable_replicas, spec.replicas.min, 1)
-    rollout = spec.rollout
-    if rollout.strategy == "blueGreen":
-        return full
-    share = rollout.mirror_percent if rollout.strategy == "shadow" else _weight(rollout, step)
-    return max(1, math.ceil(full * share / 100))
-
-
-def estimate(
-    spec: api.InferenceServiceSpec, stable_replicas: int, state: State | None = None
-) -> tuple[float, list[tuple[int, int, int, int]]]:
-    """Seconds to promotion if every analysis passes, and (weight, candidate pods, stable pods,
-    extra GPUs) per step; replicas that move, and versions loaded in place into stable's pods,
-    need no extra GPU."""
-    if state is not None and state.mode == replica_moves.ZERO_SPARE and state.total:
-        total = state.total
-        moves = range(replica_moves.moves(total))
-        seconds = sum(
-            base.duration_seconds(replica_moves.pause_at(spec.rollout, total, i)) for i in moves
-        )
-        return seconds, [
-            (
-                replica_moves.weight(total, replica_moves.candidate_at(total, i)),
-                replica_moves.candidate_at(total, i),
-                total - replica_moves.candidate_at(total, i),
-                0,
-            )
-            for i in moves
-        ]
-    steps = spec.rollout.steps or [api.RolloutStep(weight=0)]
-    seconds = sum(base.duration_seconds(s.pause) for s in steps)
-    table = []
-    reloading = in_place.enabled(spec)  # the step's pods are stable's own, reloaded
-    for i, _ in enumerate(steps):
-        pods = candidate_replicas(spec, i, stable_replicas)
-        if reloading:
-            pods = in_place.capped(pods, stable_replicas)
-        table.append(
-            (
-                _traffic_weight(spec.rollout, i),
-                pods,
-                stable_replicas - pods if reloading else stable_replicas,
-                0 if reloading else pods * spec.resources.gpus,
-            )
-        )
-    return seconds, table
-
-
-def _weight(rollout: api.Rollout, step: int) -> int:
-    steps = rollout.steps
-    return steps[min(step, len(steps) - 1)].weight if steps else 0
-
-
-def _traffic_weight(rollout: api.Rollout, step: int) -> int:
-    return _weight(rollout, step) if rollout.strategy == "canary" else 0
 
 
 @dataclass(frozen=True)
@@ -357,7 +236,7 @@ def _progress(
     quiet = _without_traffic(run, state)
     if quiet is not None:
         return quiet
-    if state.note is not None and state.note.reason in MIRROR_HOLDS:
+    if state.note is not None and state.note.reason in timing.MIRROR_HOLDS:
         state = replace(state, note=None)
     if state.step_started is None:
         state = replace(state, step_started=now)
@@ -467,7 +346,7 @@ def _on_passed(
     del detail
     state = replace(state, phase="Progressing", waiting_since=None)
     assert state.step_started is not None
-    pause = timedelta(seconds=base.duration_seconds(_pause(run.spec.rollout, state)))
+    pause = timedelta(seconds=base.duration_seconds(steps.pause(run.spec.rollout, state)))
     if now - state.step_started < pause:
         return _running(
             run, state, progressing=_progressing(state, run.desired), judgements=judgements
@@ -516,12 +395,6 @@ def _without_traffic(run: _Pass, state: State) -> Decision | None:
     return None
 
 
-def _pause(rollout: api.Rollout, state: State) -> str:
-    if _moving(state):
-        return replica_moves.pause_at(rollout, state.total, state.step)
-    return rollout.steps[state.step].pause if state.step < len(rollout.steps) else "0s"
-
-
 def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:.4g}"
 
@@ -549,7 +422,7 @@ def _running(
         if _moving(state)
         else 0
         if quiet
-        else _traffic_weight(rollout, state.step)
+        else steps.traffic_weight(rollout, state.step)
     )
     return Decision(
         state=state,

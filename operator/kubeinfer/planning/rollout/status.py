@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
-from kubeinfer.planning.rollout.machine import Decision, State, Version, estimate
+from kubeinfer.planning.rollout.machine import Decision, State, Version
+from kubeinfer.planning.rollout.steps import estimate
 
 
 def _stamp(when: datetime | None) -> str | None:
