@@ -17,7 +17,7 @@ import pytest
 from kubeinfer.api import inference_service as api
 from kubeinfer.gpu import recordings
 from kubeinfer.planning import children, inference_service
-from kubeinfer.planning.gpu import replica_placement, topology
+from kubeinfer.planning.gpu import placement_report, replica_placement, topology
 from tests.gpu import paths
 
 PAIRS = frozenset({frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}), frozenset({6, 7})})
@@ -89,7 +89,7 @@ def test_recorded_placements_are_kept_while_valid() -> None:
     first = _decide(spec, _node("a"), _node("b"))
     again = _decide(spec, _node("a"), _node("b"), previous=first.placements)
     assert again.placements == first.placements and again.new == ()
-    assert replica_placement.events(again) == ()
+    assert placement_report.events(again) == ()
     gone = first.placements[0]
     nodes = [_node(n, bad=frozenset(gone.gpus) if n == gone.node else frozenset()) for n in "ab"]
     moved = _decide(spec, *nodes, previous=first.placements)
@@ -113,17 +113,17 @@ def test_no_fit_reasons_are_specific(
 ) -> None:
     pool = replica_placement.PoolState(exists=True, nodes=nodes)
     outcome = replica_placement.decide(spec, pool, previous=(), current_pods=0)
-    placed = replica_placement.placed(spec, pool, outcome)
+    placed = placement_report.placed(spec, pool, outcome)
     assert (placed.status, placed.reason.value) == ("False", reason)
 
 
 def test_pool_missing_or_without_inventory() -> None:
     spec = _spec()
-    missing = replica_placement.placed(spec, replica_placement.PoolState(exists=False), None)
+    missing = placement_report.placed(spec, replica_placement.PoolState(exists=False), None)
     assert missing.reason.value == "PoolNotFound"
     empty = replica_placement.PoolState(exists=True, nodes_without_inventory=2)
-    assert replica_placement.placed(spec, empty, None).reason.value == "PlacementPending"
-    assert replica_placement.capacity(spec, empty, None).reason.value == "PoolNotReady"
+    assert placement_report.placed(spec, empty, None).reason.value == "PlacementPending"
+    assert placement_report.capacity(spec, empty, None).reason.value == "PoolNotReady"
 
 
 def test_dra_mode_names_each_planned_set_and_drops_the_device_plugin_count() -> None:

@@ -18,7 +18,7 @@ from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning import children, plans
 from kubeinfer.planning.conditions import Observation, with_ready
-from kubeinfer.planning.gpu import oom, replica_placement
+from kubeinfer.planning.gpu import oom, placement_report, replica_placement
 from kubeinfer.planning.labels import MODEL_VERSION_LABEL
 from kubeinfer.planning.logs import sidecar as log_sidecar
 from kubeinfer.planning.rollout import analysis, in_place, replica_moves, timing, version_placement
@@ -299,8 +299,8 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
     )
     outcome = pins.stable  # promotion or a switch back hands the placement to the new stable
     observations = (
-        replica_placement.placed(spec, observed.pool, outcome),
-        replica_placement.capacity(spec, observed.pool, outcome),
+        placement_report.placed(spec, observed.pool, outcome),
+        placement_report.capacity(spec, observed.pool, outcome),
         oom.observation(spec, observed.pool, outcome.placements if outcome else ()),
         _model_loaded(dep),
         _traffic_ready(spec, dep, observed),
@@ -333,8 +333,8 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             previous=observed.status.rollout,
             retired_placement=version_placement.status(pins.retired),
         ),
-        placement=replica_placement.status(outcome),
-        growth=replica_placement.growth_status(spec, outcome),
+        placement=placement_report.status(outcome),
+        growth=placement_report.growth_status(spec, outcome),
     )
     return Plan(
         render(
@@ -347,7 +347,7 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         ),
         with_ready(observations, GATES),
         status,
-        events=(*replica_placement.events(outcome), *decision.events),
+        events=(*placement_report.events(outcome), *decision.events),
         handover=(
             model_server.version_name(owner, stable.version)
             if decision.hand_over and not reloading
