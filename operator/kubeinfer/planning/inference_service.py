@@ -237,27 +237,90 @@ def render(
 
 
 def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
-    """Return the children and status of an InferenceService."""
+    """Return the children and status of an InferenceService.
+
+    One pass: stable's GPU placement, the rollout's decision (with the candidate's GPUs), the
+    placement every version keeps across it, then the conditions, status and children.
+    """
     state, remembered = rollout_status.from_status(observed.status)
     reloading = in_place.enabled(spec)
     if reloading:
         observed, remembered = _in_place_view(spec, observed, remembered)
-    wanted = observed.deployments.get(spec.model.version, DeploymentView())
+    outcome = _place(spec, observed, state, remembered, reloading=reloading)
+    decision, candidate_gpus = _decide(
+        spec, observed, state=state, remembered=remembered, outcome=outcome, reloading=reloading
+    )
+    retired = observed.status.rollout.retired
+    pins = version_placement.follow(
+        spec,
+        observed.pool,
+        outcome=outcome,
+        candidate=candidate_gpus,
+        state=state,
+        remembered=remembered,
+        decision=decision,
+        retired=retired.placement if retired is not None else (),
+        replicas={v: d.replicas for v, d in observed.deployments.items()},
+    )
+    outcome = pins.stable  # promotion or a switch back hands the placement to the new stable
+    dep = observed.deployments.get(decision.stable.version, DeploymentView())
+    return Plan(
+        render(
+            owner,
+            spec,
+            pins=pins,
+            decision=decision,
+            stable_replicas=dep.replicas,
+            log_policies=observed.log_policies,
+        ),
+        with_ready(_observations(spec, observed, outcome, dep, decision), GATES),
+        _status(owner, spec, observed, decision, pins, reloading=reloading),
+        events=(*placement_report.events(outcome), *decision.events),
+        handover=(
+            model_server.version_name(owner, decision.stable.version)
+            if decision.hand_over and not reloading
+            else None
+        ),
+        requeue_after=timing.requeue_after(spec, decision, observed.now),
+        reloads=_reloads(spec, decision, observed.server_pods) if reloading else (),
+    )
+
+
+def _place(
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    state: rollout.State,
+    remembered: rollout.Version | None,
+    *,
+    reloading: bool,
+) -> replica_placement.Outcome | None:
+    """Stable's GPU placement; None for a CPU service or a pool without inventory."""
+    if not (spec.resources.gpus and observed.pool is not None and observed.pool.nodes):
+        return None
     before = observed.deployments.get((remembered or rollout.Version.of(spec.model)).version)
     if reloading:  # one Deployment holds every version's pods
         before = DeploymentView(replicas=len(observed.server_pods))
     # while replicas move, stable keeps its whole placement: its pod template must not change
-    outcome = (
-        replica_placement.decide(
-            spec,
-            observed.pool,
-            previous=observed.previous_placement,
-            current_pods=max((before or DeploymentView()).replicas, state.total),
-            growth=replica_placement.Growth.of(observed.status.growth),
-        )
-        if spec.resources.gpus and observed.pool is not None and observed.pool.nodes
-        else None
+    return replica_placement.decide(
+        spec,
+        observed.pool,
+        previous=observed.previous_placement,
+        current_pods=max((before or DeploymentView()).replicas, state.total),
+        growth=replica_placement.Growth.of(observed.status.growth),
     )
+
+
+def _decide(
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    *,
+    state: rollout.State,
+    remembered: rollout.Version | None,
+    outcome: replica_placement.Outcome | None,
+    reloading: bool,
+) -> tuple[rollout.Decision, rollout_gpus.CandidateGpus]:
+    """The rollout's pass, with where a candidate's pods would get their GPUs."""
+    wanted = observed.deployments.get(spec.model.version, DeploymentView())
     occupancy = _occupancy(observed, remembered)
     steps = [p for _, p, _, _ in rollout_steps.estimate(spec, occupancy.stable)[1]]
     candidate_gpus = rollout_gpus.plan(
@@ -283,22 +346,17 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         capacity=candidate_gpus.capacity,
         occupancy=occupancy,
     )
-    stable = decision.stable
-    dep = observed.deployments.get(stable.version, DeploymentView())
-    retired = observed.status.rollout.retired
-    pins = version_placement.follow(
-        spec,
-        observed.pool,
-        outcome=outcome,
-        candidate=candidate_gpus,
-        state=state,
-        remembered=remembered,
-        decision=decision,
-        retired=retired.placement if retired is not None else (),
-        replicas={v: d.replicas for v, d in observed.deployments.items()},
-    )
-    outcome = pins.stable  # promotion or a switch back hands the placement to the new stable
-    observations = (
+    return decision, candidate_gpus
+
+
+def _observations(
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    outcome: replica_placement.Outcome | None,
+    dep: DeploymentView,
+    decision: rollout.Decision,
+) -> tuple[Observation, ...]:
+    return (
         placement_report.placed(spec, observed.pool, outcome),
         placement_report.capacity(spec, observed.pool, outcome),
         oom.observation(spec, observed.pool, outcome.placements if outcome else ()),
@@ -307,14 +365,26 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         _metrics(spec, observed.metrics_api),
         *decision.observations,
     )
+
+
+def _status(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    decision: rollout.Decision,
+    pins: version_placement.Versions,
+    *,
+    reloading: bool,
+) -> api.InferenceServiceStatus:
+    dep = observed.deployments.get(decision.stable.version, DeploymentView())
     candidate = decision.candidate
     cand_dep = observed.deployments.get(candidate.version, DeploymentView()) if candidate else None
-    status = api.InferenceServiceStatus(
+    return api.InferenceServiceStatus(
         url=f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{model_server.HTTP_PORT}",
         replicas=dep.replicas + (cand_dep.replicas if cand_dep else 0),
         ready_replicas=dep.ready_replicas + (cand_dep.ready_replicas if cand_dep else 0),
         selector=f"{owner.label_key}={owner.name}",
-        stable=_version_status(stable, dep),
+        stable=_version_status(decision.stable, dep),
         candidate=(
             _version_status(candidate, cand_dep)
             if candidate is not None and cand_dep is not None
@@ -333,28 +403,8 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             previous=observed.status.rollout,
             retired_placement=version_placement.status(pins.retired),
         ),
-        placement=placement_report.status(outcome),
-        growth=placement_report.growth_status(spec, outcome),
-    )
-    return Plan(
-        render(
-            owner,
-            spec,
-            pins=pins,
-            decision=decision,
-            stable_replicas=dep.replicas,
-            log_policies=observed.log_policies,
-        ),
-        with_ready(observations, GATES),
-        status,
-        events=(*placement_report.events(outcome), *decision.events),
-        handover=(
-            model_server.version_name(owner, stable.version)
-            if decision.hand_over and not reloading
-            else None
-        ),
-        requeue_after=timing.requeue_after(spec, decision, observed.now),
-        reloads=_reloads(spec, decision, observed.server_pods) if reloading else (),
+        placement=placement_report.status(pins.stable),
+        growth=placement_report.growth_status(spec, pins.stable),
     )
 
 
