@@ -170,17 +170,15 @@ def render(
     if decision is not None and decision.candidate is not None:
         candidate_spec = for_version(spec, decision.candidate)
         versions.append(candidate_spec.model.version)
-        candidate_objs = [model_server.version_service(owner, candidate_spec)]
-        if not in_place.enabled(spec):  # in place, the candidate's pods are stable's, reloaded
-            candidate_claims, candidate = _pinned_deployment(
-                owner, candidate_spec, pins.candidate_pin, log_policies
-            )
-            candidate["spec"]["replicas"] = (
-                decision.candidate_replicas
-                if decision.candidate_replicas is not None
-                else rollout_steps.candidate_replicas(spec, decision.state.step, stable_replicas)
-            )
-            candidate_objs += [candidate_claims, candidate]
+        candidate_objs = _candidate_objects(
+            owner,
+            spec,
+            candidate_spec,
+            decision,
+            pin=pins.candidate_pin,
+            stable_replicas=stable_replicas,
+            log_policies=log_policies,
+        )
         split = traffic.Split(
             stable=stable,
             candidate=model_server.version_name(owner, candidate_spec.model.version),
@@ -234,6 +232,30 @@ def render(
         ),
     ]
     return tuple(children.stamp_hash(o) for o in objs if o is not None)
+
+
+def _candidate_objects(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    candidate_spec: api.InferenceServiceSpec,
+    decision: rollout.Decision,
+    *,
+    pin: version_placement.Pinning,
+    stable_replicas: int,
+    log_policies: Sequence[log_sidecar.Policy],
+) -> list[children.Manifest | None]:
+    """The candidate's Service and, unless it is loaded in place into stable's pods, its
+    Deployment (sized by the step or the replica move) and claim template."""
+    objs: list[children.Manifest | None] = [model_server.version_service(owner, candidate_spec)]
+    if in_place.enabled(spec):  # in place, the candidate's pods are stable's, reloaded
+        return objs
+    claims, deployment = _pinned_deployment(owner, candidate_spec, pin, log_policies)
+    deployment["spec"]["replicas"] = (
+        decision.candidate_replicas
+        if decision.candidate_replicas is not None
+        else rollout_steps.candidate_replicas(spec, decision.state.step, stable_replicas)
+    )
+    return [*objs, claims, deployment]
 
 
 def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
