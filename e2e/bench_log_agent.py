@@ -29,7 +29,7 @@ sys.path[:0] = [str(REPO / "operator"), str(REPO)]
 
 from e2e.harness import log_replay, otelcol, processes  # noqa: E402
 from kubeinfer.api import log_policy as api  # noqa: E402
-from kubeinfer.planning import log_agent  # noqa: E402
+from kubeinfer.planning.logs import pipeline as log_agent  # noqa: E402
 
 CPU = "1"
 LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARN", "ERROR")

@@ -5,7 +5,7 @@ Run: ``python -m e2e.bench_oom`` (prints a table; ``--json`` for machine-readabl
 Each trace is a seeded series of GPU memory samples of one workload against its 40 GiB budget,
 sampled every 10 s for up to 4 h, replayed through exactly what runs in the cluster: the node
 agent's sample window (``agent.sampling.MemoryWindow``, 10 min) whose trend it publishes every
-30 s, and the operator's prediction (``planning.oom.predict``, GPUPool default threshold 0.9). An *alarm* is a risk of
+30 s, and the operator's prediction (``planning.gpu.oom.predict``, GPUPool default threshold 0.9). An *alarm* is a risk of
 High or Critical (what raises ``OOMRisk`` on an InferenceService); an *event* is the first
 sample at or above the budget (the workload would be killed there, so the trace ends).
 
@@ -33,7 +33,7 @@ import statistics
 from collections.abc import Callable, Iterator
 
 from kubeinfer.agent import sampling
-from kubeinfer.planning import oom
+from kubeinfer.planning.gpu import oom
 
 BUDGET_MIB = 40960.0
 THRESHOLD = 0.9

@@ -36,12 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "operator"), str(REPO)]
 
 from kubeinfer.gpu import recordings  # noqa: E402
-from kubeinfer.planning import (  # noqa: E402
-    gpu_selection,
-    placement,
-    topology,
-    topology_score,
-)
+from kubeinfer.planning.gpu import placement, topology, topology_score  # noqa: E402
+from kubeinfer.planning.gpu import selection as gpu_selection  # noqa: E402
 
 SHARED = REPO / "tests" / "gpu" / "fixtures" / "recorded"
 SYNTHETIC = REPO / "tests" / "gpu" / "fixtures"

@@ -43,8 +43,9 @@ import kubeinfer
 from e2e.harness import gomodules, logfmt, otelcol, versions
 from images import rootfs, umoci
 from kubeinfer.api import log_policy as log_policy_api
-from kubeinfer.planning import children, log_agent
-from kubeinfer.planning import log_policy as log_policy_planner
+from kubeinfer.planning import children
+from kubeinfer.planning.logs import collector as log_collector
+from kubeinfer.planning.logs import pipeline as log_agent
 
 log = logging.getLogger("images.build")
 
@@ -324,7 +325,7 @@ def _example_config() -> str:
         document["metadata"]["namespace"],
         "image-check",
     )
-    return log_policy_planner.config_text(owner, spec)
+    return log_collector.config_text(owner, spec)
 
 
 #: Runs the operator's own LogPolicy validation (KUBEINFER_COLLECTOR, a scratch file in /tmp).
@@ -423,8 +424,8 @@ def check_collector(
         # The agent DaemonSet sets these; the configuration refers to them.
         extra_env={
             log_agent.HASH_KEY_ENV: "imagecheck",
-            log_policy_planner.NODE_NAME_ENV: "image-check",
-            log_policy_planner.POD_NAME_ENV: "image-check",
+            log_collector.NODE_NAME_ENV: "image-check",
+            log_collector.POD_NAME_ENV: "image-check",
         },
     )
 

@@ -19,7 +19,7 @@ import yaml
 
 from e2e.harness import otelcol
 from images import build, rootfs
-from kubeinfer.planning import log_policy
+from kubeinfer.planning.logs import collector as log_collector
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILES = {
@@ -128,7 +128,7 @@ def test_the_manifests_run_the_images_the_build_names() -> None:
     deployment = _containers(ROOT / "manifests" / "operator" / "deployment.yaml")
     daemonset = _containers(ROOT / "manifests" / "agent" / "daemonset.yaml")
     assert {c["image"] for c in deployment + daemonset} == {build.operator_image().reference}
-    assert build.collector_image().reference == log_policy.COLLECTOR_IMAGE
+    assert build.collector_image().reference == log_collector.COLLECTOR_IMAGE
 
 
 def test_the_operator_image_has_the_collector_where_the_deployment_looks() -> None:

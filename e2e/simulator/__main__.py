@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from e2e.simulator import behaviour, load, server
-from kubeinfer.planning import runtimes
+from kubeinfer.planning.serving import runtimes
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -1,7 +1,7 @@
 """The simulated model server: one aiohttp application per simulated pod.
 
 Owns: the HTTP surface a runtime's pod offers — its health and readiness paths (taken from
-``kubeinfer.planning.runtimes``, so probes and simulator agree), ``GET /v1/models``,
+``kubeinfer.planning.serving.runtimes``, so probes and simulator agree), ``GET /v1/models``,
 ``POST /v1/completions`` (OpenAI-style), ``GET /metrics`` — and the admin endpoint
 ``GET|PUT /admin/behaviour`` that changes latency and error rate at run time. For runtime
 ``triton`` also Triton's model-control API and per-version admin endpoints (``model_control``):
@@ -43,7 +43,7 @@ import aiohttp.web
 import prometheus_client
 
 from e2e.simulator import behaviour, model_control
-from kubeinfer.planning import runtimes
+from kubeinfer.planning.serving import runtimes
 
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,

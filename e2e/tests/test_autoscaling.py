@@ -9,7 +9,7 @@ Covers, on the real control plane with the operator running as its ServiceAccoun
   with the labels prometheus-operator would derive from the operator's ServiceMonitor) feeds
   the custom metric the operator's HPA names, read through the aggregated API; the HPA reports
   ``ScalingActive`` with ``ValidMetricFound``;
-- KEDA's PromQL from ``planning/autoscaling.py`` evaluates on that Prometheus below the target too;
+- KEDA's PromQL from ``planning/serving/autoscaling.py`` evaluates on that Prometheus below the target too;
 - when the simulators' latency crosses the gold target, kube-controller-manager's HPA scales the
   Deployment up; when it falls, the Deployment returns to the tier's minimum after the
   (overridden, short) scale-down stabilisation;
@@ -47,7 +47,7 @@ from e2e.harness import (
 )
 from e2e.simulator import behaviour, fleet, load, server
 from kubeinfer.api import conditions
-from kubeinfer.planning import autoscaling
+from kubeinfer.planning.serving import autoscaling
 
 pytestmark = pytest.mark.e2e
 

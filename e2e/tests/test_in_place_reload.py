@@ -39,7 +39,8 @@ from e2e.harness import (
     waiting,
 )
 from e2e.simulator import behaviour, fleet, load, server
-from kubeinfer.planning import in_place, runtimes
+from kubeinfer.planning.labels import LOAD_ERROR_ANNOTATION, LOADED_AT_RESTART_ANNOTATION
+from kubeinfer.planning.serving import runtimes
 
 pytestmark = pytest.mark.e2e
 
@@ -288,7 +289,7 @@ def test_version_the_server_refuses_fails_at_once_with_its_answer(
     message = objects.condition(status, "RolledBack")["message"]
     assert BAD_LOAD in message, message
     annotated = {
-        name: (pod["metadata"].get("annotations") or {}).get(in_place.LOAD_ERROR_ANNOTATION)
+        name: (pod["metadata"].get("annotations") or {}).get(LOAD_ERROR_ANNOTATION)
         for name, pod in _pods(cluster, namespace).items()
     }
     refused = [name for name, note in annotated.items() if note]
@@ -326,7 +327,7 @@ def test_a_server_that_restarts_empty_is_loaded_again(
         timeout=60,
     )
     annotations = _pods(cluster, namespace)[pod]["metadata"]["annotations"]
-    assert annotations[in_place.LOADED_RESTARTS_ANNOTATION] == "1"
+    assert annotations[LOADED_AT_RESTART_ANNOTATION] == "1"
     assert all(v == [2] for p, v in _loaded(sims).items() if p != pod), _loaded(sims)
 
 

@@ -33,8 +33,11 @@ from e2e.harness import cluster as cluster_setup
 from e2e.harness import log_replay, objects, operator_process, otelcol, processes, versions, waiting
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import log_reports, log_validation
-from kubeinfer.planning import children, log_agent
+from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION
+from kubeinfer.planning.logs import collector
+from kubeinfer.planning.logs import pipeline as log_agent
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = versions.REPO_ROOT / "manifests" / "examples"
@@ -86,7 +89,7 @@ def test_policy_on_an_inference_service_gets_validated_agents_and_becomes_ready(
     assert f"/var/log/pods/{namespace}_tiny-embedder-*/*/*.log" in text
     daemon_set = objects.get(cluster, "daemonset/embedder-logs-log-agent", namespace=namespace)
     template = daemon_set["spec"]["template"]["metadata"]["annotations"]
-    assert template[planner.CONFIG_HASH_ANNOTATION] == digest
+    assert template[LOG_CONFIG_HASH_ANNOTATION] == digest
     assert daemon_set["status"]["updatedNumberScheduled"] >= 1
     pods = objects.get(
         cluster, "pods", "-l", "kubeinfer.io/inferenceservice=tiny-embedder", namespace=namespace
@@ -164,7 +167,7 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
         deployment = objects.get(cluster, "deployment/tiny-embedder-v1", namespace=namespace)
         template = deployment["spec"]["template"]
         annotations = template["metadata"].get("annotations") or {}
-        return template if annotations.get(planner.CONFIG_HASH_ANNOTATION) == digest else {}
+        return template if annotations.get(LOG_CONFIG_HASH_ANNOTATION) == digest else {}
 
     template = waiting.first(
         lambda: template_with(first), what="the sidecar's hash on the pods", timeout=90.0
@@ -177,7 +180,7 @@ def test_a_policy_on_a_file_logging_service_adds_a_sidecar_whose_hash_rolls_with
     config_map = objects.get(cluster, "configmap/tiny-embedder-log-collector", namespace=namespace)
     text = config_map["data"]["embedder-files.yaml"]
     assert children.content_hash(text) == first
-    assert f"{planner.SIDECAR_LOGS}/*.log" in text
+    assert f"{collector.SIDECAR_LOGS}/*.log" in text
 
     cluster.kubectl(
         "patch",
@@ -265,9 +268,9 @@ def test_reports_need_a_token_for_the_operator_from_the_policys_namespace(
         assert _post_report(url, namespace, "not-a-token") == 401, "a token nobody issued"
         for_the_api_server = _token(cluster, namespace)
         assert _post_report(url, namespace, for_the_api_server) == 401, "another audience"
-        foreign = _token(cluster, other, planner.REPORT_AUDIENCE)
+        foreign = _token(cluster, other, collector.REPORT_AUDIENCE)
         assert _post_report(url, namespace, foreign) == 403, "another namespace's account"
-        own = _token(cluster, namespace, planner.REPORT_AUDIENCE)
+        own = _token(cluster, namespace, collector.REPORT_AUDIENCE)
         assert _post_report(url, namespace, own, seen=7) == 204
 
         def counted() -> int:
@@ -296,7 +299,7 @@ def test_agent_reports_become_status_counts_and_a_disk_pressure_condition_with_e
     spec = api.LogPolicySpec.model_validate(body["spec"])
     operator_url = operator.liveness_url.removesuffix("/healthz")
     token_file = tmp_path / "token"
-    token_file.write_text(_token(cluster, namespace, planner.REPORT_AUDIENCE), encoding="utf-8")
+    token_file.write_text(_token(cluster, namespace, collector.REPORT_AUDIENCE), encoding="utf-8")
     logs = tmp_path / "pods"
     with processes.Supervisor() as supervisor:
         port = processes.free_port()

@@ -38,7 +38,9 @@ import zstandard
 from e2e.harness import log_replay, otelcol, processes, versions
 from kubeinfer import audit
 from kubeinfer.api import log_policy as api
-from kubeinfer.planning import children, log_agent, log_policy
+from kubeinfer.planning import children
+from kubeinfer.planning.logs import collector as log_collector
+from kubeinfer.planning.logs import pipeline as log_agent
 
 RATES = {"ERROR": 1.0, "WARN": 0.1, "INFO": 0.01, "DEBUG": 0.0}
 TRACES = 20_000
@@ -582,9 +584,9 @@ def test_the_sidecar_configuration_reads_a_servers_plain_log_files_as_its_pods_r
         owner = children.Owner("kubeinfer.io/v1alpha1", "LogPolicy", "chat-logs", "ml", "uid")
         logs, state, port = tmp_path / "server-logs", tmp_path / "state", processes.free_port()
         logs.mkdir()
-        text = log_policy.sidecar_config_text(owner, spec)
-        text = text.replace(log_policy.SIDECAR_LOGS, str(logs))
-        config = yaml.safe_load(text.replace(log_policy.SIDECAR_STATE, str(state)))
+        text = log_collector.sidecar_config_text(owner, spec)
+        text = text.replace(log_collector.SIDECAR_LOGS, str(logs))
+        config = yaml.safe_load(text.replace(log_collector.SIDECAR_STATE, str(state)))
         del config["extensions"][log_agent.REPORT]  # reports are the operator test's subject
         config["service"]["extensions"].remove(log_agent.REPORT)
         reader = config["service"]["telemetry"]["metrics"]["readers"][0]

@@ -23,12 +23,12 @@ import yaml
 from e2e.harness import cluster as cluster_setup
 from e2e.harness import gpu_nodes, prometheus, scrape_targets, waiting
 from e2e.simulator import fleet, server
-from kubeinfer.planning import runtimes
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
+from kubeinfer.planning.serving import runtimes
 
 pytestmark = pytest.mark.e2e
 
 NAME = "chat"
-VERSION_LABEL = "kubeinfer.io/model-version"
 PORT = runtimes.RUNTIMES["triton"].port
 
 
@@ -44,7 +44,7 @@ def _objects(node: str) -> list[dict[str, Any]]:
                 "replicas": 2,
                 "selector": {"matchLabels": selector},
                 "template": {
-                    "metadata": {"labels": {**selector, VERSION_LABEL: "1"}},
+                    "metadata": {"labels": {**selector, MODEL_VERSION_LABEL: "1"}},
                     "spec": {
                         "nodeSelector": {"kubernetes.io/hostname": node},
                         "tolerations": [{**gpu_nodes.LOOPBACK_TAINT, "operator": "Equal"}],
@@ -71,7 +71,7 @@ def _objects(node: str) -> list[dict[str, Any]]:
             "metadata": {"name": NAME},
             "spec": {
                 "selector": {"matchLabels": selector},
-                "podTargetLabels": [VERSION_LABEL],
+                "podTargetLabels": [MODEL_VERSION_LABEL],
                 "endpoints": [{"port": "http", "path": "/metrics", "interval": "5s"}],
             },
         },
@@ -147,7 +147,7 @@ def test_pods_on_a_loopback_pod_cidr_are_served_called_and_scraped_at_their_ips(
         for ip in ips.values():
             assert _post(f"http://{ip}:{PORT}/v1/completions", completion) == 200
         core.patch_namespaced_pod(
-            reloaded, namespace, {"metadata": {"labels": {VERSION_LABEL: "2"}}}
+            reloaded, namespace, {"metadata": {"labels": {MODEL_VERSION_LABEL: "2"}}}
         )
 
         target_file = scraper.targets_dir / f"{namespace}-{NAME}.json"

@@ -43,7 +43,7 @@ from e2e.harness import (
 from e2e.harness import cluster as cluster_setup
 from e2e.simulator import behaviour, fleet, load, server
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import analysis
+from kubeinfer.planning.rollout import analysis
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from kubeinfer.agent import sampling, snapshot
 from kubeinfer.api import gpu_pool
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.gpu import discovery, events, fault_script, recordings
-from kubeinfer.planning import gpu_inventory
+from kubeinfer.planning.gpu import inventory as gpu_inventory
 from tests.gpu import paths
 
 

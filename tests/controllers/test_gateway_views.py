@@ -13,7 +13,7 @@ from typing import Any
 from kubeinfer.api import inference_service as api
 from kubeinfer.controllers import gateways
 from kubeinfer.kube.store import Store
-from kubeinfer.planning import gateway_support as gs
+from kubeinfer.planning.serving import gateway_support as gs
 
 
 def _gateway(namespace: str, name: str, cls: str) -> dict[str, Any]:

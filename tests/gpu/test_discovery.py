@@ -15,7 +15,7 @@ import pynvml
 import pytest
 
 from kubeinfer.gpu import backend, discovery, events, fake_nvml, recordings, smi_topo
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
 from tests.gpu import paths
 
 

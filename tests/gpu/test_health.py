@@ -12,7 +12,7 @@ import pytest
 
 from kubeinfer.api import gpu_pool
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import gpu_health
+from kubeinfer.planning.gpu import health as gpu_health
 from tests.gpu import paths
 
 POLICY = gpu_pool.HealthPolicy()

@@ -16,16 +16,11 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import (
-    analysis,
-    children,
-    inference_service,
-    model_server,
-    replica_placement,
-    rollout,
-    rollout_status,
-    topology,
-)
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.gpu import replica_placement, topology
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
+from kubeinfer.planning.rollout import analysis, timing
+from kubeinfer.planning.rollout import status as rollout_status
 from tests.gpu import paths
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -81,7 +76,7 @@ class Cluster:
         state, _ = rollout_status.from_status(status)
         spec_samples = (
             tuple(analysis.Sample(k, v, s, count=500) for k, (v, s) in samples.items())
-            if rollout.analysis_due(spec, state, now)
+            if timing.analysis_due(spec, state, now)
             else None
         )
         views: dict[str, inference_service.DeploymentView] = {}
@@ -118,7 +113,7 @@ class Cluster:
         for p in self.pods:
             p.ready = True
         deployments = {
-            c["metadata"]["labels"][model_server.VERSION_LABEL]: c
+            c["metadata"]["labels"][MODEL_VERSION_LABEL]: c
             for c in plan.children
             if c["kind"] == "Deployment"
         }

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import autoscaling, children, tiers
+from kubeinfer.planning import children
+from kubeinfer.planning.serving import autoscaling, tiers
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_FILE = REPO / "manifests" / "monitoring" / "adapter-rules.yaml"

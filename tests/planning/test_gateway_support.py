@@ -12,7 +12,7 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType
-from kubeinfer.planning import gateway_support as gs
+from kubeinfer.planning.serving import gateway_support as gs
 
 MIRRORS = frozenset({"Gateway", "HTTPRoute", gs.REQUEST_MIRROR, gs.PERCENTAGE_MIRROR})
 NO_MIRROR = frozenset({"Gateway", "HTTPRoute", "HTTPRouteBackendTimeout"})
@@ -178,4 +178,4 @@ def test_plan_holds_the_mirror_of_a_shadow_rollout_its_gateway_cannot_carry() ->
         conds = {o.type: (o.status, o.reason.value) for o in plan.observations}
         assert conds[ConditionType.PROGRESSING] == ("True", reason)
         assert conds[ConditionType.TRAFFIC_READY] == ("True", "AsExpected")
-        assert plan.status["traffic"]["mirrorPercent"] == (10 if filtered else 0)
+        assert plan.status.traffic.mirror_percent == (10 if filtered else 0)

@@ -59,20 +59,20 @@ def test_nodes_are_aggregated_per_gpu_with_peers_numa_and_holders() -> None:
         "n0", 8, inventory=_inventory(), holders={0: ("ns/a",), 1: ("ns/a",)}, unattributed=1
     )
     plan = _plan(node)
-    gpus = plan.status["nodes"][0]["gpus"]
-    assert gpus[0]["nvlinkPeers"] == [1] and gpus[0]["numaNode"] == 0 and gpus[7]["numaNode"] == 1
-    assert gpus[0]["allocatedTo"] == ["ns/a"]
-    assert plan.status["capacity"] == 8 and plan.status["allocated"] == 3
-    assert plan.status["free"] == 5
+    gpus = plan.status.nodes[0].gpus
+    assert gpus[0].nvlink_peers == [1] and gpus[0].numa_node == 0 and gpus[7].numa_node == 1
+    assert gpus[0].allocated_to == ["ns/a"]
+    assert plan.status.capacity == 8 and plan.status.allocated == 3
+    assert plan.status.free == 5
     assert _conditions(plan)["Ready"] == ("True", "AsExpected")
 
 
 def test_an_xid_takes_the_gpu_out_of_placement_and_the_pool_unhealthy() -> None:
     plan = _plan(planner.NodeView("n0", 8, inventory=_inventory(xids={3: (79,)})))
-    gpu = plan.status["nodes"][0]["gpus"][3]
-    assert gpu["health"] == "Unhealthy" and gpu["schedulable"] is False
-    assert gpu["healthReason"].startswith("CriticalXid")
-    assert plan.status["capacity"] == 7
+    gpu = plan.status.nodes[0].gpus[3]
+    assert gpu.health == "Unhealthy" and gpu.schedulable is False
+    assert gpu.health_reason.startswith("CriticalXid")
+    assert plan.status.capacity == 7
     assert _conditions(plan)["Healthy"] == ("False", "UnhealthyGPUs")
     # a non-critical XID (13: graphics engine exception) is not the pool's business
     calm = _plan(planner.NodeView("n0", 8, inventory=_inventory(xids={3: (13,)})))
@@ -83,7 +83,7 @@ def test_missing_stale_and_malformed_inventories_fall_back_to_the_kubelet() -> N
     stale = planner.NodeView("a", 8, inventory=_inventory(age_s=600))
     plan = _plan(stale)
     assert _conditions(plan)["Discovered"] == ("False", "InventoryStale")
-    assert plan.status["capacity"] == 8 and plan.status["nodes"][0]["gpus"] == []
+    assert plan.status.capacity == 8 and plan.status.nodes[0].gpus == []
     missing = _plan(planner.NodeView("b", 4))
     assert _conditions(missing)["Discovered"] == ("False", "NoInventory")
     broken = _plan(planner.NodeView("c", 4, inventory_error="inventory schema version 9 is not 1"))
@@ -98,7 +98,7 @@ def plan_message(plan: planner.Plan, kind: str) -> str:
 def test_time_slicing_counts_slots_and_renders_the_device_plugin_config() -> None:
     spec = _spec(sharing={"mode": "timeSlicing", "replicasPerGpu": 4})
     plan = _plan(planner.NodeView("n0", 8, inventory=_inventory()), spec=spec)
-    assert plan.status["capacity"] == 32
+    assert plan.status.capacity == 32
     config = yaml.safe_load(plan.children[0]["data"]["config.yaml"])
     assert config["sharing"]["timeSlicing"]["resources"] == [
         {"name": "nvidia.com/gpu", "replicas": 4}
@@ -107,15 +107,15 @@ def test_time_slicing_counts_slots_and_renders_the_device_plugin_config() -> Non
 
 def test_fragmentation_counts_free_gpus_that_lost_their_fast_partners() -> None:
     whole = _plan(planner.NodeView("n0", 8, inventory=_inventory()))
-    assert whole.status["fragmentation"] == 0
+    assert whole.status.fragmentation == 0
     # one GPU of each NVLink pair taken: 4 free orphans, only one can be used at full speed
     held = {i: ("ns/x",) for i in (0, 2, 4, 6)}
     orphans = _plan(planner.NodeView("n0", 8, inventory=_inventory(), holders=held))
-    assert orphans.status["fragmentation"] == 0.75
+    assert orphans.status.fragmentation == 0.75
     # whole pairs taken instead: the free half is a full-speed 4-set
     pairs = {i: ("ns/x",) for i in (0, 1, 2, 3)}
     packed = _plan(planner.NodeView("n0", 8, inventory=_inventory(), holders=pairs))
-    assert packed.status["fragmentation"] == 0
+    assert packed.status.fragmentation == 0
 
 
 def test_mig_sharing_without_mig_gpus_is_reported() -> None:
@@ -126,5 +126,5 @@ def test_mig_sharing_without_mig_gpus_is_reported() -> None:
         planner.NodeView("n0", 8, inventory=_inventory(paths.SYNTHETIC / "hgx-h100x8-mig.txt")),
         spec=spec,
     )
-    assert mig.status["capacity"] > 0
+    assert mig.status.capacity > 0
     assert _conditions(mig)["Discovered"][0] == "True"

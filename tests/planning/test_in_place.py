@@ -21,8 +21,10 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType
-from kubeinfer.planning import analysis, children, in_place, model_server
+from kubeinfer.planning import children
 from kubeinfer.planning import inference_service as planner
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
+from kubeinfer.planning.rollout import analysis, in_place
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OWNER = children.Owner(
@@ -153,15 +155,15 @@ def test_one_deployment_names_no_version_and_loads_nothing_at_start() -> None:
     assert deployments == ["chat"]
     deployment = objs[("Deployment", "chat")]
     template = deployment["spec"]["template"]
-    assert model_server.VERSION_LABEL not in template["metadata"]["labels"]
-    assert model_server.VERSION_LABEL not in deployment["spec"]["selector"]["matchLabels"]
+    assert MODEL_VERSION_LABEL not in template["metadata"]["labels"]
+    assert MODEL_VERSION_LABEL not in deployment["spec"]["selector"]["matchLabels"]
     (server,) = template["spec"]["containers"]
     assert "postStart" not in server["lifecycle"]
     assert "KUBEINFER_MODEL_VERSION" not in {e["name"] for e in server["env"]}
     assert objs[("ScaledObject", "chat")]["spec"]["scaleTargetRef"]["name"] == "chat"
     for version in ("1", "2"):
         selector = objs[("Service", f"chat-{version}")]["spec"]["selector"]
-        assert selector[model_server.VERSION_LABEL] == version
+        assert selector[MODEL_VERSION_LABEL] == version
     # the same template whichever version rolls: a new version never restarts a pod
     later = _kinds(_plan(_spec("3"), _pods("2"), {"stable": {"version": "2"}}))
     assert later[("Deployment", "chat")]["spec"]["template"] == template
@@ -171,12 +173,12 @@ def test_one_deployment_names_no_version_and_loads_nothing_at_start() -> None:
 def test_the_plan_shows_the_pods_each_step_reloads_and_no_extra_gpu() -> None:
     spec = _spec("3", resources={"gpus": 1}, placement={"gpuPool": "pool"})
     plan = _plan(spec, _pods("2"), {"stable": {"version": "2", "uri": "s3://models/repository"}})
-    steps = plan.status["rollout"]["plan"]
-    assert [(s["candidateReplicas"], s["stableReplicas"], s["gpus"]) for s in steps] == [
+    steps = plan.status.rollout.plan
+    assert [(s.candidate_replicas, s.stable_replicas, s.gpus) for s in steps] == [
         (1, 3, 0),
         (2, 2, 0),
     ]
-    assert plan.status["rollout"]["mode"] == in_place.MODE
+    assert plan.status.rollout.mode == in_place.MODE
 
 
 # -- whole rollouts ------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def _rollout(
     values: dict[str, tuple[float, float]],
     seconds: int = 600,
     status: dict[str, Any] | None = None,
-) -> tuple[planner.Plan, dict[str, Any]]:
+) -> tuple[planner.Plan, api.InferenceServiceStatus]:
     """Passes every 5 s; the analysis is due every interval, as the controller asks for it."""
     status = status or {"stable": {"version": "2", "uri": spec.model.uri}}
     plan = None
@@ -217,12 +219,12 @@ def _rollout(
         now = T0 + timedelta(seconds=tick)
         samples = tuple(analysis.Sample(k, v, s, count=500) for k, (v, s) in values.items())
         plan = _plan(spec, pool.pods, status, now=now, samples=samples)
-        status = {**plan.status, "conditions": []}
+        status = plan.status
         pool.apply(plan)
         candidates = sum(p.version == spec.model.version for p in pool.pods)
-        if plan.status["candidate"] is not None:
+        if plan.status.candidate is not None:
             pool.most_candidates = max(pool.most_candidates, candidates)
-        if plan.status["candidate"] is None and not plan.reloads and tick > 0:
+        if plan.status.candidate is None and not plan.reloads and tick > 0:
             break
     assert plan is not None
     return plan, status
@@ -235,7 +237,7 @@ def _condition(plan: planner.Plan, kind: ConditionType) -> Any:
 def test_a_healthy_version_is_promoted_step_by_step_with_each_pod_loaded_once() -> None:
     pool = Pool(_pods("2"))
     plan, status = _rollout(pool, _spec("3"), values=HEALTHY)
-    assert status["stable"]["version"] == "3"
+    assert status.stable.version == "3"
     assert {p.version for p in pool.pods} == {"3"}
     assert sorted(pool.loads) == sorted((f"chat-{i}", "3") for i in range(4))
     assert pool.most_candidates == 2  # 25% then 50% of four pods before promotion
@@ -245,7 +247,7 @@ def test_a_healthy_version_is_promoted_step_by_step_with_each_pod_loaded_once() 
 def test_stable_keeps_a_pod_to_be_compared_with_until_promotion() -> None:
     pool = Pool(_pods("2", n=2))
     _, status = _rollout(pool, _spec("3", replicas={"min": 2, "max": 2}), values=HEALTHY)
-    assert status["stable"]["version"] == "3"
+    assert status.stable.version == "3"
     assert pool.most_candidates == 1, "50% of two pods, and never stable's last pod"
     assert in_place.capped(1, 1) == 1 and in_place.capped(3, 0) == 0
 
@@ -253,8 +255,8 @@ def test_stable_keeps_a_pod_to_be_compared_with_until_promotion() -> None:
 def test_a_failing_version_is_rolled_back_by_loading_stable_again() -> None:
     pool = Pool(_pods("2"))
     plan, status = _rollout(pool, _spec("3"), values=FAILING)
-    assert status["stable"]["version"] == "2"
-    assert status["rollout"]["rolledBackFrom"] == "3"
+    assert status.stable.version == "2"
+    assert status.rollout.rolled_back_from == "3"
     assert {p.version for p in pool.pods} == {"2"}
     assert ("chat-0", "3") in pool.loads and ("chat-0", "2") in pool.loads
     rolled_back = _condition(plan, ConditionType.ROLLED_BACK)
@@ -265,7 +267,7 @@ def test_a_version_the_server_refuses_rolls_back_with_its_answer() -> None:
     answer = "failed to load 'chat' version 3: no such version directory"
     pool = Pool(_pods("2"), refuses={"3": answer})
     plan, status = _rollout(pool, _spec("3"), values=HEALTHY)
-    assert status["rollout"]["rolledBackFrom"] == "3"
+    assert status.rollout.rolled_back_from == "3"
     assert pool.loads == [("chat-0", "3")], "one refusal fails the candidate; nothing retries it"
     rolled_back = _condition(plan, ConditionType.ROLLED_BACK)
     assert answer in rolled_back.message and "chat-0" in rolled_back.message
@@ -276,11 +278,11 @@ def test_a_restarted_operator_resumes_from_status_and_the_pod_labels() -> None:
     pool = Pool(_pods("2"))
     spec = _spec("3")
     _, status = _rollout(pool, spec, values=HEALTHY, seconds=40)
-    assert status["rollout"]["step"] == 1
+    assert status.rollout.step == 1
     pods_before = list(pool.pods)
     # a fresh process knows only what the API server holds: the status and the pods
     plan = _plan(spec, pool.pods, status, now=T0 + timedelta(seconds=45))
-    assert plan.status["rollout"]["step"] == 1
+    assert plan.status.rollout.step == 1
     assert sum(p.version == "3" for p in pods_before) == 2
     assert plan.reloads == ()
 
@@ -290,7 +292,7 @@ def test_a_server_change_restarts_pods_and_rolls_no_version(field: str) -> None:
     value = "s3://models/other" if field == "uri" else "registry.local/triton:custom"
     spec = _spec("2", model={field: value})
     plan = _plan(spec, _pods("2"), {"stable": {"version": "2", "uri": "s3://models/repository"}})
-    assert plan.status["candidate"] is None
+    assert plan.status.candidate is None
     assert plan.reloads == ()
     (server,) = _kinds(plan)[("Deployment", "chat")]["spec"]["template"]["spec"]["containers"]
     assert value in str(server)

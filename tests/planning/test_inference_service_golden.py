@@ -15,7 +15,9 @@ import yaml
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.planning import children, inference_service, log_sidecar, model_server, render
+from kubeinfer.planning import children, inference_service, render
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.serving import model_server
 
 GOLDEN = Path(__file__).parent / "golden" / "inference_service"
 OWNER = children.Owner(

@@ -16,8 +16,11 @@ import pytest
 
 from kubeinfer.api import log_policy as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children, log_agent
+from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION
+from kubeinfer.planning.logs import collector
+from kubeinfer.planning.logs import pipeline as log_agent
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "LogPolicy", "llama-logs", "ml", "uid-1")
 
@@ -32,11 +35,11 @@ def _spec(**extra: Any) -> api.LogPolicySpec:
 
 
 def _digest(spec: api.LogPolicySpec) -> str:
-    return children.content_hash(planner.config_text(OWNER, spec))
+    return children.content_hash(collector.config_text(OWNER, spec))
 
 
 def _sidecar_digest(spec: api.LogPolicySpec) -> str:
-    return children.content_hash(planner.sidecar_config_text(OWNER, spec))
+    return children.content_hash(collector.sidecar_config_text(OWNER, spec))
 
 
 def _conditions(plan: planner.Plan) -> dict[ConditionType, tuple[str, Reason]]:
@@ -164,18 +167,18 @@ def test_config_hash_is_on_status_and_pod_template_and_changes_with_the_spec() -
     plan = planner.plan(OWNER, spec, _ok(spec))
     daemon_set = next(c for c in plan.children if c["kind"] == "DaemonSet")
     annotations = daemon_set["spec"]["template"]["metadata"]["annotations"]
-    assert annotations[planner.CONFIG_HASH_ANNOTATION] == plan.status["configHash"]
+    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == plan.status.config_hash
     other = _spec(sampling={"rates": {"INFO": 0.5}})
-    assert planner.plan(OWNER, other, _ok(other)).status["configHash"] != plan.status["configHash"]
+    assert planner.plan(OWNER, other, _ok(other)).status.config_hash != plan.status.config_hash
 
 
 def test_rendering_twice_gives_identical_bytes() -> None:
     spec = _spec(rateLimits=[{"level": "INFO", "perSecond": 10}])
-    assert planner.config_text(OWNER, spec) == planner.config_text(OWNER, spec)
+    assert collector.config_text(OWNER, spec) == collector.config_text(OWNER, spec)
 
 
 def test_an_inference_service_policy_reads_only_that_services_pods() -> None:
-    assert planner.include_globs("ml", _spec()) == ["/var/log/pods/ml_llama-*/*/*.log"]
+    assert collector.include_globs("ml", _spec()) == ["/var/log/pods/ml_llama-*/*/*.log"]
 
 
 def test_sampling_priorities_follow_the_rates_and_zero_rates_are_filtered() -> None:
@@ -240,9 +243,9 @@ def test_disk_pressure_and_record_counts_come_from_the_agents_reports(
     spec = _spec()
     plan = planner.plan(OWNER, spec, _ok(spec, reports=reports))
     assert _conditions(plan)[ConditionType.DISK_PRESSURE] == expected
-    assert plan.status["records"]["seen"] == 10 * len(reports)
+    assert plan.status.records.seen == 10 * len(reports)
     if reports:
-        assert plan.status["records"]["dropped"] == {"rateLimit": 2, "sampling": 6}
+        assert plan.status.records.dropped == {"rateLimit": 2, "sampling": 6}
     if expected[0] == "True":
         message = next(o.message for o in plan.observations if o.type == "DiskPressure")
         assert "b at step 2" in message and "a at" not in message

@@ -16,8 +16,12 @@ import yaml
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.planning import children, inference_service, log_sidecar, model_server
+from kubeinfer.planning import children, inference_service
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION, LOG_POLICIES_ANNOTATION
+from kubeinfer.planning.logs import collector
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.serving import model_server
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "chat", "ml", "uid-chat")
 
@@ -83,7 +87,7 @@ def test_a_native_sidecar_reads_the_volume_the_server_writes() -> None:
     assert {"name": "KUBEINFER_LOG_DIR", "value": "/var/log/model-server"} in server["env"]
     assert {
         "name": log_sidecar.LOG_VOLUME,
-        "mountPath": planner.SIDECAR_LOGS,
+        "mountPath": collector.SIDECAR_LOGS,
         "readOnly": True,
     } in sidecar["volumeMounts"]
     assert sidecar["args"] == [f"--config={log_sidecar.CONFIG_DIR}/chat-logs.yaml"]
@@ -103,7 +107,7 @@ def test_the_config_map_holds_the_policy_sidecar_config_byte_for_byte() -> None:
     (config_map,) = [o for o in objs if o["kind"] == "ConfigMap"]
     assert config_map["metadata"]["name"] == "chat-log-collector"
     assert config_map["data"] == {
-        "chat-logs.yaml": planner.sidecar_config_text(policy.owner, policy.spec)
+        "chat-logs.yaml": collector.sidecar_config_text(policy.owner, policy.spec)
     }
 
 
@@ -111,11 +115,11 @@ def test_the_hash_annotation_is_the_policy_status_hash_and_changes_with_the_poli
     policy = _policy()
     annotations = _pod(_service(), policy)["metadata"]["annotations"]
     status = planner.plan(policy.owner, policy.spec, planner.Observed()).status
-    assert annotations[planner.CONFIG_HASH_ANNOTATION] == status["sidecarConfigHash"]
-    assert annotations[log_sidecar.POLICIES_ANNOTATION] == "chat-logs"
+    assert annotations[LOG_CONFIG_HASH_ANNOTATION] == status.sidecar_config_hash
+    assert annotations[LOG_POLICIES_ANNOTATION] == "chat-logs"
     changed = _policy(sampling={"rates": {"INFO": 0.5}})
     other = _pod(_service(), changed)["metadata"]["annotations"]
-    assert other[planner.CONFIG_HASH_ANNOTATION] != annotations[planner.CONFIG_HASH_ANNOTATION]
+    assert other[LOG_CONFIG_HASH_ANNOTATION] != annotations[LOG_CONFIG_HASH_ANNOTATION]
 
 
 def test_two_policies_get_two_sidecars_in_name_order_with_separate_state() -> None:
@@ -127,14 +131,14 @@ def test_two_policies_get_two_sidecars_in_name_order_with_separate_state() -> No
         "audit",
         "chat-logs",
     ]
-    assert pod["metadata"]["annotations"][log_sidecar.POLICIES_ANNOTATION] == "audit,chat-logs"
+    assert pod["metadata"]["annotations"][LOG_POLICIES_ANNOTATION] == "audit,chat-logs"
 
 
 def test_the_sidecar_reads_plain_files_named_as_the_pods_container() -> None:
     policy = _policy(outputs=[{"name": "disk", "type": "file", "path": "/var/log/ki"}])
-    config = yaml.safe_load(planner.sidecar_config_text(policy.owner, policy.spec))
+    config = yaml.safe_load(collector.sidecar_config_text(policy.owner, policy.spec))
     receiver = config["receivers"]["filelog"]
-    assert receiver["include"] == [f"{planner.SIDECAR_LOGS}/*.log"]
+    assert receiver["include"] == [f"{collector.SIDECAR_LOGS}/*.log"]
     assert "container" not in [op["type"] for op in receiver["operators"]]
     assert receiver["resource"]["k8s.pod.name"] == "${env:POD_NAME}"
     assert config["extensions"]["kubeinfer_report"]["node"] == "pod/${env:POD_NAME}"
@@ -144,9 +148,9 @@ def test_the_sidecar_reads_plain_files_named_as_the_pods_container() -> None:
 
 def test_node_agents_skip_the_sidecars_own_container_logs() -> None:
     policy = _policy()
-    config = yaml.safe_load(planner.config_text(policy.owner, policy.spec))
+    config = yaml.safe_load(collector.config_text(policy.owner, policy.spec))
     assert config["receivers"]["filelog"]["exclude"] == [
-        f"/var/log/pods/ml_*/{planner.SIDECAR_CONTAINER_PREFIX}*/*.log"
+        f"/var/log/pods/ml_*/{collector.SIDECAR_CONTAINER_PREFIX}*/*.log"
     ]
 
 
@@ -161,8 +165,8 @@ def _deployment(namespace: str, annotations: dict[str, str], replicas: int, upda
 def test_the_sidecar_rollout_counts_pods_of_templates_running_the_current_hash() -> None:
     policy = _policy()
     current = children.content_hash(policy.config_text)
-    names = log_sidecar.POLICIES_ANNOTATION
-    hashes = planner.CONFIG_HASH_ANNOTATION
+    names = LOG_POLICIES_ANNOTATION
+    hashes = LOG_CONFIG_HASH_ANNOTATION
     deployments = [
         _deployment("ml", {names: "audit,chat-logs", hashes: f"aaaa,{current}"}, 3, 2),
         _deployment("ml", {names: "chat-logs", hashes: "old"}, 2, 2),

@@ -10,7 +10,7 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import nccl
+from kubeinfer.planning.gpu import nccl
 
 FIXTURES = Path(__file__).resolve().parents[1] / "gpu" / "fixtures"
 PAIRS = recordings.topology_of(recordings.load(FIXTURES / "pcie-a100x8-nvlink-pairs-2socket.txt"))

@@ -13,7 +13,7 @@ import pytest
 
 from e2e import bench_oom
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import oom, replica_placement, topology
+from kubeinfer.planning.gpu import oom, replica_placement, topology
 
 WINDOW = 600.0
 

@@ -15,7 +15,7 @@ import pytest
 
 from kubeinfer.api import conditions
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import placement, topology
+from kubeinfer.planning.gpu import placement, topology
 from tests.gpu import paths
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import gpu_selection, placement
+from kubeinfer.planning.gpu import placement
+from kubeinfer.planning.gpu import selection as gpu_selection
 from tests.gpu import paths
 
 

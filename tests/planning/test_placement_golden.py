@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import gpu_selection, placement, topology, topology_score
+from kubeinfer.planning.gpu import placement, topology, topology_score
+from kubeinfer.planning.gpu import selection as gpu_selection
 from tests.gpu import paths
 
 

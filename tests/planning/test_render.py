@@ -16,6 +16,7 @@ import yaml
 from kubeinfer import cli
 from kubeinfer.api import inference_service as isvc_api
 from kubeinfer.planning import children, inference_service, render
+from kubeinfer.planning.labels import APPLIED_HASH_ANNOTATION
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
@@ -79,7 +80,7 @@ def test_objsnever_carry_argocd_tracking_and_are_owned(example: Path) -> None:
             assert children.ARGOCD_TRACKING_LABEL not in meta.get("labels", {})
             assert children.ARGOCD_TRACKING_ANNOTATION not in meta.get("annotations", {})
             assert meta["ownerReferences"][0]["controller"] is True
-            assert meta["annotations"][children.HASH_ANNOTATION]
+            assert meta["annotations"][APPLIED_HASH_ANNOTATION]
 
 
 def test_deployment_leaves_replicas_to_the_autoscaler() -> None:
@@ -156,7 +157,7 @@ def test_non_kubeinfer_documents_are_skipped() -> None:
 
 
 def test_priority_classes_shipped_match_the_tiers() -> None:
-    from kubeinfer.planning import tiers
+    from kubeinfer.planning.serving import tiers
 
     docs = list(yaml.safe_load_all((ROOT / "manifests/priority-classes.yaml").read_text()))
     shipped = {d["metadata"]["name"]: d["value"] for d in docs}

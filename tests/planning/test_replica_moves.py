@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import replica_moves, rollout
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import replica_moves
+from kubeinfer.planning.rollout import steps as rollout_steps
 from tests.planning import gpu_cluster
 from tests.planning.gpu_cluster import Cluster
 
@@ -98,10 +100,10 @@ def test_moves_take_one_replica_each_with_the_canary_steps_pauses() -> None:
 def test_the_plan_shows_no_extra_gpu_per_move() -> None:
     spec = _spec()
     state = rollout.State(phase="Progressing", mode="ZeroSpare", total=2)
-    seconds, table = rollout.estimate(spec, 2, state)
+    seconds, table = rollout_steps.estimate(spec, 2, state)
     assert table == [(50, 1, 1, 0)]
     assert seconds == 30
-    surge_seconds, surge_table = rollout.estimate(spec, 2)
+    surge_seconds, surge_table = rollout_steps.estimate(spec, 2)
     assert surge_table == [(50, 1, 2, 4)] and surge_seconds == 30
 
 
@@ -126,11 +128,11 @@ def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_promotes() -> None:
     cluster = _settled_on_v1()
     passes = cluster.run(SPEC, seconds=300)
     first = passes[0][0]
-    assert first.status["rollout"]["mode"] == "ZeroSpare"
-    assert first.status["rollout"]["plan"] == [
-        {"weight": 50, "candidateReplicas": 1, "stableReplicas": 1, "gpus": 0}
+    assert first.status.rollout.mode == "ZeroSpare"
+    assert first.status.rollout.plan == [
+        api.RolloutPlanStep(weight=50, candidate_replicas=1, stable_replicas=1, gpus=0)
     ]
-    assert any(reason == "ZeroSpareRollout" for reason, _ in first.events)
+    assert any(e.reason == "ZeroSpareRollout" for e in first.events)
     kinds = {c["kind"] for c in first.children}
     assert "HorizontalPodAutoscaler" not in kinds, "the autoscaler steps aside while replicas move"
     candidate = next(
@@ -146,19 +148,17 @@ def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_promotes() -> None:
     assert candidate_claim["spec"] == stable_claim["spec"], "the same two planned sets"
 
     assert cluster.waited_on_held_set == 0
-    promoted = next(
-        i for i, (p, _) in enumerate(passes) if p.status["rollout"]["phase"] == "Promoted"
-    )
+    promoted = next(i for i, (p, _) in enumerate(passes) if p.status.rollout.phase == "Promoted")
     plan, _ = passes[promoted]
     assert plan.handover == "llm-v2"
     assert (
         "Promoted",
         "Promoted v2 to stable after moving 2 replicas one at a time.",
-    ) in plan.events
+    ) in [(e.reason, e.message) for e in plan.events]
     assert [p.version for p in cluster.pods] == ["v2", "v2"]
-    weights = [p.status["traffic"]["candidateWeight"] for p, _ in passes[:promoted]]
+    weights = [p.status.traffic.candidate_weight for p, _ in passes[:promoted]]
     assert weights[0] == 0 and set(weights) == {0, 50}, "traffic follows the ready pods' share"
-    moves = [m for p, _ in passes for r, m in p.events if r == "ReplicaMoving"]
+    moves = [e.message for p, _ in passes for e in p.events if e.reason == "ReplicaMoving"]
     assert moves == ["Moving replica 2 of 2 from v1 to v2: stable 0, candidate 2."]
     stable_sizes = [a.get("v1") for _, a in passes[:promoted]]
     assert stable_sizes[0] == 1 and 0 in stable_sizes, "stable is sized by the rollout"
@@ -169,7 +169,7 @@ def test_with_every_gpu_in_use_an_upgrade_moves_replicas_and_promotes() -> None:
 def test_a_failed_move_moves_replicas_back_and_returns_stable_to_the_autoscaler() -> None:
     cluster = _settled_on_v1()
     passes = cluster.run(SPEC, seconds=200, samples=FAILING)
-    phases = [p.status["rollout"]["phase"] for p, _ in passes]
+    phases = [p.status.rollout.phase for p, _ in passes]
     back = phases.index("RolledBack")
     assert "Progressing" in phases[:back]
     assert cluster.waited_on_held_set == 0
@@ -177,7 +177,7 @@ def test_a_failed_move_moves_replicas_back_and_returns_stable_to_the_autoscaler(
     restoring = [a.get("v1") for _, a in passes[back:]]
     assert restoring[0] == 1, "stable grows back only onto the set the candidate releases"
     handed = next(p for p, _ in passes[back:] if p.handover == "llm-v1")
-    assert handed.status["rollout"]["mode"] == ""
+    assert handed.status.rollout.mode == ""
     assert any(c["kind"] == "HorizontalPodAutoscaler" for c in handed.children)
 
 
@@ -185,7 +185,7 @@ def test_shadow_without_free_gpus_waits_and_starts_no_candidate() -> None:
     cluster = _settled_on_v1()
     plan, asked = cluster.run(_spec(strategy="shadow"), seconds=5)[0]
     assert asked == {"v1": None}
-    assert plan.status["rollout"]["phase"] == "Waiting"
+    assert plan.status.rollout.phase == "Waiting"
     progressing = next(o for o in plan.observations if o.type.value == "Progressing")
     assert progressing.reason.value == "SurgeUnavailable"
     assert "canary strategy moves replicas" in progressing.message
@@ -199,7 +199,7 @@ def test_with_free_gpus_the_candidate_surges_onto_them() -> None:
     )  # one stable pod, one free set
     cluster.pods = cluster.pods[:1]
     plan, _ = cluster.run(spec, seconds=5)[0]
-    assert plan.status["rollout"]["mode"] == "Surge"
+    assert plan.status.rollout.mode == "Surge"
     assert any(c["kind"] == "HorizontalPodAutoscaler" for c in plan.children)
     candidate = next(
         c for c in plan.children if c["kind"] == "Deployment" and c["metadata"]["name"] == "llm-v2"
@@ -219,13 +219,13 @@ def test_four_replicas_move_one_at_a_time_in_order() -> None:
     cluster.run(sized("v1"), seconds=15)
     assert [p.version for p in cluster.pods] == ["v1"] * 4
     passes = cluster.run(sized("v2"), seconds=900)
-    assert [row["candidateReplicas"] for row in passes[0][0].status["rollout"]["plan"]] == [1, 2, 3]
-    assert {row["gpus"] for row in passes[0][0].status["rollout"]["plan"]} == {0}
-    moves = [m for p, _ in passes for r, m in p.events if r == "ReplicaMoving"]
+    assert [row.candidate_replicas for row in passes[0][0].status.rollout.plan] == [1, 2, 3]
+    assert {row.gpus for row in passes[0][0].status.rollout.plan} == {0}
+    moves = [e.message for p, _ in passes for e in p.events if e.reason == "ReplicaMoving"]
     assert moves == [
         f"Moving replica {k} of 4 from v1 to v2: stable {4 - k}, candidate {k}." for k in (2, 3, 4)
     ]
-    weights = {p.status["traffic"]["candidateWeight"] for p, _ in passes}
+    weights = {p.status.traffic.candidate_weight for p, _ in passes}
     assert weights == {0, 25, 50, 75}, "traffic follows each move"
     assert cluster.waited_on_held_set == 0
     assert [p.version for p in cluster.pods] == ["v2"] * 4

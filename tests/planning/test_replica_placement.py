@@ -16,7 +16,8 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.gpu import recordings
-from kubeinfer.planning import children, inference_service, replica_placement, topology
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.gpu import placement_report, replica_placement, topology
 from tests.gpu import paths
 
 PAIRS = frozenset({frozenset({0, 1}), frozenset({2, 3}), frozenset({4, 5}), frozenset({6, 7})})
@@ -88,7 +89,7 @@ def test_recorded_placements_are_kept_while_valid() -> None:
     first = _decide(spec, _node("a"), _node("b"))
     again = _decide(spec, _node("a"), _node("b"), previous=first.placements)
     assert again.placements == first.placements and again.new == ()
-    assert replica_placement.events(again) == ()
+    assert placement_report.events(again) == ()
     gone = first.placements[0]
     nodes = [_node(n, bad=frozenset(gone.gpus) if n == gone.node else frozenset()) for n in "ab"]
     moved = _decide(spec, *nodes, previous=first.placements)
@@ -112,17 +113,17 @@ def test_no_fit_reasons_are_specific(
 ) -> None:
     pool = replica_placement.PoolState(exists=True, nodes=nodes)
     outcome = replica_placement.decide(spec, pool, previous=(), current_pods=0)
-    placed = replica_placement.placed(spec, pool, outcome)
+    placed = placement_report.placed(spec, pool, outcome)
     assert (placed.status, placed.reason.value) == ("False", reason)
 
 
 def test_pool_missing_or_without_inventory() -> None:
     spec = _spec()
-    missing = replica_placement.placed(spec, replica_placement.PoolState(exists=False), None)
+    missing = placement_report.placed(spec, replica_placement.PoolState(exists=False), None)
     assert missing.reason.value == "PoolNotFound"
     empty = replica_placement.PoolState(exists=True, nodes_without_inventory=2)
-    assert replica_placement.placed(spec, empty, None).reason.value == "PlacementPending"
-    assert replica_placement.capacity(spec, empty, None).reason.value == "PoolNotReady"
+    assert placement_report.placed(spec, empty, None).reason.value == "PlacementPending"
+    assert placement_report.capacity(spec, empty, None).reason.value == "PoolNotReady"
 
 
 def test_dra_mode_names_each_planned_set_and_drops_the_device_plugin_count() -> None:
@@ -134,8 +135,8 @@ def test_dra_mode_names_each_planned_set_and_drops_the_device_plugin_count() -> 
     (request,) = template["spec"]["spec"]["devices"]["requests"]
     subrequests = request["firstAvailable"]
     assert len(subrequests) == 2 and all(s["count"] == 2 for s in subrequests)
-    placed = plan.status["placement"]
-    first = "GPU-{}-{}".format(placed[0]["node"], placed[0]["gpus"][0])
+    placed = plan.status.placement
+    first = f"GPU-{placed[0].node}-{placed[0].gpus[0]}"
     assert first in subrequests[0]["selectors"][0]["cel"]["expression"]
     deployment = next(c for c in plan.children if c["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
@@ -147,11 +148,11 @@ def test_dra_mode_names_each_planned_set_and_drops_the_device_plugin_count() -> 
     assert pod["containers"][0]["resources"]["claims"] == [{"name": "gpus"}]
     hosts = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert hosts["nodeSelectorTerms"][0]["matchFields"][0]["values"] == sorted(
-        {p["node"] for p in placed}
+        {p.node for p in placed}
     )
     placed_condition = next(o for o in plan.observations if o.type.value == "Placed")
     assert placed_condition.status == "True" and "DRA" in placed_condition.message
-    assert [e[0] for e in plan.events] == ["ReplicaPlaced", "ReplicaPlaced"]
+    assert [e.reason for e in plan.events] == ["ReplicaPlaced", "ReplicaPlaced"]
 
 
 def test_more_than_eight_replicas_share_a_last_subrequest() -> None:
@@ -187,4 +188,4 @@ def test_mig_pools_pin_to_their_mig_nodes_without_gpu_sets() -> None:
     pod = next(c for c in plan.children if c["kind"] == "Deployment")["spec"]["template"]["spec"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["a"]
-    assert "schedulingGates" not in pod and plan.status["placement"] == []
+    assert "schedulingGates" not in pod and plan.status.placement == []

@@ -14,8 +14,10 @@ import pytest
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, rollout, rollout_status
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.rollout import analysis, timing
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STABLE = rollout.Version("v1", "hf://org/m")
@@ -59,7 +61,7 @@ def _pass(
 ) -> rollout.Decision:
     """One pass with a ready candidate, analysing when one is due (or ``analyse`` says so) and
     the gateway holds no shadow's mirror (the controller queries nothing then)."""
-    due = mirror_hold is None and (analyse or rollout.analysis_due(spec, state, now))
+    due = mirror_hold is None and (analyse or timing.analysis_due(spec, state, now))
     return rollout.decide(
         spec,
         state=state,
@@ -137,7 +139,9 @@ def test_healthy_canary_promotes_through_every_step() -> None:
     last = passes[-1][1]
     assert last.state.phase == "Promoted"
     assert last.stable.version == "v2"
-    assert ("Promoted", "Promoted v2 to stable after 2 steps.") in last.events
+    assert ("Promoted", "Promoted v2 to stable after 2 steps.") in [
+        (e.reason, e.message) for e in last.events
+    ]
 
 
 @pytest.mark.parametrize(
@@ -181,7 +185,7 @@ def _timed(
         d = _pass(spec, state, stable, traffic, now)
         out.append((now, d))
         state, stable = d.state, d.stable
-        wait = rollout.requeue_after(spec, d, now)
+        wait = timing.requeue_after(spec, d, now)
         if wait is None:
             break
         now += timedelta(seconds=wait)
@@ -199,7 +203,7 @@ def test_each_look_comes_exactly_when_the_next_analysis_is_due() -> None:
 def test_a_step_advances_when_its_pause_ends_between_two_intervals() -> None:
     spec = _spec(steps=[{"weight": 10, "pause": "40s"}, {"weight": 50, "pause": "40s"}])
     passes = _timed(spec, lambda now: _samples(HEALTHY), seconds=300)
-    moves = [((now - T0).seconds, d.events[0][0]) for now, d in passes if d.events]
+    moves = [((now - T0).seconds, d.events[0].reason) for now, d in passes if d.events]
     assert moves == [(40, "RolloutStepAdvanced"), (80, "Promoted")]
 
 
@@ -209,7 +213,7 @@ def test_a_pass_between_analyses_asks_for_the_rest_of_the_interval() -> None:
     later = T0 + timedelta(seconds=12)
     d = _pass(spec, state, STABLE, lambda now: _samples(HEALTHY), later)
     assert not d.judgements, "no analysis was due"
-    assert rollout.requeue_after(spec, d, later) == 18
+    assert timing.requeue_after(spec, d, later) == 18
 
 
 def test_no_timer_while_paused_and_a_safety_net_while_the_candidate_starts() -> None:
@@ -222,7 +226,7 @@ def test_no_timer_while_paused_and_a_safety_net_while_the_candidate_starts() -> 
         samples=None,
         now=T0,
     )
-    assert rollout.requeue_after(spec, starting, T0) == 30
+    assert timing.requeue_after(spec, starting, T0) == 30
     paused = rollout.decide(
         spec,
         state=rollout.State(phase="Paused", step_started=T0, last_analysis=T0),
@@ -231,7 +235,7 @@ def test_no_timer_while_paused_and_a_safety_net_while_the_candidate_starts() -> 
         samples=None,
         now=T0,
     )
-    assert rollout.requeue_after(spec, paused, T0) is None
+    assert timing.requeue_after(spec, paused, T0) is None
 
 
 @pytest.mark.parametrize(
@@ -342,19 +346,16 @@ def test_state_survives_status_round_trip_mid_rollout() -> None:
     fields = rollout_status.to_status(
         spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus()
     )
-    status = api.InferenceServiceStatus.model_validate(
-        {
-            "stable": {"version": d.stable.version, "uri": d.stable.uri},
-            "rollout": fields,
-        }
+    status = api.InferenceServiceStatus(
+        stable=api.VersionStatus(version=d.stable.version, uri=d.stable.uri), rollout=fields
     )
     state, stable = rollout_status.from_status(status)
     assert (state, stable) == (d.state, d.stable)
-    assert fields["plan"] == [
-        {"weight": 10, "candidateReplicas": 1, "stableReplicas": 2, "gpus": 1},
-        {"weight": 50, "candidateReplicas": 1, "stableReplicas": 2, "gpus": 1},
+    assert fields.plan == [
+        api.RolloutPlanStep(weight=10, candidate_replicas=1, stable_replicas=2, gpus=1),
+        api.RolloutPlanStep(weight=50, candidate_replicas=1, stable_replicas=2, gpus=1),
     ]
-    assert fields["estimatedSeconds"] == 120
+    assert fields.estimated_seconds == 120
 
 
 @pytest.mark.parametrize(
@@ -505,9 +506,9 @@ def test_held_shadow_is_judged_from_scratch_once_its_gateway_can_mirror() -> Non
 
 def test_held_shadow_sets_no_timer_but_a_released_one_does() -> None:
     spec = _spec(strategy="shadow")
-    assert rollout.requeue_after(spec, _first_shadow_pass(HOLD), T0) is None
+    assert timing.requeue_after(spec, _first_shadow_pass(HOLD), T0) is None
     # released, its first analysis is due as the step starts: at once (the floor)
-    assert rollout.requeue_after(spec, _first_shadow_pass(), T0) == rollout.REQUEUE_FLOOR_SECONDS
+    assert timing.requeue_after(spec, _first_shadow_pass(), T0) == timing.REQUEUE_FLOOR_SECONDS
 
 
 def test_hold_in_mid_step_stops_mirroring_and_restarts_the_step_clock() -> None:
@@ -548,11 +549,11 @@ def test_held_state_survives_status_round_trip() -> None:
     fields = rollout_status.to_status(
         spec, d, stable_replicas=2, now=now, previous=api.RolloutStatus()
     )
-    status = api.InferenceServiceStatus.model_validate(
-        {"stable": {"version": "v1", "uri": "hf://org/m"}, "rollout": fields}
+    status = api.InferenceServiceStatus(
+        stable=api.VersionStatus(version="v1", uri="hf://org/m"), rollout=fields
     )
     assert rollout_status.from_status(status)[0] == d.state
-    assert fields["reason"] == "MirrorUnsupported"
+    assert fields.reason == "MirrorUnsupported"
 
 
 def test_held_shadow_renders_no_mirror_filter() -> None:

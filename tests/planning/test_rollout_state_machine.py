@@ -27,7 +27,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, replica_moves, rollout, rollout_status
+from kubeinfer.planning.rollout import analysis, replica_moves
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
 from kubeinfer.planning.conditions import Observation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

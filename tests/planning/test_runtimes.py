@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import model_server, runtimes
+from kubeinfer.planning.serving import model_server, runtimes
 
 
 def _spec(version: str) -> api.InferenceServiceSpec:

@@ -15,7 +15,10 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType
-from kubeinfer.planning import children, inference_service, rollout, rollout_status
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.rollout import timing
 from tests.planning.test_rollout import HEALTHY, STABLE, _run, _samples, _spec
 
 OWNER = children.Owner("kubeinfer.io/v1alpha1", "InferenceService", "m", "ns", "u")
@@ -49,23 +52,23 @@ def test_the_switch_keeps_the_previous_version_running_without_traffic() -> None
     assert decision.stable.version == "v2"
     assert decision.retired == STABLE
     assert decision.state.scale_down_at == now + timedelta(seconds=30)
-    (promoted,) = [m for r, m in decision.events if r == "Promoted"]
+    (promoted,) = [e.message for e in decision.events if e.reason == "Promoted"]
     assert "v1 keeps running for 30s" in promoted
     objs = _objects(spec, decision)
     assert "Deployment/m-v1" in objs and "Service/m-v1" in objs
     assert objs["Service/m"]["spec"]["selector"]["kubeinfer.io/model-version"] == "v2"
     assert objs["HorizontalPodAutoscaler/m"]["spec"]["scaleTargetRef"]["name"] == "m-v2"
-    assert rollout.requeue_after(spec, decision, now) == 30.0
+    assert timing.requeue_after(spec, decision, now) == 30.0
 
 
 def test_the_previous_version_goes_once_the_delay_has_passed() -> None:
     spec, now, decision = _promoted()
     before = _pass(spec, decision, now + timedelta(seconds=29))
     assert before.retired == STABLE
-    assert rollout.requeue_after(spec, before, now + timedelta(seconds=29)) == 1.0
+    assert timing.requeue_after(spec, before, now + timedelta(seconds=29)) == 1.0
     after = _pass(spec, before, now + timedelta(seconds=30))
     assert after.retired is None and after.state.retired is None
-    assert [r for r, _ in after.events] == ["ScaledDown"]
+    assert [e.reason for e in after.events] == ["ScaledDown"]
     assert "Deployment/m-v1" not in _objects(spec, after)
     assert _pass(spec, after, now + timedelta(seconds=35)).events == ()
 
@@ -97,7 +100,7 @@ def test_the_retired_version_survives_a_status_round_trip() -> None:
     fields = rollout_status.to_status(
         spec, decision, stable_replicas=2, now=now, previous=api.RolloutStatus()
     )
-    assert fields["retired"]["version"] == "v1"
+    assert fields.retired is not None and fields.retired.version == "v1"
     status = api.InferenceServiceStatus.model_validate(
         {"stable": {"version": "v2", "uri": decision.stable.uri}, "rollout": fields}
     )

@@ -17,7 +17,8 @@ import pytest
 
 from e2e.harness import scrape_targets
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import autoscaling, children, inference_service
+from kubeinfer.planning import children, inference_service
+from kubeinfer.planning.labels import INFERENCE_SERVICE_SERIES
 
 NS = "serving"
 MONITOR: dict[str, Any] = {
@@ -77,7 +78,7 @@ def test_each_pod_behind_a_selected_service_is_a_target_with_operator_labels() -
                 "container": "server",
                 "endpoint": "metrics",
                 "job": "chat-v1",
-                autoscaling.SERIES_LABEL: "chat",
+                INFERENCE_SERVICE_SERIES: "chat",
                 "kubeinfer_io_model_version": "v1",
             },
         }

@@ -20,7 +20,7 @@ import pytest
 
 from e2e.harness import metrics_text
 from e2e.simulator import behaviour, fleet, load, server
-from kubeinfer.planning import runtimes
+from kubeinfer.planning.serving import runtimes
 
 
 @pytest.fixture

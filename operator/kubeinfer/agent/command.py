@@ -16,7 +16,7 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
 
 NicLevels = Mapping[int, tuple[topology.PcieLevel, ...]]
 

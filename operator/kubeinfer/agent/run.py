@@ -34,7 +34,8 @@ from kubeinfer.api import gpu_pool as pool_api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.gpu import backend, discovery, events
 from kubeinfer.kube import client, errors
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
+from kubeinfer.planning.labels import INVENTORY_ANNOTATION
 
 FIELD_MANAGER = "kubeinfer-agent"
 DEFAULT_SAMPLE_INTERVAL_S = base.duration_seconds(pool_api.OomPrediction().sample_interval)
@@ -161,7 +162,7 @@ class Agent:
                 "metadata": {
                     "name": self._settings.node,
                     "labels": snapshot.labels(snap, gfd=self._settings.gfd_labels),
-                    "annotations": {inv.ANNOTATION: inv.dump(body)},
+                    "annotations": {INVENTORY_ANNOTATION: inv.dump(body)},
                 },
             }
         )

@@ -2,7 +2,7 @@
 
 Owns :class:`MemoryWindow`: samples ``(seconds, used MiB)`` taken at the pool's sample interval
 are kept for the prediction window, and :meth:`MemoryWindow.trends` fits each series with
-``planning.oom.fit`` (the operator judges the trend against each workload's budget).
+``planning.gpu.oom.fit`` (the operator judges the trend against each workload's budget).
 
 Must not: call NVML (``run`` samples), judge risk.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 from kubeinfer.api import node_inventory as inv
-from kubeinfer.planning import oom
+from kubeinfer.planning.gpu import oom
 
 
 class MemoryWindow:

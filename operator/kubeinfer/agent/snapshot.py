@@ -19,6 +19,12 @@ from typing import Any
 
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.gpu import discovery
+from kubeinfer.planning.labels import (
+    INVENTORY_VERSION_LABEL,
+    NUMA_NODES_LABEL,
+    NVLINK_LABEL,
+    NVSWITCH_LABEL,
+)
 
 MIB = 1024**2
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -130,10 +136,10 @@ def labels(snapshot: discovery.NodeInventory, *, gfd: bool = True) -> dict[str, 
         "nvidia.com/cuda.driver-version.major": driver[0],
         "nvidia.com/cuda.driver-version.minor": driver[1] if len(driver) > 1 else "0",
         "nvidia.com/cuda.driver-version.revision": driver[2] if len(driver) > 2 else "0",
-        "gpu.kubeinfer.io/nvlink": str(any(link.nvlinks for link in links)).lower(),
-        "gpu.kubeinfer.io/nvswitch": str(any(link.via_nvswitch for link in links)).lower(),
-        "gpu.kubeinfer.io/numa-nodes": str(len({d.numa_node for d in devices})),
-        "gpu.kubeinfer.io/inventory-version": str(inv.SCHEMA_VERSION),
+        NVLINK_LABEL: str(any(link.nvlinks for link in links)).lower(),
+        NVSWITCH_LABEL: str(any(link.via_nvswitch for link in links)).lower(),
+        NUMA_NODES_LABEL: str(len({d.numa_node for d in devices})),
+        INVENTORY_VERSION_LABEL: str(inv.SCHEMA_VERSION),
     }
     if any(d.mig_enabled for d in devices):
         out["nvidia.com/mig.strategy"] = "single"

@@ -57,7 +57,11 @@ class ConditionType(_Documented):
 
 
 class Reason(_Documented):
-    """Reasons for condition states: CamelCase, specific, stable (tools match on them)."""
+    """Reasons of condition states and Events: CamelCase, specific, stable (tools match on them).
+
+    Every member is set by some code path, or listed in :data:`RESERVED_REASONS`
+    (``tests/api/test_reasons.py`` fails otherwise).
+    """
 
     # Generic
     AS_EXPECTED = "AsExpected", "Everything this condition covers is as the spec asks."
@@ -202,6 +206,55 @@ class Reason(_Documented):
         "ValidatorUnavailable",
         "The operator has no log agent binary to validate the rendered configuration with.",
     )
+    # Events only: decisions and changes, not condition states
+    CHILDREN_APPLIED = "ChildrenApplied", "Child objects were created or changed (Event)."
+    CHILDREN_DELETED = "ChildrenDeleted", "Child objects no longer wanted were deleted (Event)."
+    CHILD_API_NOT_SERVED = (
+        "ChildAPINotServed",
+        "A child's API (a CRD such as HTTPRoute or ScaledObject) is not served; it was not "
+        "created (Event).",
+    )
+    REPLICA_PLACED = "ReplicaPlaced", "A replica got a node and GPU set anew (Event)."
+    ZERO_SPARE_ROLLOUT = (
+        "ZeroSpareRollout",
+        "The rollout moves replicas one at a time instead of surging, and why (Event).",
+    )
+    ROLLOUT_STEP_ADVANCED = (
+        "RolloutStepAdvanced",
+        "The candidate passed a step's analysis and moved to the next step (Event).",
+    )
+    ROLLED_BACK = (
+        "RolledBack",
+        "The candidate was removed and stable took all traffic again, with the evidence (Event).",
+    )
+    SCALED_DOWN = (
+        "ScaledDown",
+        "blueGreen: the replaced version's Deployment was deleted after scaleDownDelay (Event).",
+    )
+    MODEL_LOAD_REFUSED = (
+        "ModelLoadRefused",
+        "In place: a server answered a version's load with an error; the candidate fails (Event).",
+    )
+
+
+RESERVED_REASONS: frozenset[Reason] = frozenset(
+    {
+        Reason.UNKNOWN_RUNTIME,  # the API's runtime enum refuses an unknown runtime at apply
+        Reason.METRICS_NOT_NEEDED,  # bronze reports its resource metrics API instead
+        Reason.NO_TARGETS,  # LogPolicy reports matchedTargets: 0 and stays Ready
+        Reason.SCHEDULED,  # ChaosExperiment schedules are not built
+        Reason.STEADY_STATE_HELD,  # ChaosExperiment steady-state probes are not built
+        Reason.STEADY_STATE_BROKEN,
+        Reason.ABORTED,  # ChaosExperiment abort conditions are not built
+    }
+)
+"""Reasons documented (and matched by the Argo CD health checks) that no code path sets yet;
+kept so the documentation and the health checks stay stable when the features come."""
+
+RESERVED_CONDITION_TYPES: frozenset[ConditionType] = frozenset(
+    {ConditionType.STEADY_STATE}  # ChaosExperiment steady-state probes are not built
+)
+"""Condition types documented that no planner observes yet."""
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -39,7 +39,7 @@ RUNTIME_SCHEMES: dict[str, tuple[str, ...]] = {
     "triton": ("s3", "gs", "pvc", "oci", "file"),
     "generic": ("hf", "s3", "gs", "pvc", "oci", "file", "http", "https"),
 }
-"""URI schemes each runtime loads from (see ``planning.runtimes`` for how)."""
+"""URI schemes each runtime loads from (see ``planning.serving.runtimes`` for how)."""
 
 
 class Model(ApiModel):

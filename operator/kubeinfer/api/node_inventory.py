@@ -7,7 +7,7 @@ round-trips what the agent builds through what the controllers parse.
 
 What it carries, per GPU: identity, memory, PCI bus id, NUMA node, link rates, MIG devices,
 raw health counters (judged by the operator against each pool's ``healthPolicy``, not by the
-agent) and a memory trend fitted over the agent's sample window (``planning.oom.fit``); per pair: the PCIe common
+agent) and a memory trend fitted over the agent's sample window (``planning.gpu.oom.fit``); per pair: the PCIe common
 ancestor and NVLinks (``"0-1": "NV12/NODE"``, ``NVS`` when through an NVSwitch), as
 ``nvidia-smi topo -m`` prints them. Documented in ``docs/gpu.md``.
 
@@ -23,8 +23,6 @@ from pydantic import Field, ValidationError
 
 from kubeinfer.api.base import ApiModel
 
-ANNOTATION = "gpu.kubeinfer.io/inventory"
-"""The one annotation the agent publishes (compact JSON of :class:`NodeInventory`)."""
 SCHEMA_VERSION = 1
 DRIVER = "gpu.kubeinfer.io"
 """DRA driver name of the agent's ResourceSlices and the attribute domain of its devices."""

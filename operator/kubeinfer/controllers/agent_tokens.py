@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 
 from kubeinfer.kube import client
-from kubeinfer.planning import log_policy
+from kubeinfer.planning.logs import collector
 
 CACHE_SECONDS = 60.0
 MAX_CACHED = 1024
@@ -60,7 +60,7 @@ async def identify(kube: client.Kube, token: str, now: float) -> Identity | None
     cached = _cache.get(key)
     if cached is not None and now - cached[0] < CACHE_SECONDS:
         return cached[1]
-    status = await kube.review_token(token, [log_policy.REPORT_AUDIENCE])
+    status = await kube.review_token(token, [collector.REPORT_AUDIENCE])
     identity = identity_of(status)
     for stale in [k for k, (at, _) in _cache.items() if now - at >= CACHE_SECONDS]:
         del _cache[stale]

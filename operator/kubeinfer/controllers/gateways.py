@@ -1,7 +1,7 @@
 """Gateway API inputs of InferenceServices: parent Gateways, their classes, and who they concern.
 
 Reads Gateways and GatewayClasses from the watch store (kept slim: a Gateway's class name, a
-class's supported features) for :mod:`kubeinfer.planning.gateway_support`, and tells the watch
+class's supported features) for :mod:`kubeinfer.planning.serving.gateway_support`, and tells the watch
 handlers which InferenceServices a Gateway or GatewayClass event concerns. Decides nothing.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.kube.store import Store
-from kubeinfer.planning import gateway_support
+from kubeinfer.planning.serving import gateway_support
 
 GATEWAY = "Gateway"
 GATEWAY_CLASS = "GatewayClass"

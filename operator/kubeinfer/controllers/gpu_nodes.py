@@ -5,11 +5,12 @@ Owns the reads that the GPUPool and InferenceService controllers share:
 - :func:`inventory` — a Node's ``gpu.kubeinfer.io/inventory`` annotation parsed (memoised on the
   annotation text, so an unchanged node costs nothing and yields the same topology object);
 - :func:`pool_nodes` — the Nodes a pool's selector picks (kubelet GPUs or an agent inventory);
-- :func:`claimed` — GPU indices per node held by allocated ResourceClaims of driver
-  ``gpu.kubeinfer.io``, with the holder's ``namespace/name``;
-- :func:`placed` — GPU indices per node recorded in InferenceServices' ``status.placement``.
+- :func:`claims` and :func:`recorded` — the allocated ResourceClaims of driver
+  ``gpu.kubeinfer.io`` and the GPU sets InferenceServices recorded in their status, as the
+  shapes :mod:`kubeinfer.planning.gpu.holders` decides from, and :func:`held`, that decision
+  over the store.
 
-Must not: write anything, decide anything.
+Must not: write anything, decide anything (who holds a GPU is ``planning.gpu.holders``'s).
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from kubeinfer.api import base, kinds
 from kubeinfer.api import gpu_pool as pool_api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import gpu_inventory, topology
+from kubeinfer.planning.gpu import holders, topology
+from kubeinfer.planning.gpu import inventory as gpu_inventory
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL, INVENTORY_ANNOTATION
 
 GPU_RESOURCE = "nvidia.com/gpu"
-HOLDER_LABEL = "kubeinfer.io/inferenceservice"
-"""Label the operator puts on claims generated for an InferenceService's pods."""
 Body = Mapping[str, Any]
-Holders = dict[str, dict[int, list[str]]]
 
 
 @functools.lru_cache(maxsize=2048)
@@ -53,7 +53,7 @@ def _topology(text: str, node: str) -> topology.NodeTopology | None:
 
 def inventory(node: Body) -> tuple[inv.NodeInventory | None, str]:
     """The node's parsed inventory, or None and why."""
-    text = (node["metadata"].get("annotations") or {}).get(inv.ANNOTATION)
+    text = (node["metadata"].get("annotations") or {}).get(INVENTORY_ANNOTATION)
     if not text:
         return None, ""
     return _parse(text)
@@ -61,7 +61,7 @@ def inventory(node: Body) -> tuple[inv.NodeInventory | None, str]:
 
 def topology_of(node: Body) -> topology.NodeTopology | None:
     """The node's topology from its inventory (one shared object per distinct annotation)."""
-    text = (node["metadata"].get("annotations") or {}).get(inv.ANNOTATION)
+    text = (node["metadata"].get("annotations") or {}).get(INVENTORY_ANNOTATION)
     return _topology(text, node["metadata"]["name"]) if text else None
 
 
@@ -75,14 +75,14 @@ def pool_nodes(store: kube_store.Store, spec: pool_api.GPUPoolSpec) -> list[Body
     return [
         n
         for n in store.all("Node")
-        if (kubelet_gpus(n) > 0 or inv.ANNOTATION in (n["metadata"].get("annotations") or {}))
+        if (kubelet_gpus(n) > 0 or INVENTORY_ANNOTATION in (n["metadata"].get("annotations") or {}))
         and spec.node_selector.matches(n["metadata"].get("labels") or {})
     ]
 
 
 def _holder(claim: Body) -> str:
     meta = claim["metadata"]
-    owner = (meta.get("labels") or {}).get(HOLDER_LABEL)
+    owner = (meta.get("labels") or {}).get(INFERENCE_SERVICE_LABEL)
     return f"{meta['namespace']}/{owner or meta['name']}"
 
 
@@ -97,40 +97,36 @@ def claim_devices(claim: Body) -> dict[str, frozenset[int]]:
     return {node: frozenset(gpus) for node, gpus in out.items()}
 
 
-def claimed(store: kube_store.Store) -> Holders:
-    """node -> GPU index -> holders, from allocated ResourceClaims of kubeinfer's driver."""
-    out: Holders = defaultdict(lambda: defaultdict(list))
-    for claim in store.all("ResourceClaim"):
-        for node, gpus in claim_devices(claim).items():
-            for index in sorted(gpus):
-                out[node][index].append(_holder(claim))
-    return out
+def claims(store: kube_store.Store) -> tuple[holders.Claim, ...]:
+    """Every allocated ResourceClaim of kubeinfer's driver, with its holder."""
+    found = ((claim, claim_devices(claim)) for claim in store.all("ResourceClaim"))
+    return tuple(holders.Claim(_holder(claim), gpus) for claim, gpus in found if gpus)
 
 
-def placed(services: Iterable[Body]) -> Holders:
-    """node -> GPU index -> holders, from InferenceServices' recorded placements (stable's, and
-    a blue-green version's still running until its scale-down time)."""
-    out: Holders = defaultdict(lambda: defaultdict(list))
+def recorded(services: Iterable[Body]) -> tuple[holders.Recorded, ...]:
+    """The GPU sets InferenceServices recorded: stable's ``status.placement``, and a blue-green
+    version's still running until its scale-down time."""
+    out = []
     for body in services:
         meta = body["metadata"]
         status = body.get("status") or {}
         retired = (status.get("rollout") or {}).get("retired") or {}
-        for replica in [*(status.get("placement") or []), *(retired.get("placement") or [])]:
-            for index in replica.get("gpus") or []:
-                out[str(replica.get("node"))][int(index)].append(
-                    f"{meta['namespace']}/{meta['name']}"
-                )
-    return out
+        gpus = tuple(
+            (str(replica.get("node")), int(index))
+            for replica in [*(status.get("placement") or []), *(retired.get("placement") or [])]
+            for index in replica.get("gpus") or []
+        )
+        out.append(holders.Recorded(f"{meta['namespace']}/{meta['name']}", gpus))
+    return tuple(out)
 
 
-def pool_services(store: kube_store.Store, namespace: str, pool: str) -> list[Body]:
-    """InferenceServices in ``namespace`` that take GPUs from ``pool``."""
-    return [
-        b
-        for b in store.all(kinds.INFERENCE_SERVICE.kind)
-        if b["metadata"]["namespace"] == namespace
-        and ((b.get("spec") or {}).get("placement") or {}).get("gpuPool") == pool
-    ]
+def held(store: kube_store.Store, *, excluding: str | None = None) -> holders.Held:
+    """Who holds which GPU, over every namespace (:func:`kubeinfer.planning.gpu.holders.held`)."""
+    return holders.held(
+        claims=claims(store),
+        recorded=recorded(store.all(kinds.INFERENCE_SERVICE.kind)),
+        excluding=excluding,
+    )
 
 
 def requested_mib(service: Body) -> float | None:

@@ -1,11 +1,11 @@
 """The InferenceService controller's view of its GPU pool, as replica placement needs it.
 
 Owns :func:`pool_state` (the pool's usable nodes: topology from each Node's agent inventory,
-schedulable GPUs from the pool's status, GPUs other workloads hold through ResourceClaims or
-other InferenceServices' recorded placements, and whether the node publishes kubeinfer's DRA
+schedulable GPUs from the pool's status, the GPUs others hold (``planning.gpu.holders``, every
+namespace), and whether the node publishes kubeinfer's DRA
 ResourceSlice) and :func:`previous_placement` (the service's own ``status.placement``).
 
-Must not: decide placements (``planning.replica_placement`` does), write anything.
+Must not: decide placements (``planning.gpu.replica_placement`` does), write anything.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.api import kinds
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.controllers import gpu_nodes
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import children, replica_placement
+from kubeinfer.planning import children
+from kubeinfer.planning.gpu import replica_placement
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
 
 Body = Mapping[str, Any]
 
@@ -39,17 +40,7 @@ def pool_state(
     """The pool's nodes with usable inventory, minus what others hold."""
     if pool is None:
         return replica_placement.PoolState(exists=False)
-    me = f"{owner.namespace}/{owner.name}"
-    others = [
-        b
-        for b in store.all(kinds.INFERENCE_SERVICE.kind)
-        if f"{b['metadata']['namespace']}/{b['metadata']['name']}" != me
-    ]
-    taken = gpu_nodes.placed(others)
-    for node_name, held in gpu_nodes.claimed(store).items():
-        for index, holders in held.items():
-            if any(h != me for h in holders):
-                taken[node_name][index].append("claim")
+    taken = gpu_nodes.held(store, excluding=f"{owner.namespace}/{owner.name}")
     dra = _dra_nodes(store)
     nodes: list[replica_placement.PoolNode] = []
     missing = 0
@@ -94,7 +85,7 @@ def _held(store: kube_store.Store, owner: children.Owner) -> tuple[tuple[str, fr
         labels = meta.get("labels") or {}
         if (
             meta.get("namespace") != owner.namespace
-            or labels.get(gpu_nodes.HOLDER_LABEL) != owner.name
+            or labels.get(INFERENCE_SERVICE_LABEL) != owner.name
         ):
             continue
         sets = gpu_nodes.claim_devices(claim)

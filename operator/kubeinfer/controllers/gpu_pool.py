@@ -1,9 +1,10 @@
 """GPUPool handlers: observe the pool's nodes, their agents' inventories and who holds each GPU.
 
 Reads come from the watch store (``controllers.gpu_nodes``); the plan is
-:mod:`kubeinfer.planning.gpu_pool`. A GPU is held when an allocated ResourceClaim of driver
-``gpu.kubeinfer.io`` names it or an InferenceService of the pool's namespace recorded it in
-``status.placement``; GPUs that other pods take through the device plugin are counted per node.
+:mod:`kubeinfer.planning.gpu_pool`. Who holds a GPU is :mod:`kubeinfer.planning.gpu.holders`'s
+decision, the one placement reads too: an allocated ResourceClaim of driver ``gpu.kubeinfer.io``
+or an InferenceService's recorded placement, in any namespace. GPUs that other pods take through
+the device plugin are counted per node.
 """
 
 from __future__ import annotations
@@ -17,24 +18,25 @@ from kubeinfer.api import gpu_pool as api
 from kubeinfer.api import kinds
 from kubeinfer.controllers import context, gpu_nodes
 from kubeinfer.controllers.reconcile import Controller
+from kubeinfer.kube import store as kube_store
 from kubeinfer.planning import children
 from kubeinfer.planning import gpu_pool as planner
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
 
 log = logging.getLogger(__name__)
-HOLDER_LABEL = gpu_nodes.HOLDER_LABEL
 
 
 async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Observed:
     """Gather the pool's nodes, inventories and GPU holders from the store."""
-    store = context.current().store
-    services = gpu_nodes.pool_services(store, owner.namespace, owner.name)
-    holders = gpu_nodes.claimed(store)
-    for node_name, gpus in gpu_nodes.placed(services).items():
-        for index, names in gpus.items():
-            holders[node_name][index].extend(names)
+    return planner.Observed(nodes=node_views(context.current().store, spec), now=datetime.now(UTC))
+
+
+def node_views(store: kube_store.Store, spec: api.GPUPoolSpec) -> tuple[planner.NodeView, ...]:
+    """The pool's nodes as the planner sees them, with every GPU's holders in any namespace."""
+    held = gpu_nodes.held(store)
     requests = {
         f"{s['metadata']['namespace']}/{s['metadata']['name']}": gpu_nodes.requested_mib(s)
-        for s in services
+        for s in store.all(kinds.INFERENCE_SERVICE.kind)
     }
     device_plugin = _device_plugin_gpus(store.all("Pod"))
     views = []
@@ -43,24 +45,24 @@ async def observe(owner: children.Owner, spec: api.GPUPoolSpec) -> planner.Obser
         parsed, error = gpu_nodes.inventory(node)
         if error:
             log.warning("Ignored malformed GPU inventory on node %s: %s", name, error)
-        held = {i: tuple(sorted(set(h))) for i, h in holders.get(name, {}).items()}
+        holders = held.get(name, {})
         views.append(
             planner.NodeView(
                 name=name,
                 allocatable_gpus=gpu_nodes.kubelet_gpus(node),
                 inventory=parsed,
                 inventory_error=error,
-                holders=held,
+                holders=holders,
                 requested_mib={
                     i: mib
-                    for i, names in held.items()
+                    for i, names in holders.items()
                     for mib in [max((requests.get(n) or 0) for n in names)]
                     if mib
                 },
                 unattributed=device_plugin.get(name, 0),
             )
         )
-    return planner.Observed(nodes=tuple(views), now=datetime.now(UTC))
+    return tuple(views)
 
 
 def _device_plugin_gpus(pods: Any) -> Mapping[str, int]:
@@ -69,7 +71,7 @@ def _device_plugin_gpus(pods: Any) -> Mapping[str, int]:
     for pod in pods:
         node = pod.get("spec", {}).get("nodeName")
         labels = pod.get("metadata", {}).get("labels") or {}
-        if not node or HOLDER_LABEL in labels:
+        if not node or INFERENCE_SERVICE_LABEL in labels:
             continue
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             continue
@@ -83,15 +85,9 @@ def plan(owner: children.Owner, spec: api.GPUPoolSpec, observed: planner.Observe
     """Plan the pool and publish its per-GPU OOM risk and memory as Prometheus series."""
     result = planner.plan(owner, spec, observed)
     rows = [
-        (
-            str(node["name"]),
-            int(gpu["index"]),
-            str(gpu.get("oomRisk", "None")),
-            gpu.get("secondsToExhaustion"),
-            gpu.get("memoryUsedMib"),
-        )
-        for node in result.status["nodes"]
-        for gpu in node["gpus"]
+        (node.name, gpu.index, gpu.oom_risk, gpu.seconds_to_exhaustion, gpu.memory_used_mib)
+        for node in result.status.nodes
+        for gpu in node.gpus
     ]
     context.current().metrics.record_gpu_pool(owner.namespace, owner.name, rows)
     return result

@@ -26,16 +26,17 @@ from kubeinfer.controllers import (
 )
 from kubeinfer.controllers.reconcile import Controller, owner_of
 from kubeinfer.kube import store as kube_store
-from kubeinfer.planning import (
-    autoscaling,
-    children,
-    gateway_support,
-    in_place,
-    log_sidecar,
-    model_server,
-    rollout_status,
-)
+from kubeinfer.planning import children
 from kubeinfer.planning import inference_service as planner
+from kubeinfer.planning.labels import (
+    LOAD_ERROR_ANNOTATION,
+    LOADED_AT_RESTART_ANNOTATION,
+    MODEL_VERSION_LABEL,
+)
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.rollout import in_place
+from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.serving import autoscaling, gateway_support, model_server
 
 HANDOVER_MANAGER = "kubeinfer-handover"
 """Field manager that keeps a promoted Deployment's replicas while the autoscaler takes over."""
@@ -53,7 +54,7 @@ async def observe(owner: children.Owner, spec: api.InferenceServiceSpec) -> plan
     now = datetime.now(UTC)
     state, stable = rollout_status.from_status(status)
     deployments = {
-        d["metadata"]["labels"].get(model_server.VERSION_LABEL, ""): _deployment_view(d)
+        d["metadata"]["labels"].get(MODEL_VERSION_LABEL, ""): _deployment_view(d)
         for d in store.owned_by("Deployment", owner.namespace, owner.uid)
     }
     route = store.get("HTTPRoute", owner.namespace, owner.name)
@@ -113,7 +114,7 @@ def _pods(pods: Any) -> dict[str, tuple[int, int]]:
     for pod in pods:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
-        count = counts.setdefault(str(labels.get(model_server.VERSION_LABEL, "")), [0, 0])
+        count = counts.setdefault(str(labels.get(MODEL_VERSION_LABEL, "")), [0, 0])
         count[1 if meta.get("deletionTimestamp") else 0] += 1
     return {v: (n, dying) for v, (n, dying) in counts.items()}
 
@@ -137,10 +138,10 @@ def _server_pods(pods: Any) -> tuple[in_place.ServerPod, ...]:
                 name=meta["name"],
                 ip=status.get("podIP") or "",
                 ready=ready,
-                labelled=labels.get(model_server.VERSION_LABEL, ""),
-                load_error=annotations.get(in_place.LOAD_ERROR_ANNOTATION, ""),
+                labelled=labels.get(MODEL_VERSION_LABEL, ""),
+                load_error=annotations.get(LOAD_ERROR_ANNOTATION, ""),
                 restarts=_server_restarts(status),
-                loaded_at_restart=_count(annotations.get(in_place.LOADED_RESTARTS_ANNOTATION)),
+                loaded_at_restart=_count(annotations.get(LOADED_AT_RESTART_ANNOTATION)),
             )
         )
     return tuple(found)

@@ -14,8 +14,11 @@ from kubeinfer.api import base, kinds
 from kubeinfer.api import log_policy as api
 from kubeinfer.controllers import context, log_reports, log_validation
 from kubeinfer.controllers.reconcile import Controller
-from kubeinfer.planning import children, log_sidecar
+from kubeinfer.planning import children
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
+from kubeinfer.planning.logs import collector
+from kubeinfer.planning.logs import sidecar as log_sidecar
 
 
 async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Observed:
@@ -23,7 +26,7 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     store = context.current().store
     if spec.inference_service is not None:
         selector = base.LabelSelector(
-            match_labels={"kubeinfer.io/inferenceservice": spec.inference_service}
+            match_labels={INFERENCE_SERVICE_LABEL: spec.inference_service}
         )
     else:
         selector = spec.selector or base.LabelSelector()
@@ -35,9 +38,9 @@ async def observe(owner: children.Owner, spec: api.LogPolicySpec) -> planner.Obs
     )
     agents = store.get("DaemonSet", owner.namespace, children.dns_name(owner.name, "log-agent"))
     status = (agents or {}).get("status") or {}
-    text = planner.config_text(owner, spec)
+    text = collector.config_text(owner, spec)
     validation = await log_validation.validate(text, children.content_hash(text))
-    sidecar = planner.sidecar_config_text(owner, spec)
+    sidecar = collector.sidecar_config_text(owner, spec)
     sidecar_digest = children.content_hash(sidecar)
     sidecar_validation = await log_validation.validate(sidecar, sidecar_digest)
     sidecar_pods, sidecar_pods_updated = log_sidecar.rollout(

@@ -25,6 +25,7 @@ from aiohttp import web
 from kubeinfer.controllers import agent_tokens, context
 from kubeinfer.kube import errors
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import collector
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ async def handle(request: web.Request) -> web.Response:
         log.warning("Failed to review a LogPolicy agent's token", extra={"error": str(err)})
         return _refuse(503, f"the token could not be reviewed: {err}")
     if identity is None:
-        return _refuse(401, f"the token was not accepted for audience {planner.REPORT_AUDIENCE!r}")
+        return _refuse(
+            401, f"the token was not accepted for audience {collector.REPORT_AUDIENCE!r}"
+        )
     try:
         body = await request.json()
         if not isinstance(body, dict):

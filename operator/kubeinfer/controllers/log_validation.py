@@ -15,8 +15,9 @@ import os
 import pathlib
 import tempfile
 
-from kubeinfer.planning import log_agent
 from kubeinfer.planning import log_policy as planner
+from kubeinfer.planning.logs import collector
+from kubeinfer.planning.logs import pipeline as log_agent
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ async def _run(binary: pathlib.Path, config_text: str) -> str | None:
             env={
                 "PATH": os.environ.get("PATH", ""),
                 log_agent.HASH_KEY_ENV: _PLACEHOLDER_KEY,
-                planner.NODE_NAME_ENV: "validation",
-                planner.POD_NAME_ENV: "validation",
+                collector.NODE_NAME_ENV: "validation",
+                collector.POD_NAME_ENV: "validation",
             },
         )
         try:

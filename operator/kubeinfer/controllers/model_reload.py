@@ -1,6 +1,6 @@
 """In-place reloads: load a version into a running model server, then record it on the pod.
 
-The plan names the loads (:mod:`kubeinfer.planning.in_place`); this module carries them out the
+The plan names the loads (:mod:`kubeinfer.planning.rollout.in_place`); this module carries them out the
 way an operator drives a database's instance manager: an HTTP call to the runtime's
 model-control API on the pod's IP and port (Triton answers a load once the new version serves,
 keeping the old one until then), a check that exactly that version is ready, then a merge patch
@@ -28,9 +28,17 @@ import aiohttp
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
+from kubeinfer.api.conditions import Reason
 from kubeinfer.controllers import context, pod_views
 from kubeinfer.kube import errors, events
-from kubeinfer.planning import children, in_place, model_server, runtimes
+from kubeinfer.planning import children
+from kubeinfer.planning.labels import (
+    LOAD_ERROR_ANNOTATION,
+    LOADED_AT_RESTART_ANNOTATION,
+    MODEL_VERSION_LABEL,
+)
+from kubeinfer.planning.rollout import in_place
+from kubeinfer.planning.serving import model_server, runtimes
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +105,13 @@ class Reloader:
             await _record(
                 owner,
                 load,
-                annotations={in_place.LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"},
+                annotations={LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"},
             )
             await events.post(
                 context.current().kube,
                 body,
                 warning=True,
-                reason="ModelLoadRefused",
+                reason=Reason.MODEL_LOAD_REFUSED,
                 note=f"Pod {load.pod} refused to load version {load.version}: {message}",
             )
         except Unanswered as unanswered:
@@ -121,10 +129,10 @@ class Reloader:
             await _record(
                 owner,
                 load,
-                labels={model_server.VERSION_LABEL: load.version},
+                labels={MODEL_VERSION_LABEL: load.version},
                 annotations={
-                    in_place.LOAD_ERROR_ANNOTATION: None,
-                    in_place.LOADED_RESTARTS_ANNOTATION: str(load.restarts),
+                    LOAD_ERROR_ANNOTATION: None,
+                    LOADED_AT_RESTART_ANNOTATION: str(load.restarts),
                 },
             )
             log.info(

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubeinfer.planning import in_place
+from kubeinfer.planning.labels import LOAD_ERROR_ANNOTATION, LOADED_AT_RESTART_ANNOTATION
 
-KEPT_ANNOTATIONS = frozenset({in_place.LOAD_ERROR_ANNOTATION, in_place.LOADED_RESTARTS_ANNOTATION})
+KEPT_ANNOTATIONS = frozenset({LOAD_ERROR_ANNOTATION, LOADED_AT_RESTART_ANNOTATION})
 """Annotations the in-place loads record on a pod."""
 
 

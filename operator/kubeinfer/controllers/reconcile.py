@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,26 +22,16 @@ from kubeinfer.api import kinds
 from kubeinfer.api.conditions import Condition, ConditionType, Reason
 from kubeinfer.controllers import context
 from kubeinfer.kube import errors, events, resources
-from kubeinfer.planning import children, conditions
+from kubeinfer.planning import children, conditions, plans
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.labels import APPLIED_HASH_ANNOTATION
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
 
 
-class PlanLike(Protocol):
-    """What every kind's planner returns."""
-
-    @property
-    def children(self) -> tuple[children.Manifest, ...]: ...
-    @property
-    def observations(self) -> tuple[Observation, ...]: ...
-    @property
-    def status(self) -> dict[str, Any]: ...
-
-
 Observe = Callable[[children.Owner, Any], Awaitable[Any]]
-Planner = Callable[[children.Owner, Any, Any], PlanLike]
+Planner = Callable[[children.Owner, Any, Any], plans.Plan[Any]]
 Prepare = Callable[[children.Owner, Any, Any], Awaitable[None]]
 
 
@@ -128,7 +118,7 @@ class Controller:
             invalid = _invalid_spec(err)
         if spec is None:
             plan_obs: Sequence[Observation] = (invalid,)
-            status: dict[str, Any] = {}
+            status: BaseModel = self.kind.status()
             result = "invalid"
         else:
             observed = await self.observe(owner, spec)
@@ -139,12 +129,12 @@ class Controller:
             plan_obs = (*failures, *plan.observations) if failures else plan.observations
             status = plan.status
             result = "ok"
-            # decisions a planner reports once (a replica's new GPU placement)
             # a planner that waits on time (a rollout step, an analysis interval) asks to be
             # reconciled again then, since no watch event may come
-            self._requeue(owner, getattr(plan, "requeue_after", None))
-            for reason, message in getattr(plan, "events", ()):
-                await _post(body, warning=False, reason=reason, message=message)
+            self._requeue(owner, plan.requeue_after)
+            # decisions a planner reports once (a replica's new GPU placement, a rollout step)
+            for event in plan.events:
+                await _post(body, warning=event.warning, reason=event.reason, message=event.message)
         await self._write_status(owner, body, plan_obs, status)
         ctx.metrics.reconciles.labels(self.kind.kind, result).inc()
         ctx.metrics.reconcile_seconds.labels(self.kind.kind).observe(time.perf_counter() - started)
@@ -166,14 +156,14 @@ class Controller:
             await _post(
                 body,
                 warning=False,
-                reason="ChildrenApplied",
+                reason=Reason.CHILDREN_APPLIED,
                 message="Applied " + ", ".join(applied) + ".",
             )
         if deleted:
             await _post(
                 body,
                 warning=False,
-                reason="ChildrenDeleted",
+                reason=Reason.CHILDREN_DELETED,
                 message="Deleted " + ", ".join(deleted) + ".",
             )
         return failures[:1]
@@ -191,7 +181,7 @@ class Controller:
             await _post(
                 body,
                 warning=True,
-                reason="ChildAPINotServed",
+                reason=Reason.CHILD_API_NOT_SERVED,
                 message=f"{child['apiVersion']} {child['kind']} is not served by this cluster; "
                 f"{meta['name']} was not created.",
             )
@@ -242,7 +232,7 @@ class Controller:
         owner: children.Owner,
         body: Body,
         observations: Sequence[Observation],
-        fields: dict[str, Any],
+        fields: BaseModel,
     ) -> None:
         ctx = context.current()
         old_raw = dict(body.get("status") or {})
@@ -250,12 +240,9 @@ class Controller:
         merged = conditions.merge(
             previous, _dedupe(observations), generation=owner.generation, now=datetime.now(UTC)
         )
-        new_raw = {
-            **fields,
-            "observedGeneration": owner.generation,
-            "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in merged],
-        }
-        new = self.kind.status.model_validate(new_raw)
+        new = fields.model_copy(
+            update={"observed_generation": owner.generation, "conditions": merged}
+        )
         try:
             old = self.kind.status.model_validate(old_raw)
         except ValidationError:
@@ -285,7 +272,10 @@ class Controller:
             ).inc()
             message = f"{cond.type} is {cond.status}: {cond.message}"
             await _post(
-                body, warning=conditions.is_abnormal(cond), reason=cond.reason, message=message
+                body,
+                warning=conditions.is_abnormal(cond),
+                reason=Reason(cond.reason),
+                message=message,
             )
         ready = next(c for c in merged if c.type == ConditionType.READY)
         log.info(
@@ -330,14 +320,14 @@ def _up_to_date(child: children.Manifest) -> bool:
     """Whether the watched copy of ``child`` already carries its desired content hash."""
     meta = child["metadata"]
     seen = context.current().store.get(child["kind"], meta.get("namespace", ""), meta["name"])
-    digest = meta["annotations"][children.HASH_ANNOTATION]
+    digest = meta["annotations"][APPLIED_HASH_ANNOTATION]
     return (
         seen is not None
-        and seen["metadata"].get("annotations", {}).get(children.HASH_ANNOTATION) == digest
+        and seen["metadata"].get("annotations", {}).get(APPLIED_HASH_ANNOTATION) == digest
     )
 
 
-async def _post(body: Body, *, warning: bool, reason: str, message: str) -> None:
+async def _post(body: Body, *, warning: bool, reason: Reason, message: str) -> None:
     """Post an Event on the object through the operator's own client (see ``kube.events``)."""
     await events.post(context.current().kube, body, warning=warning, reason=reason, note=message)
 

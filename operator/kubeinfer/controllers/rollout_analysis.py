@@ -1,6 +1,6 @@
 """Rollout analysis I/O: run each metric's PromQL for candidate and stable when one is due.
 
-The queries come from :mod:`kubeinfer.planning.analysis`; judging them is the planner's job.
+The queries come from :mod:`kubeinfer.planning.rollout.analysis`; judging them is the planner's job.
 Prometheus errors become samples carrying the error, so the rollout waits instead of failing.
 """
 
@@ -11,7 +11,9 @@ from datetime import datetime
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.controllers import context
-from kubeinfer.planning import analysis, children, rollout
+from kubeinfer.planning import children
+from kubeinfer.planning.rollout import analysis, timing
+from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.prom import client as prom
 
 
@@ -26,7 +28,7 @@ async def samples(
     """Return analysis samples when an analysis is due for a running rollout, else None."""
     if stable is None or rollout.Version.of(spec.model) == stable:
         return None
-    if not rollout.analysis_due(spec, state, now):
+    if not timing.analysis_due(spec, state, now):
         return None
     metrics = analysis.metrics_of(spec)
     server = context.current().prometheus

@@ -16,7 +16,6 @@ from kubeinfer.controllers import (
     chaos_experiment,
     context,
     gateways,
-    gpu_nodes,
     gpu_pool,
     inference_service,
     log_policy,
@@ -25,7 +24,9 @@ from kubeinfer.controllers import (
 from kubeinfer.controllers.reconcile import Controller
 from kubeinfer.kube import client, errors, resources
 from kubeinfer.kube.store import Store
-from kubeinfer.planning import children, log_sidecar
+from kubeinfer.planning import children
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
+from kubeinfer.planning.logs import sidecar as log_sidecar
 
 CONTROLLERS: dict[str, Controller] = {
     c.kind.kind: c
@@ -36,8 +37,6 @@ CONTROLLERS: dict[str, Controller] = {
         log_policy.CONTROLLER,
     )
 }
-HOLDER_LABEL = gpu_nodes.HOLDER_LABEL
-"""Label naming the InferenceService on its pods (and on their generated claims)."""
 MANAGED = {"app.kubernetes.io/managed-by": children.MANAGED_BY}
 Body = Mapping[str, Any]
 
@@ -177,7 +176,7 @@ def _register_cluster_inputs() -> None:
             predicate=lambda b: b["metadata"]["namespace"] == namespace,
         )
         # a pod of a service going away releases GPUs that a replica move waits for
-        service = (slim["metadata"].get("labels") or {}).get(HOLDER_LABEL)
+        service = (slim["metadata"].get("labels") or {}).get(INFERENCE_SERVICE_LABEL)
         if service:
             CONTROLLERS[kinds.INFERENCE_SERVICE.kind].schedule(namespace, service)
 

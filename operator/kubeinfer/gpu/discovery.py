@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import pynvml
 
 from kubeinfer.gpu import backend as nvml_backend
-from kubeinfer.planning import gpu_health, topology
+from kubeinfer.planning.gpu import health as gpu_health
+from kubeinfer.planning.gpu import topology
 
 T = TypeVar("T")
 

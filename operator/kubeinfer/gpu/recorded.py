@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pynvml
 
 from kubeinfer.gpu import smi_topo
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
 
 GIB = 1024**3
 

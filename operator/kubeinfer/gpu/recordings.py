@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubeinfer.gpu import discovery, fake_nvml, recorded
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
 
 
 def load(path: Path) -> recorded.RecordedMachine:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from kubeinfer.api.conditions import Reason
 from kubeinfer.kube import errors
 from kubeinfer.kube.client import Kube
 
@@ -47,7 +48,7 @@ def build(
     regarding: Mapping[str, Any],
     *,
     warning: bool,
-    reason: str,
+    reason: Reason,
     note: str,
     now: datetime,
     instance: str,
@@ -90,7 +91,7 @@ def build(
 
 
 async def post(
-    kube: Kube, regarding: Mapping[str, Any], *, warning: bool, reason: str, note: str
+    kube: Kube, regarding: Mapping[str, Any], *, warning: bool, reason: Reason, note: str
 ) -> None:
     """Create an Event about ``regarding``; a refusal is logged, never raised."""
     event = build(

@@ -15,8 +15,9 @@ from typing import Any
 from kubeinfer.api import base
 from kubeinfer.api import chaos_experiment as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children
+from kubeinfer.planning import children, plans
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.labels import INFERENCE_SERVICE_LABEL
 
 GATES = (ConditionType.SAFE, ConditionType.INJECTED)
 JOB_ACTIONS = frozenset({"cpuStress", "memoryStress", "logFlood"})
@@ -58,7 +59,7 @@ class Observed:
 def target_selector(spec: api.ChaosExperimentSpec) -> dict[str, Any]:
     """Return the label selector (Kubernetes form) of the experiment's target pods."""
     if spec.target.inference_service is not None:
-        return {"matchLabels": {"kubeinfer.io/inferenceservice": spec.target.inference_service}}
+        return {"matchLabels": {INFERENCE_SERVICE_LABEL: spec.target.inference_service}}
     assert spec.target.selector is not None  # the CRD's CEL rule requires one of the two
     return spec.target.selector.model_dump(by_alias=True, exclude_defaults=True)
 
@@ -143,13 +144,8 @@ def build_fault_job(owner: children.Owner, spec: api.ChaosExperimentSpec) -> chi
     )
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Desired children and status."""
-
-    children: tuple[children.Manifest, ...]
-    observations: tuple[Observation, ...]
-    status: dict[str, Any]
+Plan = plans.Plan[api.ChaosExperimentStatus]
+"""Desired children (the fault Job) and status."""
 
 
 def choose_targets(spec: api.ChaosExperimentSpec, pods: tuple[PodView, ...]) -> list[PodView]:
@@ -230,15 +226,13 @@ def plan(owner: children.Owner, spec: api.ChaosExperimentSpec, observed: Observe
         phase = "Running"
     elif job is not None and (job.succeeded or job.failed):
         phase = "Completed" if job.succeeded else "Failed"
-    status: dict[str, Any] = {
-        "phase": phase,
-        "targets": [t.name for t in targets],
-        "verdict": "Pending",
-    }
-    if job is not None and job.start_time:
-        status["startTime"] = job.start_time
-    if job is not None and job.completion_time:
-        status["endTime"] = job.completion_time
+    status = api.ChaosExperimentStatus(
+        phase=phase,
+        targets=[t.name for t in targets],
+        verdict="Pending",
+        start_time=job.start_time if job is not None and job.start_time else None,
+        end_time=job.completion_time if job is not None and job.completion_time else None,
+    )
     wanted = (
         (build_fault_job(owner, spec),)
         if spec.action in JOB_ACTIONS and not spec.dry_run and safe.status == "True"

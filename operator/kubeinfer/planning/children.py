@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeinfer.planning.labels import APPLIED_HASH_ANNOTATION, PREFIX, owner_label
+
 Manifest = dict[str, Any]
 
 MANAGED_BY = "kubeinfer"
 ARGOCD_TRACKING_LABEL = "app.kubernetes.io/instance"
 ARGOCD_TRACKING_ANNOTATION = "argocd.argoproj.io/tracking-id"
-HASH_ANNOTATION = "kubeinfer.io/applied-hash"
-"""Hash of the desired child as last applied; equal hash means no write is needed."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Owner:
     @property
     def label_key(self) -> str:
         """The label naming this owner on its children, e.g. ``kubeinfer.io/inferenceservice``."""
-        return f"kubeinfer.io/{self.kind.lower()}"
+        return owner_label(self.kind)
 
 
 def owner_reference(owner: Owner) -> Manifest:
@@ -57,7 +57,7 @@ def child_labels(owner: Owner, extra: dict[str, str] | None = None) -> dict[str,
     labels = {
         k: v
         for k, v in owner.labels.items()
-        if k != ARGOCD_TRACKING_LABEL and not k.startswith("kubeinfer.io/")
+        if k != ARGOCD_TRACKING_LABEL and not k.startswith(PREFIX)
     }
     labels.update(
         {
@@ -107,11 +107,11 @@ def content_hash(value: Any) -> str:
 
 
 def stamp_hash(manifest: Manifest) -> Manifest:
-    """Return ``manifest`` with :data:`HASH_ANNOTATION` set to the hash of its content."""
+    """Return ``manifest`` with :data:`APPLIED_HASH_ANNOTATION` set to the hash of its content."""
     meta = dict(manifest["metadata"])
     annotations = dict(meta.get("annotations", {}))
-    annotations.pop(HASH_ANNOTATION, None)
+    annotations.pop(APPLIED_HASH_ANNOTATION, None)
     digest = content_hash({**manifest, "metadata": {**meta, "annotations": annotations}})
-    annotations[HASH_ANNOTATION] = digest
+    annotations[APPLIED_HASH_ANNOTATION] = digest
     meta["annotations"] = dict(sorted(annotations.items()))
     return {**manifest, "metadata": meta}

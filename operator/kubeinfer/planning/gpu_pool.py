@@ -5,7 +5,7 @@ peers, the health verdict (the agent's raw counters judged here against the pool
 ``healthPolicy``), who holds it, whether placement may choose it, and the OOM risk of its
 memory trend against the holder's budget. Pool totals count *slots*: schedulable GPUs times
 ``replicasPerGpu`` (timeSlicing, mps), or MIG devices (mig). ``fragmentation`` is documented in
-:mod:`kubeinfer.planning.fragmentation`.
+:mod:`kubeinfer.planning.gpu.fragmentation`.
 
 A node whose agent has published nothing usable (missing, malformed, older than
 ``healthPolicy.inventoryMaxAge``) counts with the kubelet's ``nvidia.com/gpu`` allocatable
@@ -27,8 +27,11 @@ from kubeinfer.api import base
 from kubeinfer.api import gpu_pool as api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children, fragmentation, gpu_health, gpu_inventory, oom, topology
+from kubeinfer.planning import children, plans
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.gpu import fragmentation, oom, topology
+from kubeinfer.planning.gpu import health as gpu_health
+from kubeinfer.planning.gpu import inventory as gpu_inventory
 
 GATES = (ConditionType.DISCOVERED, ConditionType.HEALTHY)
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -60,13 +63,8 @@ class Observed:
     now: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Desired children and status."""
-
-    children: tuple[children.Manifest, ...]
-    observations: tuple[Observation, ...]
-    status: dict[str, Any]
+Plan = plans.Plan[api.GPUPoolStatus]
+"""Desired children (the device plugin's sharing config) and status."""
 
 
 @dataclass(frozen=True)
@@ -228,24 +226,24 @@ def plan(owner: children.Owner, spec: api.GPUPoolSpec, observed: Observed) -> Pl
         (v.topology, v.free_mask) for v in verdicts if v.topology is not None
     )
     by_name = {n.name: n for n in observed.nodes}
-    status = {
-        "nodes": [
-            {
-                "name": v.name,
-                "gpus": [g.model_dump(by_alias=True, exclude_none=True) for g in v.gpus],
-                "inventoryTime": _time(by_name[v.name]),
-                "inventoryProblem": v.problem,
-                "allocatedUnattributed": by_name[v.name].unattributed,
-            }
+    status = api.GPUPoolStatus(
+        nodes=[
+            api.NodeStatus(
+                name=v.name,
+                gpus=list(v.gpus),
+                inventory_time=_time(by_name[v.name]),
+                inventory_problem=v.problem,
+                allocated_unattributed=by_name[v.name].unattributed,
+            )
             for v in verdicts
         ],
-        "nodeCount": len(verdicts),
-        "capacity": capacity,
-        "allocated": allocated,
-        "free": max(capacity - allocated, 0),
-        "fragmentation": figure,
-        "oomAtRisk": sum(1 for v in verdicts for g in v.gpus if g.oom_risk in oom.ALARM_LEVELS),
-    }
+        node_count=len(verdicts),
+        capacity=capacity,
+        allocated=allocated,
+        free=max(capacity - allocated, 0),
+        fragmentation=figure,
+        oom_at_risk=sum(1 for v in verdicts for g in v.gpus if g.oom_risk in oom.ALARM_LEVELS),
+    )
     observations = (_discovered(verdicts, spec), _healthy(verdicts))
     sharing = build_sharing_config(owner, spec)
     return Plan((sharing,) if sharing else (), with_ready(observations, GATES), status)

@@ -1,10 +1,10 @@
 """Plan an InferenceService: its children and its status, from spec and observed state.
 
-Children: a Deployment and a Service per model version (``planning.model_server`` builds them,
+Children: a Deployment and a Service per model version (``planning.serving.model_server`` builds them,
 with the PodDisruptionBudget and the ServiceMonitor), the front Service, the route (Gateway API
 HTTPRoute or Istio VirtualService), the autoscaler (HPA or KEDA ScaledObject); for a server that
 logs to files and LogPolicies that select it, the ConfigMap of its collector sidecars
-(``planning.log_sidecar``). Pure: the controller gathers :class:`Observed` and applies the
+(``planning.logs.sidecar``). Pure: the controller gathers :class:`Observed` and applies the
 returned :class:`Plan`.
 """
 
@@ -13,29 +13,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import (
-    analysis,
-    autoscaling,
-    children,
-    gateway_support,
-    in_place,
-    log_sidecar,
-    model_server,
-    oom,
-    replica_moves,
-    replica_placement,
-    rollout,
-    rollout_gpus,
-    rollout_status,
-    runtimes,
-    traffic,
-    version_placement,
-)
+from kubeinfer.planning import children, plans
 from kubeinfer.planning.conditions import Observation, with_ready
+from kubeinfer.planning.gpu import oom, placement_report, replica_placement
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.rollout import analysis, in_place, replica_moves, timing, version_placement
+from kubeinfer.planning.rollout import gpus as rollout_gpus
+from kubeinfer.planning.rollout import machine as rollout
+from kubeinfer.planning.rollout import status as rollout_status
+from kubeinfer.planning.rollout import steps as rollout_steps
+from kubeinfer.planning.serving import autoscaling, gateway_support, model_server, runtimes, traffic
 
 GATES = (ConditionType.PLACED, ConditionType.MODEL_LOADED, ConditionType.TRAFFIC_READY)
 """Ready's gates, in priority order. MetricsAvailable and CapacityAvailable inform; they do not
@@ -87,7 +78,7 @@ class Observed:
     status: api.InferenceServiceStatus = field(default_factory=api.InferenceServiceStatus)
     """The status as last written: it remembers the stable version and the rollout's state."""
     samples: tuple[analysis.Sample, ...] | None = None
-    """Rollout analysis samples, when an analysis was due (see ``rollout.analysis_due``)."""
+    """Rollout analysis samples, when an analysis was due (see ``rollout.timing.analysis_due``)."""
     now: datetime = EPOCH
     log_policies: tuple[log_sidecar.Policy, ...] = ()
     """The LogPolicies of the namespace (those selecting a file-logging server add sidecars)."""
@@ -96,18 +87,10 @@ class Observed:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Desired children and status."""
+class Plan(plans.Plan[api.InferenceServiceStatus]):
+    """Desired children and status, the decisions' Events, the autoscaler handover (a promoted
+    candidate, or stable whole again), the next timed pass, and in-place loads."""
 
-    children: tuple[children.Manifest, ...]
-    observations: tuple[Observation, ...]
-    status: dict[str, Any]
-    events: tuple[tuple[str, str], ...] = ()
-    """(reason, message) of decisions worth an Event (new placements, rollout steps)."""
-    handover: str | None = None
-    """A Deployment whose replicas pass from kubeinfer to the autoscaler (a promoted candidate)."""
-    requeue_after: float | None = None
-    """Seconds after which to reconcile again without a watch event (a running rollout)."""
     reloads: tuple[in_place.Reload, ...] = ()
     """Versions to load into running servers (``rollout.reload: inPlace``)."""
 
@@ -187,17 +170,15 @@ def render(
     if decision is not None and decision.candidate is not None:
         candidate_spec = for_version(spec, decision.candidate)
         versions.append(candidate_spec.model.version)
-        candidate_objs = [model_server.version_service(owner, candidate_spec)]
-        if not in_place.enabled(spec):  # in place, the candidate's pods are stable's, reloaded
-            candidate_claims, candidate = _pinned_deployment(
-                owner, candidate_spec, pins.candidate_pin, log_policies
-            )
-            candidate["spec"]["replicas"] = (
-                decision.candidate_replicas
-                if decision.candidate_replicas is not None
-                else rollout.candidate_replicas(spec, decision.state.step, stable_replicas)
-            )
-            candidate_objs += [candidate_claims, candidate]
+        candidate_objs = _candidate_objects(
+            owner,
+            spec,
+            candidate_spec,
+            decision,
+            pin=pins.candidate_pin,
+            stable_replicas=stable_replicas,
+            log_policies=log_policies,
+        )
         split = traffic.Split(
             stable=stable,
             candidate=model_server.version_name(owner, candidate_spec.model.version),
@@ -231,7 +212,7 @@ def render(
         model_server.build_service(
             owner,
             owner.name,
-            {owner.label_key: owner.name, model_server.VERSION_LABEL: stable_spec.model.version},
+            {owner.label_key: owner.name, MODEL_VERSION_LABEL: stable_spec.model.version},
             runtime.port,
         ),
         traffic.build_route(owner, spec, split),
@@ -253,30 +234,117 @@ def render(
     return tuple(children.stamp_hash(o) for o in objs if o is not None)
 
 
+def _candidate_objects(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    candidate_spec: api.InferenceServiceSpec,
+    decision: rollout.Decision,
+    *,
+    pin: version_placement.Pinning,
+    stable_replicas: int,
+    log_policies: Sequence[log_sidecar.Policy],
+) -> list[children.Manifest | None]:
+    """The candidate's Service and, unless it is loaded in place into stable's pods, its
+    Deployment (sized by the step or the replica move) and claim template."""
+    objs: list[children.Manifest | None] = [model_server.version_service(owner, candidate_spec)]
+    if in_place.enabled(spec):  # in place, the candidate's pods are stable's, reloaded
+        return objs
+    claims, deployment = _pinned_deployment(owner, candidate_spec, pin, log_policies)
+    deployment["spec"]["replicas"] = (
+        decision.candidate_replicas
+        if decision.candidate_replicas is not None
+        else rollout_steps.candidate_replicas(spec, decision.state.step, stable_replicas)
+    )
+    return [*objs, claims, deployment]
+
+
 def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observed) -> Plan:
-    """Return the children and status of an InferenceService."""
+    """Return the children and status of an InferenceService.
+
+    One pass: stable's GPU placement, the rollout's decision (with the candidate's GPUs), the
+    placement every version keeps across it, then the conditions, status and children.
+    """
     state, remembered = rollout_status.from_status(observed.status)
     reloading = in_place.enabled(spec)
     if reloading:
         observed, remembered = _in_place_view(spec, observed, remembered)
-    wanted = observed.deployments.get(spec.model.version, DeploymentView())
+    outcome = _place(spec, observed, state, remembered, reloading=reloading)
+    decision, candidate_gpus = _decide(
+        spec, observed, state=state, remembered=remembered, outcome=outcome, reloading=reloading
+    )
+    retired = observed.status.rollout.retired
+    pins = version_placement.follow(
+        spec,
+        observed.pool,
+        outcome=outcome,
+        candidate=candidate_gpus,
+        state=state,
+        remembered=remembered,
+        decision=decision,
+        retired=retired.placement if retired is not None else (),
+        replicas={v: d.replicas for v, d in observed.deployments.items()},
+    )
+    outcome = pins.stable  # promotion or a switch back hands the placement to the new stable
+    dep = observed.deployments.get(decision.stable.version, DeploymentView())
+    return Plan(
+        render(
+            owner,
+            spec,
+            pins=pins,
+            decision=decision,
+            stable_replicas=dep.replicas,
+            log_policies=observed.log_policies,
+        ),
+        with_ready(_observations(spec, observed, outcome, dep, decision), GATES),
+        _status(owner, spec, observed, decision, pins, reloading=reloading),
+        events=(*placement_report.events(outcome), *decision.events),
+        handover=(
+            model_server.version_name(owner, decision.stable.version)
+            if decision.hand_over and not reloading
+            else None
+        ),
+        requeue_after=timing.requeue_after(spec, decision, observed.now),
+        reloads=_reloads(spec, decision, observed.server_pods) if reloading else (),
+    )
+
+
+def _place(
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    state: rollout.State,
+    remembered: rollout.Version | None,
+    *,
+    reloading: bool,
+) -> replica_placement.Outcome | None:
+    """Stable's GPU placement; None for a CPU service or a pool without inventory."""
+    if not (spec.resources.gpus and observed.pool is not None and observed.pool.nodes):
+        return None
     before = observed.deployments.get((remembered or rollout.Version.of(spec.model)).version)
     if reloading:  # one Deployment holds every version's pods
         before = DeploymentView(replicas=len(observed.server_pods))
     # while replicas move, stable keeps its whole placement: its pod template must not change
-    outcome = (
-        replica_placement.decide(
-            spec,
-            observed.pool,
-            previous=observed.previous_placement,
-            current_pods=max((before or DeploymentView()).replicas, state.total),
-            growth=replica_placement.Growth.of(observed.status.growth),
-        )
-        if spec.resources.gpus and observed.pool is not None and observed.pool.nodes
-        else None
+    return replica_placement.decide(
+        spec,
+        observed.pool,
+        previous=observed.previous_placement,
+        current_pods=max((before or DeploymentView()).replicas, state.total),
+        growth=replica_placement.Growth.of(observed.status.growth),
     )
+
+
+def _decide(
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    *,
+    state: rollout.State,
+    remembered: rollout.Version | None,
+    outcome: replica_placement.Outcome | None,
+    reloading: bool,
+) -> tuple[rollout.Decision, rollout_gpus.CandidateGpus]:
+    """The rollout's pass, with where a candidate's pods would get their GPUs."""
+    wanted = observed.deployments.get(spec.model.version, DeploymentView())
     occupancy = _occupancy(observed, remembered)
-    steps = [p for _, p, _, _ in rollout.estimate(spec, occupancy.stable)[1]]
+    steps = [p for _, p, _, _ in rollout_steps.estimate(spec, occupancy.stable)[1]]
     candidate_gpus = rollout_gpus.plan(
         spec,
         observed.pool,
@@ -300,61 +368,56 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
         capacity=candidate_gpus.capacity,
         occupancy=occupancy,
     )
-    stable = decision.stable
-    dep = observed.deployments.get(stable.version, DeploymentView())
-    retired = observed.status.rollout.retired
-    pins = version_placement.follow(
-        spec,
-        observed.pool,
-        outcome=outcome,
-        candidate=candidate_gpus,
-        state=state,
-        remembered=remembered,
-        decision=decision,
-        retired=retired.placement if retired is not None else (),
-        replicas={v: d.replicas for v, d in observed.deployments.items()},
-    )
-    outcome = pins.stable  # promotion or a switch back hands the placement to the new stable
-    observations = (
-        replica_placement.placed(spec, observed.pool, outcome),
-        replica_placement.capacity(spec, observed.pool, outcome),
+    return decision, candidate_gpus
+
+
+def _observations(
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    outcome: replica_placement.Outcome | None,
+    dep: DeploymentView,
+    decision: rollout.Decision,
+) -> tuple[Observation, ...]:
+    return (
+        placement_report.placed(spec, observed.pool, outcome),
+        placement_report.capacity(spec, observed.pool, outcome),
         oom.observation(spec, observed.pool, outcome.placements if outcome else ()),
         _model_loaded(dep),
         _traffic_ready(spec, dep, observed),
         _metrics(spec, observed.metrics_api),
         *decision.observations,
     )
+
+
+def _status(
+    owner: children.Owner,
+    spec: api.InferenceServiceSpec,
+    observed: Observed,
+    decision: rollout.Decision,
+    pins: version_placement.Versions,
+    *,
+    reloading: bool,
+) -> api.InferenceServiceStatus:
+    dep = observed.deployments.get(decision.stable.version, DeploymentView())
     candidate = decision.candidate
     cand_dep = observed.deployments.get(candidate.version, DeploymentView()) if candidate else None
-    status: dict[str, Any] = {
-        "url": f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{model_server.HTTP_PORT}",
-        "replicas": dep.replicas + (cand_dep.replicas if cand_dep else 0),
-        "readyReplicas": dep.ready_replicas + (cand_dep.ready_replicas if cand_dep else 0),
-        "selector": f"{owner.label_key}={owner.name}",
-        "stable": {
-            "version": stable.version,
-            "uri": stable.uri,
-            "image": stable.image,
-            "replicas": dep.replicas,
-            "readyReplicas": dep.ready_replicas,
-        },
-        "candidate": (
-            {
-                "version": candidate.version,
-                "uri": candidate.uri,
-                "image": candidate.image,
-                "replicas": cand_dep.replicas,
-                "readyReplicas": cand_dep.ready_replicas,
-            }
+    return api.InferenceServiceStatus(
+        url=f"http://{owner.name}.{owner.namespace}.svc.cluster.local:{model_server.HTTP_PORT}",
+        replicas=dep.replicas + (cand_dep.replicas if cand_dep else 0),
+        ready_replicas=dep.ready_replicas + (cand_dep.ready_replicas if cand_dep else 0),
+        selector=f"{owner.label_key}={owner.name}",
+        stable=_version_status(decision.stable, dep),
+        candidate=(
+            _version_status(candidate, cand_dep)
             if candidate is not None and cand_dep is not None
             else None
         ),
-        "traffic": {
-            "stableWeight": 100 - decision.candidate_weight,
-            "candidateWeight": decision.candidate_weight,
-            "mirrorPercent": decision.mirror_percent,
-        },
-        "rollout": rollout_status.to_status(
+        traffic=api.TrafficStatus(
+            stable_weight=100 - decision.candidate_weight,
+            candidate_weight=decision.candidate_weight,
+            mirror_percent=decision.mirror_percent,
+        ),
+        rollout=rollout_status.to_status(
             spec,
             decision,
             stable_replicas=len(observed.server_pods) if reloading else dep.replicas,
@@ -362,29 +425,18 @@ def plan(owner: children.Owner, spec: api.InferenceServiceSpec, observed: Observ
             previous=observed.status.rollout,
             retired_placement=version_placement.status(pins.retired),
         ),
-        "placement": replica_placement.status(outcome),
-        "growth": replica_placement.growth_status(spec, outcome),
-    }
-    promoted = any(reason == "Promoted" for reason, _ in decision.events)
-    return Plan(
-        render(
-            owner,
-            spec,
-            pins=pins,
-            decision=decision,
-            stable_replicas=dep.replicas,
-            log_policies=observed.log_policies,
-        ),
-        with_ready(observations, GATES),
-        status,
-        (*replica_placement.events(outcome), *decision.events),
-        handover=(
-            model_server.version_name(owner, stable.version)
-            if (promoted or decision.hand_over_stable) and not reloading
-            else None
-        ),
-        requeue_after=rollout.requeue_after(spec, decision, observed.now),
-        reloads=_reloads(spec, decision, observed.server_pods) if reloading else (),
+        placement=placement_report.status(pins.stable),
+        growth=placement_report.growth_status(spec, pins.stable),
+    )
+
+
+def _version_status(version: rollout.Version, dep: DeploymentView) -> api.VersionStatus:
+    return api.VersionStatus(
+        version=version.version,
+        uri=version.uri,
+        image=version.image,
+        replicas=dep.replicas,
+        ready_replicas=dep.ready_replicas,
     )
 
 
@@ -419,7 +471,9 @@ def _reloads(
     """The loads that give the pods the versions this pass decided."""
     candidate = decision.candidate.version if decision.candidate is not None else None
     wanted = (
-        in_place.capped(rollout.candidate_replicas(spec, decision.state.step, len(pods)), len(pods))
+        in_place.capped(
+            rollout_steps.candidate_replicas(spec, decision.state.step, len(pods)), len(pods)
+        )
         if candidate is not None
         else 0
     )

@@ -16,14 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from kubeinfer.api import kinds
 from kubeinfer.api import log_policy as log_api
-from kubeinfer.planning import (
-    chaos_experiment,
-    children,
-    gpu_pool,
-    inference_service,
-    log_policy,
-    log_sidecar,
-)
+from kubeinfer.planning import chaos_experiment, children, gpu_pool, inference_service, log_policy
+from kubeinfer.planning.logs import sidecar as log_sidecar
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 """Offline stand-in for the uid the API server assigns; ownerReferences show it."""

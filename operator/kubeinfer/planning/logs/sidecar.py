@@ -7,7 +7,7 @@ so it starts before the server and stops after it), the ``emptyDir`` the server 
 ``*.log`` files into, the sidecars' state, the ConfigMap holding each policy's sidecar
 configuration, and the pod annotation naming the configuration hashes, so a changed policy
 rolls the pods; and how far the Deployments running a policy's sidecar have rolled.
-Must not: render collector configuration (``planning.log_policy`` does) or read LogPolicies
+Must not: render collector configuration (``planning.logs.collector`` does) or read LogPolicies
 (the InferenceService controller does).
 """
 
@@ -21,13 +21,14 @@ from typing import Any
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as isvc_api
 from kubeinfer.api import log_policy as api
-from kubeinfer.planning import children, log_policy
+from kubeinfer.planning import children
+from kubeinfer.planning.labels import LOG_CONFIG_HASH_ANNOTATION, LOG_POLICIES_ANNOTATION
+from kubeinfer.planning.logs import collector
 
 LOG_VOLUME = "server-logs"
 STATE_VOLUME = "log-collector-state"
 CONFIG_VOLUME = "log-collector-config"
 CONFIG_DIR = "/etc/kubeinfer/log-collector"
-POLICIES_ANNOTATION = "kubeinfer.io/log-policies"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Policy:
     @functools.cached_property
     def config_text(self) -> str:
         """The sidecar configuration this policy renders (the same for every pod it selects)."""
-        return log_policy.sidecar_config_text(self.owner, self.spec)
+        return collector.sidecar_config_text(self.owner, self.spec)
 
 
 def selecting(
@@ -53,7 +54,7 @@ def selecting(
             return policy.spec.inference_service == service
         return (policy.spec.selector or base.LabelSelector()).matches(dict(pod_labels))
 
-    chosen = (p for p in policies if covers(p) and log_policy.passes_checks(p.spec))
+    chosen = (p for p in policies if covers(p) and collector.passes_checks(p.spec))
     return tuple(sorted(chosen, key=lambda p: p.owner.name))
 
 
@@ -78,29 +79,29 @@ def build_config_map(owner: children.Owner, policies: Sequence[Policy]) -> child
 
 def _sidecar(index: int, policy: Policy) -> children.Manifest:
     prefix = f"log{index}"
-    container = log_policy.collector_container(
+    container = collector.collector_container(
         policy.spec,
-        name=children.dns_name(log_policy.SIDECAR_CONTAINER_PREFIX + policy.owner.name),
+        name=children.dns_name(collector.SIDECAR_CONTAINER_PREFIX + policy.owner.name),
         config_path=f"{CONFIG_DIR}/{_config_key(policy)}",
         mounts=[
             {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": LOG_VOLUME, "mountPath": log_policy.SIDECAR_LOGS, "readOnly": True},
+            {"name": LOG_VOLUME, "mountPath": collector.SIDECAR_LOGS, "readOnly": True},
             {
                 "name": STATE_VOLUME,
-                "mountPath": log_policy.SIDECAR_STATE,
+                "mountPath": collector.SIDECAR_STATE,
                 "subPath": policy.owner.name,
             },
-            *log_policy.file_output_volumes(policy.spec, prefix)[1],
+            *collector.file_output_volumes(policy.spec, prefix)[1],
         ],
-        identity={log_policy.POD_NAME_ENV: "metadata.name"},
+        identity={collector.POD_NAME_ENV: "metadata.name"},
     )
     return {**container, "restartPolicy": "Always"}
 
 
 def policies_of(annotations: Mapping[str, str]) -> dict[str, str]:
     """``{policy: sidecar config hash}`` a pod template's annotations say its sidecars run."""
-    names = [n for n in annotations.get(POLICIES_ANNOTATION, "").split(",") if n]
-    hashes = annotations.get(log_policy.CONFIG_HASH_ANNOTATION, "").split(",")
+    names = [n for n in annotations.get(LOG_POLICIES_ANNOTATION, "").split(",") if n]
+    hashes = annotations.get(LOG_CONFIG_HASH_ANNOTATION, "").split(",")
     return dict(zip(names, hashes, strict=False)) if len(names) == len(hashes) else {}
 
 
@@ -156,16 +157,16 @@ def add_to_pod(
     pod["volumes"] += [
         {"name": STATE_VOLUME, "emptyDir": {}},
         {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(owner)}},
-        log_policy.report_token_volume(),
+        collector.report_token_volume(),
         *(
             volume
             for i, p in enumerate(policies)
-            for volume in log_policy.file_output_volumes(p.spec, f"log{i}")[0]
+            for volume in collector.file_output_volumes(p.spec, f"log{i}")[0]
         ),
     ]
     annotations = template["metadata"].setdefault("annotations", {})
-    annotations[log_policy.CONFIG_HASH_ANNOTATION] = ",".join(
+    annotations[LOG_CONFIG_HASH_ANNOTATION] = ",".join(
         children.content_hash(p.config_text) for p in policies
     )
-    annotations[POLICIES_ANNOTATION] = ",".join(p.owner.name for p in policies)
+    annotations[LOG_POLICIES_ANNOTATION] = ",".join(p.owner.name for p in policies)
     template["metadata"]["annotations"] = dict(sorted(annotations.items()))

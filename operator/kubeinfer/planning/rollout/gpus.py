@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import replica_moves, replica_placement
+from kubeinfer.planning.gpu import replica_placement
+from kubeinfer.planning.rollout import replica_moves
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Scores of a GPU set on one node: the measures placement ranks by, each explained.
 
-Owns the set-level measures over a :class:`~kubeinfer.planning.topology.NodeTopology`:
+Owns the set-level measures over a :class:`~kubeinfer.planning.gpu.topology.NodeTopology`:
 
 - ``bottleneck_gbps``: the slowest pair in the set. Collective operations (all-reduce rings and
   trees) run at the pace of their slowest edge, so this is the first objective.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
 
 
 def bottleneck_gbps(topo: topology.NodeTopology, gpus: Iterable[int]) -> float | None:

@@ -1,8 +1,8 @@
 """Per-replica GPU placement of an InferenceService and how it is enforced.
 
 Owns :func:`decide` (which node and GPU set each replica gets, from the pool's nodes as the
-controller saw them), the ``Placed`` / ``CapacityAvailable`` observations it implies, the
-decision Events, and the enforcement rendered into the model server's pod template:
+controller saw them) and the enforcement rendered into the model server's pod template (what
+the decision reports, status, conditions and Events, is :mod:`placement_report`'s):
 
 - **DRA** when every planned node publishes kubeinfer's ResourceSlice (driver
   ``gpu.kubeinfer.io``): a ResourceClaimTemplate whose one request lists each planned GPU set as
@@ -18,7 +18,7 @@ decision Events, and the enforcement rendered into the model server's pod templa
 
 Decisions are sticky: a replica keeps its recorded placement while that set is still
 schedulable, free of other holders and allowed by the spec; only the rest are placed anew, by
-:func:`kubeinfer.planning.placement.place`. Replicas planned: ``max(replicas.min,
+:func:`kubeinfer.planning.gpu.placement.place`. Replicas planned: ``max(replicas.min,
 replicas.desired, current pods, 1)``.
 
 **Growth sets** (``status.growth``): one set per replica the autoscaler may add up to
@@ -40,13 +40,12 @@ from typing import Any, Literal
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api import node_inventory as inv
-from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import children, placement, topology, topology_score
-from kubeinfer.planning.conditions import Observation
+from kubeinfer.api.conditions import Reason
+from kubeinfer.planning import children
+from kubeinfer.planning.gpu import placement, topology, topology_score
+from kubeinfer.planning.labels import PLACEMENT_GATE
 
 MAX_SUBREQUESTS = 8
-PLACEMENT_GATE = "gpu.kubeinfer.io/placement"
-"""Scheduling gate on the pods of a GPU service that has no placement yet."""
 REQUEST_NAME = "gpus"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -439,166 +438,9 @@ def hold_pod(pod_spec: children.Manifest) -> None:
     pod_spec["schedulingGates"] = [{"name": PLACEMENT_GATE}]
 
 
-def status(outcome: Outcome | None) -> list[dict[str, Any]]:
-    """``status.placement``."""
-    if outcome is None:
-        return []
-    return [p.model_dump(by_alias=True, exclude_none=True) for p in outcome.placements]
-
-
-def growth_status(spec: api.InferenceServiceSpec, outcome: Outcome | None) -> dict[str, Any] | None:
-    """``status.growth``."""
-    if outcome is None or outcome.enforcement is None:
-        return None
-    recorded = api.GrowthPlacement(replicas_max=spec.replicas.max, placement=list(outcome.growth))
-    return recorded.model_dump(by_alias=True, exclude_none=True)
-
-
 def enforced(outcome: Outcome) -> tuple[api.ReplicaPlacement, ...]:
     """Every set ``outcome`` enforces, numbered in order: its replicas', then its growth sets."""
     return tuple(
         p.model_copy(update={"replica": i})
         for i, p in enumerate((*outcome.placements, *outcome.growth))
-    )
-
-
-def _where(outcome: Outcome) -> str:
-    shown = "; ".join(
-        f"{p.replica}: {p.node} {p.gpus} ({p.bottleneck_gbps:g} GB/s)"
-        for p in outcome.placements[:4]
-    )
-    more = len(outcome.placements) - 4
-    return shown + (f"; and {more} more" if more > 0 else "")
-
-
-def _how(outcome: Outcome) -> str:
-    enforcement = outcome.enforcement
-    if enforcement is None:
-        return ""
-    if enforcement.mode == "dra":
-        return "enforced by a DRA ResourceClaimTemplate naming each set's GPUs"
-    return (
-        "enforced by node affinity only: the nodes publish no kubeinfer ResourceSlice, so the "
-        "device plugin picks the GPUs on each node"
-    )
-
-
-def _pool_gate(
-    spec: api.InferenceServiceSpec, pool: PoolState | None, kind: ConditionType
-) -> Observation | None:
-    if spec.resources.gpus == 0:
-        return Observation.true(
-            kind, Reason.AS_EXPECTED, "No GPUs requested; the scheduler places the replicas."
-        )
-    if pool is None or not pool.exists:
-        return Observation.false(
-            kind, Reason.POOL_NOT_FOUND, f"GPUPool {spec.placement.gpu_pool!r} does not exist."
-        )
-    if not pool.nodes:
-        return Observation.false(
-            kind,
-            Reason.PLACEMENT_PENDING,
-            f"GPUPool {spec.placement.gpu_pool!r} has no GPU inventory from node agents yet "
-            f"({pool.nodes_without_inventory} nodes without one).",
-        )
-    return None
-
-
-def placed(
-    spec: api.InferenceServiceSpec, pool: PoolState | None, outcome: Outcome | None
-) -> Observation:
-    """The ``Placed`` observation."""
-    kind = ConditionType.PLACED
-    gate = _pool_gate(spec, pool, kind)
-    if gate is not None or outcome is None:
-        return gate or Observation.unknown(kind, Reason.PLACEMENT_PENDING, "Not placed yet.")
-    if outcome.no_fit is not None:
-        done = len(outcome.placements)
-        return Observation.false(
-            kind,
-            outcome.no_fit.reason,
-            f"{done} of {outcome.wanted} replicas placed; {outcome.no_fit.message}.",
-        )
-    if pool is not None and pool.mig and outcome.enforcement is not None:
-        return Observation.true(
-            kind,
-            Reason.AS_EXPECTED,
-            f"MIG pool: replicas take {spec.resources.gpus} MIG slice(s) each from the device "
-            f"plugin on {len(outcome.enforcement.nodes)} nodes (slices have no NVLink topology).",
-        )
-    return Observation.true(
-        kind,
-        Reason.AS_EXPECTED,
-        f"{outcome.wanted} replicas placed, {_how(outcome)}: {_where(outcome)}"
-        f"{_holding(pool, outcome)}{_grows(spec, outcome)}.",
-    )
-
-
-def _grows(spec: api.InferenceServiceSpec, outcome: Outcome) -> str:
-    """How many growth sets the enforcement lists, when the autoscaler may add replicas."""
-    room = spec.replicas.max - outcome.wanted
-    if room <= 0:
-        return ""
-    return (
-        f"; {len(outcome.growth)} of {room} replicas the autoscaler may add have a growth set "
-        "(listed, not held)"
-    )
-
-
-def _holding(pool: PoolState | None, outcome: Outcome) -> str:
-    """How many pods' claims hold planned sets (DRA only: the device plugin does not say)."""
-    if pool is None or outcome.enforcement is None or outcome.enforcement.mode != "dra":
-        return ""
-    planned = {(p.node, frozenset(p.gpus)) for p in (*outcome.placements, *outcome.growth)}
-    on_plan = sum(1 for held in pool.held if held in planned)
-    off_plan = len(pool.held) - on_plan
-    text = f"; {on_plan} of {outcome.wanted} hold their planned GPUs"
-    return text + (f", {off_plan} pods still hold earlier sets" if off_plan else "")
-
-
-def capacity(
-    spec: api.InferenceServiceSpec, pool: PoolState | None, outcome: Outcome | None
-) -> Observation:
-    """The ``CapacityAvailable`` observation: can the pool hold ``replicas.min`` replicas?"""
-    kind = ConditionType.CAPACITY_AVAILABLE
-    gate = _pool_gate(spec, pool, kind)
-    if gate is not None or outcome is None:
-        if gate is not None and gate.reason == Reason.PLACEMENT_PENDING:
-            return Observation.unknown(kind, Reason.POOL_NOT_READY, gate.message)
-        return gate or Observation.unknown(kind, Reason.POOL_NOT_READY, "Not placed yet.")
-    need = spec.replicas.min
-    if pool is not None and pool.mig and outcome.no_fit is None:
-        return Observation.true(
-            kind, Reason.AS_EXPECTED, "MIG pool: the device plugin counts the free slices."
-        )
-    if len(outcome.placements) >= need:
-        return Observation.true(
-            kind,
-            Reason.AS_EXPECTED,
-            f"The pool holds {len(outcome.placements)} replicas of {spec.resources.gpus} GPUs "
-            f"({need} needed).",
-        )
-    no_fit = outcome.no_fit
-    reason = no_fit.reason if no_fit is not None else Reason.INSUFFICIENT_GPUS
-    return Observation.false(
-        kind,
-        reason,
-        f"{need} replicas of {spec.resources.gpus} GPUs needed, {len(outcome.placements)} fit"
-        + (f": {no_fit.message}" if no_fit is not None else "."),
-    )
-
-
-def events(outcome: Outcome | None) -> tuple[tuple[str, str], ...]:
-    """One ``(reason, message)`` Event per replica placed anew in this decision."""
-    if outcome is None:
-        return ()
-    by_replica = {p.replica: p for p in outcome.placements}
-    how = "DRA" if outcome.enforcement and outcome.enforcement.mode == "dra" else "node pinning"
-    return tuple(
-        (
-            "ReplicaPlaced",
-            f"Placed replica {r} on {by_replica[r].node} GPUs {by_replica[r].gpus} ({how}): "
-            f"{by_replica[r].explanation}",
-        )
-        for r in outcome.new
     )

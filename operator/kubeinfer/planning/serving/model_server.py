@@ -13,17 +13,13 @@ from collections.abc import Mapping, Sequence
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import (
-    analysis,
-    children,
-    log_sidecar,
-    replica_placement,
-    runtimes,
-    tiers,
-    traffic,
-)
+from kubeinfer.planning import children
+from kubeinfer.planning.gpu import replica_placement
+from kubeinfer.planning.labels import MODEL_VERSION_LABEL
+from kubeinfer.planning.logs import sidecar as log_sidecar
+from kubeinfer.planning.rollout import analysis
+from kubeinfer.planning.serving import runtimes, tiers, traffic
 
-VERSION_LABEL = "kubeinfer.io/model-version"
 SERVER_CONTAINER = "server"
 """Name of the model server's container in every pod."""
 HTTP_PORT = traffic.HTTP_PORT
@@ -37,7 +33,7 @@ def version_name(owner: children.Owner, version: str) -> str:
 
 def pod_labels(owner: children.Owner, version: str) -> dict[str, str]:
     """Labels of the model server pods of ``version``."""
-    return children.child_labels(owner, {VERSION_LABEL: version})
+    return children.child_labels(owner, {MODEL_VERSION_LABEL: version})
 
 
 def pool_name(owner: children.Owner) -> str:
@@ -78,7 +74,7 @@ def build_deployment(
     server-side apply of this manifest ever fights the autoscaler over it. A server logging to
     files gets a collector sidecar for each of ``log_policies`` that selects its pods.
 
-    ``in_place`` renders the service's one Deployment instead (:mod:`kubeinfer.planning.in_place`):
+    ``in_place`` renders the service's one Deployment instead (:mod:`kubeinfer.planning.rollout.in_place`):
     named after the service, no version in its selector, labels or environment, and no load at
     start, so a new version never changes the template; the operator loads the version into
     each server and labels the pod with it.
@@ -87,7 +83,7 @@ def build_deployment(
     tier = tiers.TIERS[spec.sla.tier]
     launch = launch_of(spec)
     source = launch.source
-    versioned = {} if in_place else {VERSION_LABEL: spec.model.version}
+    versioned = {} if in_place else {MODEL_VERSION_LABEL: spec.model.version}
     name = pool_name(owner) if in_place else version_name(owner, spec.model.version)
     labels = children.child_labels(owner, versioned)
     selector = {owner.label_key: owner.name, **versioned}
@@ -227,9 +223,9 @@ def build_service_monitor(
         "spec": {
             "selector": {
                 "matchLabels": {owner.label_key: owner.name},
-                "matchExpressions": [{"key": VERSION_LABEL, "operator": "Exists"}],
+                "matchExpressions": [{"key": MODEL_VERSION_LABEL, "operator": "Exists"}],
             },
-            "podTargetLabels": [owner.label_key, VERSION_LABEL],
+            "podTargetLabels": [owner.label_key, MODEL_VERSION_LABEL],
             "endpoints": [
                 {
                     "port": port,
@@ -247,7 +243,7 @@ def version_service(owner: children.Owner, spec: api.InferenceServiceSpec) -> ch
     svc = build_service(
         owner,
         version_name(owner, spec.model.version),
-        {owner.label_key: owner.name, VERSION_LABEL: spec.model.version},
+        {owner.label_key: owner.name, MODEL_VERSION_LABEL: spec.model.version},
         runtime.port,
     )
     if runtime.metrics_port != runtime.port:
@@ -259,5 +255,5 @@ def version_service(owner: children.Owner, spec: api.InferenceServiceSpec) -> ch
                 "protocol": "TCP",
             }
         )
-    svc["metadata"]["labels"][VERSION_LABEL] = spec.model.version
+    svc["metadata"]["labels"][MODEL_VERSION_LABEL] = spec.model.version
     return svc

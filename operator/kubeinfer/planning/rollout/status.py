@@ -1,18 +1,20 @@
 """``status.rollout``: how a rollout's state is remembered between passes and read back.
 
-Owns the round trip of :class:`kubeinfer.planning.rollout.State` through the status fields
+Owns the round trip of :class:`kubeinfer.planning.rollout.machine.State` through the status fields
 (timestamps as RFC 3339, the last verdict as a condition note) and the plan shown before anything
 changes. Must not: decide anything (``rollout`` does), I/O, clocks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
-from kubeinfer.planning.rollout import Decision, State, Version, estimate
+from kubeinfer.planning.rollout.machine import Decision, State, Version
+from kubeinfer.planning.rollout.steps import estimate
 
 
 def _stamp(when: datetime | None) -> str | None:
@@ -61,9 +63,9 @@ def to_status(
     stable_replicas: int,
     now: datetime,
     previous: api.RolloutStatus,
-    retired_placement: list[dict[str, object]] | None = None,
-) -> dict[str, object]:
-    """Return the ``status.rollout`` fields (camelCase) that remember ``decision``.
+    retired_placement: Sequence[api.ReplicaPlacement] = (),
+) -> api.RolloutStatus:
+    """Return the ``status.rollout`` that remembers ``decision``.
 
     ``retired_placement`` is the GPU sets the retired version's pods are pinned to.
 
@@ -71,46 +73,43 @@ def to_status(
     """
     s = decision.state
     seconds, table = estimate(spec, stable_replicas, s)
-    measurements: list[dict[str, object]] = [
-        {
-            "metric": j.metric,
-            "value": j.value,
-            "verdict": j.verdict,
-            "message": j.message,
-            "time": _stamp(now),
-        }
+    measurements = [
+        api.Measurement(
+            metric=j.metric, value=j.value, verdict=j.verdict, message=j.message, time=_stamp(now)
+        )
         for j in decision.judgements
-    ] or [m.model_dump(by_alias=True, exclude_none=True) for m in previous.measurements]
-    return {
-        "phase": s.phase,
-        "step": s.step,
-        "stepStartedAt": _stamp(s.step_started),
-        "lastAnalysisAt": _stamp(s.last_analysis),
-        "waitingSince": _stamp(s.waiting_since),
-        "failures": s.failures,
-        "mode": s.mode,
-        "totalReplicas": s.total,
-        "retired": (
-            {
-                "version": s.retired.version,
-                "uri": s.retired.uri,
-                "image": s.retired.image,
-                "scaleDownAt": _stamp(s.scale_down_at),
-                "placement": retired_placement or [],
-            }
-            if s.retired is not None
-            else None
-        ),
-        "rolledBackFrom": s.rolled_back_from,
-        "deniedVersions": list(s.denied),
-        "evidence": s.evidence,
-        "reason": s.note.reason.value if s.note else "",
-        "message": s.note.message if s.note else "",
-        "noteStatus": s.note.status if s.note else "",
-        "measurements": measurements,
-        "estimatedSeconds": seconds,
-        "plan": [
-            {"weight": w, "candidateReplicas": p, "stableReplicas": r, "gpus": g}
+    ] or list(previous.measurements)
+    retired = (
+        api.RetiredVersion(
+            version=s.retired.version,
+            uri=s.retired.uri,
+            image=s.retired.image,
+            scale_down_at=_stamp(s.scale_down_at) or "",
+            placement=list(retired_placement),
+        )
+        if s.retired is not None
+        else None
+    )
+    return api.RolloutStatus(
+        phase=s.phase,
+        step=s.step,
+        step_started_at=_stamp(s.step_started),
+        last_analysis_at=_stamp(s.last_analysis),
+        waiting_since=_stamp(s.waiting_since),
+        failures=s.failures,
+        mode=s.mode,
+        total_replicas=s.total,
+        retired=retired,
+        rolled_back_from=s.rolled_back_from,
+        denied_versions=list(s.denied),
+        evidence=s.evidence,
+        reason=s.note.reason.value if s.note else "",
+        message=s.note.message if s.note else "",
+        note_status=s.note.status if s.note else "",
+        measurements=measurements,
+        estimated_seconds=seconds,
+        plan=[
+            api.RolloutPlanStep(weight=w, candidate_replicas=p, stable_replicas=r, gpus=g)
             for w, p, r, g in table
         ],
-    }
+    )

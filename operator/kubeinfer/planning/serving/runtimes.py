@@ -17,7 +17,7 @@ configuration there) and Triton logs to ``--log-file``. Batching: vLLM batches c
 batching through its model-control API (a ``load`` with a configuration override, run by the
 container's postStart hook); the generic runtime reads ``KUBEINFER_MAX_BATCH_*``.
 
-In-place reload (:mod:`kubeinfer.planning.in_place`): a runtime with :class:`ModelControl` can be
+In-place reload (:mod:`kubeinfer.planning.rollout.in_place`): a runtime with :class:`ModelControl` can be
 told to serve another version while running. Triton's is the same ``load`` with the version named
 in the override's ``version_policy``, then its per-version readiness path.
 """

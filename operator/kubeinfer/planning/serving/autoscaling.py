@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children, tiers
+from kubeinfer.planning import children
+from kubeinfer.planning.labels import INFERENCE_SERVICE_SERIES
+from kubeinfer.planning.serving import tiers
 
 LATENCY_METRIC = "kubeinfer_request_latency_p95_milliseconds"
 """Pods metric served by prometheus-adapter: p95 request latency per pod over 1 minute."""
@@ -154,13 +156,9 @@ def _quantity(value: float) -> str:
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
-SERIES_LABEL = "kubeinfer_io_inferenceservice"
-"""Prometheus label naming the InferenceService on its pods' series (ServiceMonitor podTargetLabels)."""
-
-
 def promql(signal: tiers.Signal, *, namespace: str, name: str) -> str:
     """Return the PromQL a KEDA trigger evaluates for ``signal`` over the service's pods."""
-    match = f'namespace="{namespace}",{SERIES_LABEL}="{name}"'
+    match = f'namespace="{namespace}",{INFERENCE_SERVICE_SERIES}="{name}"'
     if signal == "latency-p95":
         return (
             f"histogram_quantile({LATENCY_QUANTILE}, sum by (le) (rate("

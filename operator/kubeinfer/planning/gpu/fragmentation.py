@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
-from kubeinfer.planning import gpu_selection, topology
+from kubeinfer.planning.gpu import selection as gpu_selection
+from kubeinfer.planning.gpu import topology
 
 
 @functools.lru_cache(maxsize=4096)

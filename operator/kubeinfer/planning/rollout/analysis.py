@@ -18,12 +18,10 @@ from typing import Literal
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import autoscaling
+from kubeinfer.planning.labels import INFERENCE_SERVICE_SERIES, MODEL_VERSION_SERIES
 
 Verdict = Literal["Passed", "Failed", "Inconclusive", "Error"]
 SEVERITY: dict[Verdict, int] = {"Passed": 0, "Inconclusive": 1, "Failed": 2, "Error": 3}
-VERSION_SERIES_LABEL = "kubeinfer_io_model_version"
-"""Prometheus label naming a pod's model version (ServiceMonitor podTargetLabels)."""
 
 DEFAULT_METRICS = (
     api.AnalysisMetric(name="success-rate", template="success-rate"),
@@ -94,8 +92,8 @@ def metrics_of(spec: api.InferenceServiceSpec) -> tuple[api.AnalysisMetric, ...]
 
 def _selector(namespace: str, name: str, version: str) -> str:
     return (
-        f'namespace="{namespace}",{autoscaling.SERIES_LABEL}="{name}",'
-        f'{VERSION_SERIES_LABEL}="{version}"'
+        f'namespace="{namespace}",{INFERENCE_SERVICE_SERIES}="{name}",'
+        f'{MODEL_VERSION_SERIES}="{version}"'
     )
 
 

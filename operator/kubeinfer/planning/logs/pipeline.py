@@ -290,6 +290,41 @@ def render_config(
     exporters = dict(
         _exporter(o, spec.retention, last=i == len(outputs) - 1) for i, o in enumerate(outputs)
     )
+    processors, chain, redact = _processors(spec, volume)
+    out_pipelines = [f"logs/out-{o.name}" for o in outputs]
+    pipelines: dict[str, Any] = {
+        "logs": {
+            "receivers": ["filelog"],
+            "processors": chain,
+            "exporters": ["kubeinfer_failover"],
+        },
+    }
+    for name, exporter in zip(out_pipelines, exporters, strict=True):
+        pipelines[name] = {"receivers": ["kubeinfer_failover"], "exporters": [exporter]}
+    if spec.audit.enabled and spec.audit.match:
+        audit_processors, audit_exporters, audit_pipelines = _audit(spec, state_dir, redact)
+        processors |= audit_processors
+        exporters |= audit_exporters
+        pipelines |= audit_pipelines
+    extensions = _extensions(state_dir, reporting, metrics_port)
+    return {
+        "receivers": {"filelog": _filelog(include, source or Source())},
+        "extensions": extensions,
+        "processors": processors,
+        "connectors": {"kubeinfer_failover": {"priority": out_pipelines}},
+        "exporters": exporters,
+        "service": {
+            "extensions": sorted(extensions),
+            "pipelines": pipelines,
+            "telemetry": _telemetry(metrics_port),
+        },
+    }
+
+
+def _processors(
+    spec: api.LogPolicySpec, volume: str
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """The main pipeline's processors, their order, and the redaction steps (audit reuses them)."""
     off = [
         f"{level_condition(level)} and {_not_kept()}"
         for level, rate in _rates(spec).items()
@@ -342,29 +377,34 @@ def render_config(
         processors[LUHN] = {"replacement": "<redacted:creditCard>"}
         redact.append(LUHN)
     chain += [*redact, "batch"]
-    out_pipelines = [f"logs/out-{o.name}" for o in outputs]
-    pipelines: dict[str, Any] = {
-        "logs": {
-            "receivers": ["filelog"],
-            "processors": chain,
-            "exporters": ["kubeinfer_failover"],
-        },
-    }
-    for name, exporter in zip(out_pipelines, exporters, strict=True):
-        pipelines[name] = {"receivers": ["kubeinfer_failover"], "exporters": [exporter]}
-    if spec.audit.enabled and spec.audit.match:
-        # Audit records bypass sampling and rate limits; redacted, then hash-chained to a file.
-        pattern = ottl_string("|".join(f"(?:{p})" for p in spec.audit.match))
-        processors["filter/audit"] = {
+    return processors, chain, redact
+
+
+def _audit(
+    spec: api.LogPolicySpec, state_dir: str, redact: list[str]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Processors, exporters and pipelines of the audit stream: records matching the audit
+    patterns bypass sampling and rate limits; redacted, then hash-chained to a file."""
+    pattern = ottl_string("|".join(f"(?:{p})" for p in spec.audit.match))
+    processors = {
+        "filter/audit": {
             "error_mode": "ignore",
             "logs": {"log_record": [f"not IsString(body) or not IsMatch(body, {pattern})"]},
         }
-        exporters["kubeinfer_audit"] = {"path": f"{state_dir}/{AUDIT_FILE}"}
-        pipelines["logs/audit"] = {
+    }
+    exporters = {"kubeinfer_audit": {"path": f"{state_dir}/{AUDIT_FILE}"}}
+    pipelines = {
+        "logs/audit": {
             "receivers": ["filelog"],
             "processors": ["filter/audit", *redact],
             "exporters": ["kubeinfer_audit"],
         }
+    }
+    return processors, exporters, pipelines
+
+
+def _extensions(state_dir: str, reporting: Reporting | None, metrics_port: int) -> dict[str, Any]:
+    """The persistent queue's storage and, when the agent reports, the reporter."""
     extensions: dict[str, Any] = {
         QUEUE_STORAGE: {"directory": state_dir, "create_directory": True},
     }
@@ -374,30 +414,18 @@ def render_config(
             "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
             "interval": REPORT_INTERVAL,
         }
+    return extensions
+
+
+def _telemetry(metrics_port: int) -> dict[str, Any]:
+    """The collector's own metrics, pulled on loopback (the reporter reads them)."""
     return {
-        "receivers": {"filelog": _filelog(include, source or Source())},
-        "extensions": extensions,
-        "processors": processors,
-        "connectors": {"kubeinfer_failover": {"priority": out_pipelines}},
-        "exporters": exporters,
-        "service": {
-            "extensions": sorted(extensions),
-            "pipelines": pipelines,
-            "telemetry": {
-                "metrics": {
-                    "level": "normal",
-                    "readers": [
-                        {
-                            "pull": {
-                                "exporter": {
-                                    "prometheus": {"host": "127.0.0.1", "port": metrics_port}
-                                }
-                            }
-                        }
-                    ],
-                }
-            },
-        },
+        "metrics": {
+            "level": "normal",
+            "readers": [
+                {"pull": {"exporter": {"prometheus": {"host": "127.0.0.1", "port": metrics_port}}}}
+            ],
+        }
     }
 
 

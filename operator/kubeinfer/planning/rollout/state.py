@@ -1,7 +1,7 @@
 """The shapes a rollout pass works on: versions, the remembered state, the decision.
 
-Owns the frozen dataclasses that :mod:`kubeinfer.planning.rollout` decides with and
-:mod:`kubeinfer.planning.rollout_status` round-trips through ``status.rollout``. Must not:
+Owns the frozen dataclasses that :mod:`kubeinfer.planning.rollout.machine` decides with and
+:mod:`kubeinfer.planning.rollout.status` round-trips through ``status.rollout``. Must not:
 decide anything (beyond the ``RolledBack`` observation a state implies), I/O, clocks.
 """
 
@@ -13,8 +13,9 @@ from typing import Literal
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.plans import Event
+from kubeinfer.planning.rollout import analysis
 
 Phase = Literal["Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Waiting"]
 DENYLIST_LIMIT = 16
@@ -80,7 +81,7 @@ class Decision:
     preview: bool = False
     judgements: tuple[analysis.Judgement, ...] = ()
     observations: tuple[Observation, ...] = ()
-    events: tuple[tuple[str, str], ...] = field(default=())
+    events: tuple[Event, ...] = field(default=())
     candidate_replicas: int | None = None
     """Pods the candidate Deployment asks for, when replicas move (else from the step's weight)."""
     stable_replicas: int | None = None
@@ -88,8 +89,9 @@ class Decision:
     autoscaler."""
     retired: Version | None = None
     """A previous version to keep running (blue-green's scale-down delay)."""
-    hand_over_stable: bool = False
-    """Stable is whole again after replicas moved: its count passes back to the autoscaler."""
+    hand_over: bool = False
+    """Stable's replica count passes to the autoscaler this pass: the candidate was promoted,
+    or stable is whole again after replicas moved."""
 
 
 def not_rolled_back(state: State) -> Observation:

@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import topology
+from kubeinfer.planning.gpu import topology
 
 _P2P_LEVEL = {
     topology.PcieLevel.SAME_BOARD: "PIX",

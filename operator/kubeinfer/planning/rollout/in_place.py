@@ -27,12 +27,6 @@ from kubeinfer.api import inference_service as api
 
 MODE = "InPlace"
 """``status.rollout.mode`` of a rollout that reloads stable's pods."""
-LOAD_ERROR_ANNOTATION = "kubeinfer.io/load-error"
-"""``<version>: <the runtime's answer>`` on a pod that refused to load that version."""
-LOADED_RESTARTS_ANNOTATION = "kubeinfer.io/loaded-at-restart"
-"""The server container's restart count when its version was loaded. A container that restarted
-since then came back empty (explicit model control loads nothing at start), whatever the
-pod's version label says, so it is loaded again."""
 
 
 def enabled(spec: api.InferenceServiceSpec) -> bool:

@@ -4,7 +4,7 @@ Gateway API HTTPRoute: weighted ``backendRefs`` and, for shadow rollouts, a ``Re
 filter with ``percent``, left out when every request is mirrored (that is the filter's default,
 which gateways without percentage mirroring honour too); the gateway discards the candidate's
 responses. Whether the parent Gateways can mirror at all is decided before the split reaches this
-module (:mod:`kubeinfer.planning.gateway_support`). Istio VirtualService: weighted ``route``
+module (:mod:`kubeinfer.planning.serving.gateway_support`). Istio VirtualService: weighted ``route``
 destinations and ``mirror`` with ``mirrorPercentage``. ``traffic.provider: none`` renders no
 route: the front Service selects the stable version.
 """
@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import children, gateway_support
+from kubeinfer.planning import children
+from kubeinfer.planning.serving import gateway_support
 
 HTTP_PORT = 8080
 

@@ -40,7 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubeinfer.api import conditions, inference_service
-from kubeinfer.planning import gpu_selection, topology, topology_score
+from kubeinfer.planning.gpu import selection as gpu_selection
+from kubeinfer.planning.gpu import topology, topology_score
 
 
 @dataclass(frozen=True)

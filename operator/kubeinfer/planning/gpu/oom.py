@@ -37,8 +37,8 @@ from kubeinfer.api import gpu_pool as pool_api
 from kubeinfer.api import inference_service as is_api
 from kubeinfer.api import node_inventory as inv
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import replica_placement
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.gpu import replica_placement
 
 MIN_SAMPLES = 6
 FULL_WINDOW = 0.9

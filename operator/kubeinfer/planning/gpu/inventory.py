@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from kubeinfer.api import gpu_pool as pool_api
 from kubeinfer.api import node_inventory as inv
-from kubeinfer.planning import gpu_health, topology
+from kubeinfer.planning.gpu import health as gpu_health
+from kubeinfer.planning.gpu import topology
 
 
 def _level(text: str) -> topology.PcieLevel:

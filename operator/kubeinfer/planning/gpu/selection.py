@@ -28,7 +28,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-from kubeinfer.planning import topology, topology_score
+from kubeinfer.planning.gpu import topology, topology_score
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubeinfer.api import inference_service as api
-from kubeinfer.planning import nccl, replica_placement, rollout_gpus, rollout_state
+from kubeinfer.planning.gpu import nccl, replica_placement
+from kubeinfer.planning.rollout import gpus as rollout_gpus
+from kubeinfer.planning.rollout import state as rollout_state
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,6 @@ def _pinning(
     return Pinning(gpus, nccl.environment(placements, topologies))
 
 
-def status(placements: Sequence[api.ReplicaPlacement]) -> list[dict[str, object]]:
+def status(placements: Sequence[api.ReplicaPlacement]) -> list[api.ReplicaPlacement]:
     """``status.rollout.retired.placement``."""
-    return [p.model_dump(by_alias=True, exclude_none=True) for p in placements]
+    return list(placements)

@@ -16,7 +16,8 @@ from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
 from kubeinfer.planning.conditions import Observation
-from kubeinfer.planning.rollout_state import Decision, State, Version, not_rolled_back
+from kubeinfer.planning.plans import Event
+from kubeinfer.planning.rollout.state import Decision, State, Version, not_rolled_back
 
 
 def switching_back(
@@ -59,7 +60,7 @@ def switch_back(
             Observation.false(ConditionType.PROGRESSING, Reason.SWITCHED_BACK, message),
             not_rolled_back(new),
         ),
-        events=(("SwitchedBack", message),),
+        events=(Event(Reason.SWITCHED_BACK, message),),
     )
 
 
@@ -80,8 +81,8 @@ def retiring(decision: Decision, now: datetime) -> Decision:
     gone = replace(state, retired=None, scale_down_at=None)
     if retired in (decision.stable, decision.candidate):
         return replace(decision, state=gone)
-    event = (
-        "ScaledDown",
+    event = Event(
+        Reason.SCALED_DOWN,
         f"Deleted {retired.version}'s Deployment: rollout.scaleDownDelay passed since "
         f"{decision.stable.version} took all traffic.",
     )

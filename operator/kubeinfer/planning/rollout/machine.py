@@ -10,17 +10,17 @@ Strategies differ only in how traffic reaches the candidate while it is judged:
 - ``shadow``: users stay on stable; ``mirrorPercent`` of requests are mirrored to the candidate,
   whose responses are discarded, and the steps' pauses set how long it is judged. While the
   parent Gateways cannot be trusted to mirror (a *mirror hold*, see
-  :mod:`kubeinfer.planning.gateway_support`) nothing is mirrored and the step waits; its pause,
+  :mod:`kubeinfer.planning.serving.gateway_support`) nothing is mirrored and the step waits; its pause,
   analysis and data deadline start over once mirroring begins;
 - ``blueGreen``: the candidate runs at full size behind a preview Service, is judged, then takes
   all traffic in one switch.
 
 A canary whose candidate cannot run beside a full stable (no free GPUs) moves replicas one at a
-time instead (:mod:`kubeinfer.planning.replica_moves`): the pass then also sizes both
+time instead (:mod:`kubeinfer.planning.rollout.replica_moves`): the pass then also sizes both
 Deployments, and the autoscaler steps aside until stable is whole again or the candidate is.
 
 A canary with ``rollout.reload: inPlace`` runs in mode :data:`in_place.MODE`: the step's candidate
-pods are stable's own servers, reloaded with the candidate version (:mod:`kubeinfer.planning.in_place`).
+pods are stable's own servers, reloaded with the candidate version (:mod:`kubeinfer.planning.rollout.in_place`).
 
 A failed analysis beyond ``failureLimit`` rolls back at once and the version joins a denylist,
 so the same commit is not rolled out again (``Ready`` stays True on stable). Prometheus errors
@@ -30,15 +30,16 @@ operator restarted mid-rollout resumes at the same step. Pure: no clock, no I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from kubeinfer.api import base
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning import analysis, in_place, replica_moves, retirement, rollout_state
 from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.plans import Event
+from kubeinfer.planning.rollout import analysis, in_place, replica_moves, retirement, steps, timing
+from kubeinfer.planning.rollout import state as rollout_state
 
 # the shapes live in rollout_state; callers name them through this module
 Phase = rollout_state.Phase
@@ -49,128 +50,8 @@ Decision = rollout_state.Decision
 DENYLIST_LIMIT = rollout_state.DENYLIST_LIMIT
 
 
-MIRROR_HOLDS = frozenset({Reason.MIRROR_UNSUPPORTED, Reason.MIRROR_SUPPORT_UNKNOWN})
-"""Progressing reasons of a shadow whose gateway cannot be trusted to mirror."""
-_NO_CANDIDATE_TRAFFIC = MIRROR_HOLDS | {Reason.CANDIDATE_STARTING}
+_NO_CANDIDATE_TRAFFIC = timing.MIRROR_HOLDS | {Reason.CANDIDATE_STARTING}
 """Progressing reasons under which the candidate gets neither weight nor mirrored requests."""
-
-
-def next_analysis(spec: api.InferenceServiceSpec, state: State) -> datetime | None:
-    """When the next analysis is due: one interval after the last, or as the step's pause ends.
-
-    None when no analysis will run without a change (no rollout, paused, or the candidate's pods
-    have not started the step yet). The pause end counts only when it falls after the last
-    analysis, so a step advances as soon as its pause is over rather than at the next interval.
-    """
-    if state.phase in ("Idle", "Promoted", "RolledBack", "Paused"):
-        return None
-    if state.last_analysis is None:
-        return state.step_started
-    interval = timedelta(seconds=base.duration_seconds(spec.rollout.analysis.interval))
-    due = state.last_analysis + interval
-    if state.step_started is not None:
-        pause = timedelta(seconds=base.duration_seconds(_pause(spec.rollout, state)))
-        pause_end = state.step_started + pause
-        if state.last_analysis < pause_end < due:
-            due = pause_end
-    return due
-
-
-def analysis_due(spec: api.InferenceServiceSpec, state: State, now: datetime) -> bool:
-    """Whether the controller should query Prometheus for this pass."""
-    if state.phase in ("Idle", "Promoted", "RolledBack", "Paused"):
-        return False
-    if state.last_analysis is None:
-        return True
-    due = next_analysis(spec, state)
-    return due is not None and now >= due
-
-
-REQUEUE_FLOOR_SECONDS = 1.0
-"""Shortest requeue, so a due time already past never spins the loop."""
-
-
-def requeue_after(
-    spec: api.InferenceServiceSpec, decision: Decision, now: datetime
-) -> float | None:
-    """Seconds until a rollout next needs a look, else None.
-
-    That is exactly when its next analysis is due (:func:`next_analysis`), or a retired version's
-    scale-down time. A candidate still starting is woken by its Deployment's watch event; one
-    interval is the safety net then. A paused rollout waits for a person; a mirror hold for its
-    Gateway or GatewayClass to change, which their watches report: neither needs a timer.
-    """
-    scale_down = decision.state.scale_down_at
-    if decision.candidate is None and decision.retired is not None and scale_down:
-        return max((scale_down - now).total_seconds(), REQUEUE_FLOOR_SECONDS)
-    if decision.candidate is None or decision.state.phase == "Paused":
-        return None
-    note = decision.state.note
-    if note is not None and note.reason in MIRROR_HOLDS:
-        return None
-    due = next_analysis(spec, decision.state)
-    if due is None or decision.state.step_started is None:
-        return base.duration_seconds(spec.rollout.analysis.interval)
-    return max((due - now).total_seconds(), REQUEUE_FLOOR_SECONDS)
-
-
-def candidate_replicas(spec: api.InferenceServiceSpec, step: int, stable_replicas: int) -> int:
-    """Pods the candidate runs at ``step`` (the stable version keeps its autoscaled count)."""
-    full = max(stable_replicas, spec.replicas.min, 1)
-    rollout = spec.rollout
-    if rollout.strategy == "blueGreen":
-        return full
-    share = rollout.mirror_percent if rollout.strategy == "shadow" else _weight(rollout, step)
-    return max(1, math.ceil(full * share / 100))
-
-
-def estimate(
-    spec: api.InferenceServiceSpec, stable_replicas: int, state: State | None = None
-) -> tuple[float, list[tuple[int, int, int, int]]]:
-    """Seconds to promotion if every analysis passes, and (weight, candidate pods, stable pods,
-    extra GPUs) per step; replicas that move, and versions loaded in place into stable's pods,
-    need no extra GPU."""
-    if state is not None and state.mode == replica_moves.ZERO_SPARE and state.total:
-        total = state.total
-        moves = range(replica_moves.moves(total))
-        seconds = sum(
-            base.duration_seconds(replica_moves.pause_at(spec.rollout, total, i)) for i in moves
-        )
-        return seconds, [
-            (
-                replica_moves.weight(total, replica_moves.candidate_at(total, i)),
-                replica_moves.candidate_at(total, i),
-                total - replica_moves.candidate_at(total, i),
-                0,
-            )
-            for i in moves
-        ]
-    steps = spec.rollout.steps or [api.RolloutStep(weight=0)]
-    seconds = sum(base.duration_seconds(s.pause) for s in steps)
-    table = []
-    reloading = in_place.enabled(spec)  # the step's pods are stable's own, reloaded
-    for i, _ in enumerate(steps):
-        pods = candidate_replicas(spec, i, stable_replicas)
-        if reloading:
-            pods = in_place.capped(pods, stable_replicas)
-        table.append(
-            (
-                _traffic_weight(spec.rollout, i),
-                pods,
-                stable_replicas - pods if reloading else stable_replicas,
-                0 if reloading else pods * spec.resources.gpus,
-            )
-        )
-    return seconds, table
-
-
-def _weight(rollout: api.Rollout, step: int) -> int:
-    steps = rollout.steps
-    return steps[min(step, len(steps) - 1)].weight if steps else 0
-
-
-def _traffic_weight(rollout: api.Rollout, step: int) -> int:
-    return _weight(rollout, step) if rollout.strategy == "canary" else 0
 
 
 @dataclass(frozen=True)
@@ -205,7 +86,7 @@ def decide(
 
     ``capacity`` (whether the candidate fits beside stable) picks the mode of a starting rollout;
     ``occupancy`` (the pods that still hold GPUs) sizes both Deployments while replicas move.
-    ``mirror_hold`` (from :func:`kubeinfer.planning.gateway_support.mirror_hold`) keeps a
+    ``mirror_hold`` (from :func:`kubeinfer.planning.serving.gateway_support.mirror_hold`) keeps a
     shadow's candidate without mirrored requests; the rollout waits with it as Progressing.
     """
     occupancy = occupancy or replica_moves.Occupancy()
@@ -233,7 +114,7 @@ def _sized(decision: Decision, occupancy: replica_moves.Occupancy) -> Decision:
     total = state.total
     if decision.candidate is None:
         if occupancy.stable >= total and occupancy.holding <= total:
-            return replace(decision, state=replace(state, mode="", total=0), hand_over_stable=True)
+            return replace(decision, state=replace(state, mode="", total=0), hand_over=True)
         return replace(
             decision,
             stable_replicas=replica_moves.capped(
@@ -289,8 +170,8 @@ def _decide(
             total = max(occupancy.stable, state.total, spec.replicas.min, 1)
             state = replace(state, mode=mode, total=total)
             started = _running_moves(run, state, samples, now)
-            event = (
-                "ZeroSpareRollout",
+            event = Event(
+                Reason.ZERO_SPARE_ROLLOUT,
                 f"Moving replicas of {desired.version} one at a time ({total} pods, no extra "
                 f"GPU): {replica_moves.why(spec.rollout, capacity)}.",
             )
@@ -355,7 +236,7 @@ def _progress(
     quiet = _without_traffic(run, state)
     if quiet is not None:
         return quiet
-    if state.note is not None and state.note.reason in MIRROR_HOLDS:
+    if state.note is not None and state.note.reason in timing.MIRROR_HOLDS:
         state = replace(state, note=None)
     if state.step_started is None:
         state = replace(state, step_started=now)
@@ -465,7 +346,7 @@ def _on_passed(
     del detail
     state = replace(state, phase="Progressing", waiting_since=None)
     assert state.step_started is not None
-    pause = timedelta(seconds=base.duration_seconds(_pause(run.spec.rollout, state)))
+    pause = timedelta(seconds=base.duration_seconds(steps.pause(run.spec.rollout, state)))
     if now - state.step_started < pause:
         return _running(
             run, state, progressing=_progressing(state, run.desired), judgements=judgements
@@ -475,8 +356,8 @@ def _on_passed(
         # the move after the last analysed one takes stable to 0, then promotion follows
         state = replace(state, step=next_step, step_started=None, failures=0)
         moved = replica_moves.candidate_at(state.total, next_step)
-        event = (
-            "ReplicaMoving",
+        event = Event(
+            Reason.REPLICA_MOVING,
             f"Moving replica {moved} of {state.total} from {run.stable.version} to "
             f"{run.desired.version}: stable {state.total - moved}, candidate {moved}.",
         )
@@ -484,7 +365,9 @@ def _on_passed(
         return _promote(run, state, judgements, now)
     else:
         state = replace(state, step=next_step, step_started=now, failures=0)
-        event = ("RolloutStepAdvanced", f"Moved {run.desired.version} to step {next_step + 1}.")
+        event = Event(
+            Reason.ROLLOUT_STEP_ADVANCED, f"Moved {run.desired.version} to step {next_step + 1}."
+        )
     decision = _running(
         run, state, progressing=_progressing(state, run.desired), judgements=judgements
     )
@@ -510,12 +393,6 @@ def _without_traffic(run: _Pass, state: State) -> Decision | None:
         )
         return _running(run, replace(state, phase="Progressing"), progressing=starting)
     return None
-
-
-def _pause(rollout: api.Rollout, state: State) -> str:
-    if _moving(state):
-        return replica_moves.pause_at(rollout, state.total, state.step)
-    return rollout.steps[state.step].pause if state.step < len(rollout.steps) else "0s"
 
 
 def _fmt(value: float | None) -> str:
@@ -545,7 +422,7 @@ def _running(
         if _moving(state)
         else 0
         if quiet
-        else _traffic_weight(rollout, state.step)
+        else steps.traffic_weight(rollout, state.step)
     )
     return Decision(
         state=state,
@@ -624,7 +501,7 @@ def _roll_back(
             Observation.false(ConditionType.PROGRESSING, reason, message),
             Observation.true(ConditionType.ROLLED_BACK, reason, message),
         ),
-        events=(("RolledBack", message),),
+        events=(Event(Reason.ROLLED_BACK, message),),
     )
 
 
@@ -661,5 +538,6 @@ def _promote(
             Observation.false(ConditionType.PROGRESSING, Reason.PROMOTED, message),
             rollout_state.not_rolled_back(new),
         ),
-        events=(("Promoted", message),),
+        events=(Event(Reason.PROMOTED, message),),
+        hand_over=True,
     )
