@@ -338,7 +338,12 @@ def test_the_operator_pod_meets_pod_security_restricted(
         assert context["allowPrivilegeEscalation"] is False
         assert context["capabilities"]["drop"] == ["ALL"]
         assert not context.get("capabilities", {}).get("add")
-    assert not {"hostNetwork", "hostPID", "hostIPC", "volumes"} & pod.keys()
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & pod.keys()
+    # restricted admits only these volume types (no hostPath)
+    allowed = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral"}
+    allowed |= {"persistentVolumeClaim", "projected", "secret"}
+    for volume in pod.get("volumes", []):
+        assert set(volume) - {"name"} <= allowed, volume
 
 
 @pytest.mark.parametrize(

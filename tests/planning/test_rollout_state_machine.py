@@ -27,10 +27,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from kubeinfer.api import inference_service as api
 from kubeinfer.api.conditions import ConditionType, Reason
-from kubeinfer.planning.rollout import analysis, replica_moves
+from kubeinfer.planning.conditions import Observation
+from kubeinfer.planning.rollout import analysis, replica_moves, timing
 from kubeinfer.planning.rollout import machine as rollout
 from kubeinfer.planning.rollout import status as rollout_status
-from kubeinfer.planning.conditions import Observation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 VERSIONS = ("v1", "v2", "v3", "v4", "v5")
@@ -134,7 +134,7 @@ class RolloutWorld(RuleBasedStateMachine):
         state, stable = rollout_status.from_status(model)
         mirror_hold = HOLD if hold and self.strategy == "shadow" else None
         samples = None
-        if mirror_hold is None and rollout.analysis_due(spec, state, self.now):
+        if mirror_hold is None and timing.analysis_due(spec, state, self.now):
             values, count, error = TRAFFIC[traffic]
             samples = tuple(
                 analysis.Sample(metric, value, stable_value, count=count, error=error)
@@ -166,10 +166,10 @@ class RolloutWorld(RuleBasedStateMachine):
         assert decision.stable.version not in self.rolled_back, (
             f"{decision.stable.version} became stable after its rollback"
         )
-        if any(reason == "Promoted" for reason, _ in decision.events):
+        if any(e.reason == Reason.PROMOTED for e in decision.events):
             event("promoted")
             assert decision.stable == rollout.Version.of(spec.model), decision.stable
-        if any(reason == "RolledBack" for reason, _ in decision.events):
+        if any(e.reason == Reason.ROLLED_BACK for e in decision.events):
             event("rolled back")
             self.rolled_back.add(spec.model.version)
         if decision.state.mode:
