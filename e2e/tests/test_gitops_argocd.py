@@ -75,6 +75,7 @@ CHART_APP = "kubeinfer"
 CHART_NAMESPACE = "kubeinfer-system"
 CHART_VALUES = {"argocd": {"healthChecks": {"enabled": True}}}
 NO_RESOURCE = argocd_apps.Resource(ref="", sync="", health="", message="")
+CHART_WORKLOADS = ("deployment/kubeinfer-operator", "daemonset/kubeinfer-agent")
 APPLICATIONS = (CHART_APP, "examples", CHAT, "broken")
 
 
@@ -209,15 +210,6 @@ def argocd(
             helm=_helm_binary(),
         )
         yield core
-        for app in APPLICATIONS:
-            cluster.kubectl(
-                "delete",
-                "application",
-                app,
-                f"--namespace={argocd_core.NAMESPACE}",
-                "--ignore-not-found",
-                "--wait=false",
-            )
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +250,29 @@ def gitops(
         stack.callback(stop_load)
         yield GitOps(cluster, namespace, repo, recorder, sims, argocd, operator, argocd.helm)
         argocd.ensure_running()
+        _leave_the_session_as_it_was(cluster, namespace)
+
+
+def _leave_the_session_as_it_was(cluster: cluster_setup.Cluster, namespace: str) -> None:
+    """Delete the Applications without cascading (no finalizer: the CRDs and the access objects
+    the session shares with ``manifests/`` stay), then the chart's workloads, which only this
+    module made, and the module's namespace."""
+    for app in APPLICATIONS:
+        cluster.kubectl(
+            "delete",
+            "application",
+            app,
+            f"--namespace={argocd_core.NAMESPACE}",
+            "--ignore-not-found",
+        )
+    for workload in CHART_WORKLOADS:
+        cluster.kubectl(
+            "delete",
+            workload,
+            f"--namespace={CHART_NAMESPACE}",
+            "--ignore-not-found",
+            "--wait=false",
+        )
     cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
