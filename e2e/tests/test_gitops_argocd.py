@@ -3,13 +3,17 @@
 Argo CD "Core" (``argocd-repo-server`` and ``argocd-application-controller`` from the pinned
 module, Redis from Debian) runs on loopback against the session's control plane, with
 kubeinfer's health scripts in ``argocd-cm``; a local repository (``file://``) is the source of
-truth, and the test only commits to it. Applications: ``examples`` (``manifests/examples/`` into
-this module's namespace) and ``chat`` (one InferenceService with a canary analysed on real
-Prometheus over simulators), both automated with prune, self-heal and server-side apply.
+truth, and the test only commits to it. Applications: ``kubeinfer`` (``charts/kubeinfer``),
+``examples`` (``manifests/examples/`` moved into this module's namespace) and ``chat`` (one
+InferenceService with a canary analysed on real Prometheus over simulators), all automated with
+prune, self-heal and server-side apply.
 
 The tests run in file order on one module-scoped Argo CD, repository, operator and simulators:
 
-- both Applications sync; ``chat`` is Progressing until its service is Ready, then Healthy;
+- the chart (Helm source) syncs and is Healthy, its CRDs (sync wave -1) applied before anything
+  of wave 0 (the controller's own record of what it applied, in order), and its argocd-cm
+  merged into Argo CD's;
+- ``examples`` and ``chat`` sync; ``chat`` is Progressing until its service is Ready, then Healthy;
 - a commit with a new model version: Progressing through the canary, Healthy after promotion;
 - a commit with a failing version rolls back; the Application is Healthy naming the rollback
   (never Degraded); ``git revert`` brings Synced/Healthy, and the bad version is not tried again;
@@ -71,6 +75,7 @@ CHART_APP = "kubeinfer"
 CHART_NAMESPACE = "kubeinfer-system"
 CHART_VALUES = {"argocd": {"healthChecks": {"enabled": True}}}
 NO_RESOURCE = argocd_apps.Resource(ref="", sync="", health="", message="")
+CHART_WORKLOADS = ("deployment/kubeinfer-operator", "daemonset/kubeinfer-agent")
 APPLICATIONS = (CHART_APP, "examples", CHAT, "broken")
 
 
@@ -205,15 +210,6 @@ def argocd(
             helm=_helm_binary(),
         )
         yield core
-        for app in APPLICATIONS:
-            cluster.kubectl(
-                "delete",
-                "application",
-                app,
-                f"--namespace={argocd_core.NAMESPACE}",
-                "--ignore-not-found",
-                "--wait=false",
-            )
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +250,29 @@ def gitops(
         stack.callback(stop_load)
         yield GitOps(cluster, namespace, repo, recorder, sims, argocd, operator, argocd.helm)
         argocd.ensure_running()
+        _leave_the_session_as_it_was(cluster, namespace)
+
+
+def _leave_the_session_as_it_was(cluster: cluster_setup.Cluster, namespace: str) -> None:
+    """Delete the Applications without cascading (no finalizer: the CRDs and the access objects
+    the session shares with ``manifests/`` stay), then the chart's workloads, which only this
+    module made, and the module's namespace."""
+    for app in APPLICATIONS:
+        cluster.kubectl(
+            "delete",
+            "application",
+            app,
+            f"--namespace={argocd_core.NAMESPACE}",
+            "--ignore-not-found",
+        )
+    for workload in CHART_WORKLOADS:
+        cluster.kubectl(
+            "delete",
+            workload,
+            f"--namespace={CHART_NAMESPACE}",
+            "--ignore-not-found",
+            "--wait=false",
+        )
     cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
@@ -290,6 +309,12 @@ def test_chart_syncs_with_its_crds_and_is_healthy(gitops: GitOps) -> None:
         )["metadata"]["annotations"]
         assert annotations["argocd.argoproj.io/sync-wave"] == "-1", annotations
     assert resources.get("Deployment/kubeinfer-operator", ("",))[0] == "Synced", resources
+    # Wave -1 first: the controller records each applied resource in order, and every CRD
+    # comes before the first object of wave 0.
+    applied = _applied_kinds(gitops.argocd, CHART_APP)
+    crds = [i for i, kind in enumerate(applied) if kind == "CustomResourceDefinition"]
+    others = [i for i, kind in enumerate(applied) if kind != "CustomResourceDefinition"]
+    assert crds and others and max(crds) < min(others), applied
     # The chart's argocd-cm merged kubeinfer's health keys into Argo CD's own, as its owner.
     managers = json.loads(
         gitops.cluster.kubectl(
@@ -304,6 +329,16 @@ def test_chart_syncs_with_its_crds_and_is_healthy(gitops: GitOps) -> None:
         ).stdout
     )["metadata"]["managedFields"]
     assert "argocd-controller" in [m["manager"] for m in managers]
+
+
+def _applied_kinds(core: argocd_core.ArgoCDCore, app: str) -> list[str]:
+    """Kinds of the resources the controller applied for ``app``, in the order it logged them."""
+    log_file = core.run_dir / "logs" / "argocd-application-controller.log"
+    kinds = []
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        if "Adding resource result" in line and f" application={app} " in line:
+            kinds.append(line.split(" kind=", 1)[1].split(" ", 1)[0])
+    return kinds
 
 
 def _ready(gitops: GitOps, name: str) -> str:
