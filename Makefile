@@ -40,12 +40,13 @@ e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real 
 	# the chart's tests that need helm and promtool (skipped by `make unit` until tools exist)
 	$(PY) -m pytest tests/chart
 
-tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, helm, Prometheus
+tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, helm, Redis, Prometheus
 	$(PY) -m e2e.harness.toolchain build
 	$(PY) -m e2e.harness.prometheus_adapter build
 	$(PY) -m e2e.harness.otelcol build
 	$(PY) -m e2e.harness.argocd build
 	$(PY) -m e2e.harness.helm build
+	$(PY) -m e2e.harness.argocd_core
 	$(PY) -m e2e.harness.prometheus
 
 chart: setup ## helm lint --strict and helm template charts/kubeinfer with every ci/*-values.yaml; bad values refused

@@ -48,7 +48,7 @@ from e2e.harness import (
     argocd_apps,
     argocd_core,
     git_repo,
-    inference_services,
+    objects,
     operator_process,
     processes,
     prometheus,
@@ -140,7 +140,7 @@ class GitOps:
 
     def chat_status(self) -> dict[str, Any]:
         """The chat InferenceService's status."""
-        return inference_services.status(self.cluster, self.namespace, CHAT)
+        return objects.status(self.cluster, f"infsvc/{CHAT}", namespace=self.namespace)
 
 
 def _chat(namespace: str, version: str) -> str:
@@ -342,8 +342,8 @@ def _applied_kinds(core: argocd_core.ArgoCDCore, app: str) -> list[str]:
 
 
 def _ready(gitops: GitOps, name: str) -> str:
-    ready = inference_services.condition(
-        inference_services.status(gitops.cluster, gitops.namespace, name), "Ready"
+    ready = objects.condition(
+        objects.status(gitops.cluster, f"infsvc/{name}", namespace=gitops.namespace), "Ready"
     )
     return str(ready.get("status", ""))
 
