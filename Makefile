@@ -37,8 +37,6 @@ go-test: ## go vet and go test of the collector components (needs Go)
 
 e2e: tools ## end-to-end tests on a real control plane, Prometheus and the real tools
 	$(PY) -m pytest e2e
-	# the chart's tests that need helm and promtool (skipped by `make unit` until tools exist)
-	$(PY) -m pytest tests/chart
 
 tools: setup ## build (once, cached) or install everything e2e runs: control plane, adapter, collector, argocd, helm, Redis, Prometheus
 	$(PY) -m e2e.harness.toolchain build
@@ -69,7 +67,7 @@ render: setup ## print the children of every example manifest
 
 image: setup ## build both images as OCI layouts in build/images/ without a daemon (root), run each read-only, check the layouts
 	$(PY) -m images.build
-	KUBEINFER_IMAGE_TESTS=1 $(PY) -m pytest -q e2e/tests/test_images.py
+	$(PY) -m pytest -q images/tests
 
 bench: setup ## benchmarks, reported as figures and ratios against peers measured in the same run
 	$(PY) -m pytest tests --benchmark-enable --benchmark-only

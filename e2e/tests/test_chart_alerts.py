@@ -4,8 +4,8 @@ is down or gone, the reconcile-error alert only after errors persist, the rollba
 counted ``RolledBack`` Event and not on other condition Events, and the GPU alerts at the
 configured OOM risk level and exhaustion horizon.
 
-Needs the pinned helm and promtool (Debian's ``prometheus`` package, which ``make tools``
-installs); skipped without them.
+Needs the pinned helm and promtool (Debian's ``prometheus`` package), which ``make tools``
+installs before ``make e2e``; fails, never skips, without them.
 """
 
 from __future__ import annotations
@@ -33,10 +33,14 @@ def _helm() -> Path:
 
 
 PROMTOOL = shutil.which("promtool")
-pytestmark = [
-    pytest.mark.skipif(not _helm().is_file(), reason="helm is not built; run `make tools`"),
-    pytest.mark.skipif(PROMTOOL is None, reason="promtool is missing; run `make tools`"),
-]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tools_present() -> None:
+    if not _helm().is_file():
+        pytest.fail("helm is not built; run `make tools`")
+    if PROMTOOL is None:
+        pytest.fail("promtool is missing; run `make tools`")
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,14 @@
 """The OCI layouts ``make image`` wrote: configuration, contents and a run of each image.
 
-Opt-in: ``make image`` runs this module after building (``KUBEINFER_IMAGE_TESTS=1``); the
-default e2e run skips it, since building the images takes minutes and root. It reads the
+``make image`` runs this module after building; ``make test`` does not collect it (it lives
+beside the image tooling, not under ``tests/`` or ``e2e/``), since building the images takes
+minutes and root. It reads the
 layouts in ``build/images/`` rather than building them again: the build itself already ran
 each image's commands (``images.build``); this checks what a registry and a kubelet would see.
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
 import stat
 from collections.abc import Iterator
@@ -16,11 +16,6 @@ from collections.abc import Iterator
 import pytest
 
 from images import build, rootfs, umoci
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("KUBEINFER_IMAGE_TESTS") != "1",
-    reason="opt-in: `make image` runs it (KUBEINFER_IMAGE_TESTS=1) on the layouts it built",
-)
 
 IMAGES = {"operator": build.operator_image(), "collector": build.collector_image()}
 
