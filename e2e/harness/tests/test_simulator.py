@@ -225,9 +225,15 @@ async def test_a_concurrency_limit_makes_latency_grow_with_load(
         assert await asyncio.gather(*(one() for _ in range(4))) == [200] * 4
         async with http.get("/metrics") as response:
             metrics = await response.text()
-    # One slot, 100 ms each: the four answers took about 0.1, 0.2, 0.3 and 0.4 s.
+    # One slot, 100 ms each: the k-th answer cannot come before k x 100 ms, so at most k answers
+    # are in the bucket just above it, and the durations add up to at least 0.1 + ... + 0.4 s.
+    # A busy machine only makes answers later, so these bounds hold under load too; without the
+    # limit all four would answer after about 100 ms.
     name = "kubeinfer_request_duration_seconds_bucket"
-    assert metrics_text.value(metrics, name, le="0.15", model="chat") == 1
-    assert metrics_text.value(metrics, name, le="0.25", model="chat") == 2
+    assert metrics_text.value(metrics, name, le="0.15", model="chat") <= 1
+    assert metrics_text.value(metrics, name, le="0.25", model="chat") <= 2
     assert metrics_text.value(metrics, name, le="0.3", model="chat") <= 3
-    assert metrics_text.value(metrics, name, le="0.5", model="chat") == 4
+    assert metrics_text.value(metrics, name, le="+Inf", model="chat") == 4
+    assert (
+        metrics_text.value(metrics, "kubeinfer_request_duration_seconds_sum", model="chat") >= 1.0
+    )
