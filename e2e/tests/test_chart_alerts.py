@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.harness import versions
+from e2e.harness import helm
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubeinfer"
@@ -28,8 +28,7 @@ OPERATOR = f'{JOB}, namespace="kubeinfer-system"'
 
 
 def _helm() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kubeinfer" / "bin" / f"helm-{versions.load().helm}" / "helm"
+    return helm.cache_dir() / helm.BINARY_NAME
 
 
 PROMTOOL = shutil.which("promtool")

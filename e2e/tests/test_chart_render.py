@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from e2e.harness import versions
+from e2e.harness import helm
 from kubeinfer import metrics
 from kubeinfer.api import crds, kinds
 
@@ -33,13 +33,7 @@ KUBE_VERSION = "1.34.4"
 Manifest = dict[str, Any]
 
 
-def _helm_binary() -> Path:
-    pinned = versions.load()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kubeinfer" / "bin" / f"helm-{pinned.helm}" / "helm"
-
-
-HELM = _helm_binary()
+HELM = helm.cache_dir() / helm.BINARY_NAME
 
 
 @pytest.fixture(scope="module", autouse=True)
