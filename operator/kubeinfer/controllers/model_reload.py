@@ -47,6 +47,8 @@ RETRY_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 10.0
 MAX_MESSAGE = 512
 """Characters of a runtime's error kept on the pod and in the Event."""
+MAX_RECORDED = 4096
+"""How many pods' last records the reloader keeps to refuse a repeated load (oldest forgotten)."""
 
 
 class Refused(Exception):
@@ -62,6 +64,11 @@ class Reloader:
 
     def __init__(self) -> None:
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._recorded: dict[tuple[str, str], tuple[str, int]] = {}
+        """(namespace, pod) -> the (version, restarts) last recorded on it: until the pod's watch
+        event brings that record into the store, a reconcile still sees the pod unrecorded and
+        would load the same version again (the store keeps a newer watch state over our own
+        write, see ``Store.put_written``)."""
         self._session: aiohttp.ClientSession | None = None
 
     def start(
@@ -76,7 +83,7 @@ class Reloader:
         owner again (after a load that got no answer, which no watch event reports)."""
         for load in loads:
             key = (owner.namespace, load.pod)
-            if key in self._in_flight:
+            if key in self._in_flight or self._recorded.get(key) == (load.version, load.restarts):
                 continue
             task = asyncio.get_running_loop().create_task(self._run(owner, spec, body, load, wake))
             self._in_flight[key] = task
@@ -102,11 +109,12 @@ class Reloader:
                 load.version,
                 message,
             )
-            await _record(
+            if await _record(
                 owner,
                 load,
                 annotations={LOAD_ERROR_ANNOTATION: f"{load.version}: {message}"},
-            )
+            ):
+                self._remember(owner, load)
             await events.post(
                 context.current().kube,
                 body,
@@ -126,7 +134,7 @@ class Reloader:
             )
             asyncio.get_running_loop().call_later(RETRY_SECONDS, wake)
         else:
-            await _record(
+            if await _record(
                 owner,
                 load,
                 labels={MODEL_VERSION_LABEL: load.version},
@@ -134,7 +142,8 @@ class Reloader:
                     LOAD_ERROR_ANNOTATION: None,
                     LOADED_AT_RESTART_ANNOTATION: str(load.restarts),
                 },
-            )
+            ):
+                self._remember(owner, load)
             log.info(
                 "Loaded %s %s into pod %s/%s in place in %.1fs (it served %s)",
                 spec.model.name,
@@ -146,6 +155,13 @@ class Reloader:
             )
         finally:
             self._in_flight.pop((owner.namespace, load.pod), None)
+
+    def _remember(self, owner: children.Owner, load: in_place.Reload) -> None:
+        key = (owner.namespace, load.pod)
+        self._recorded.pop(key, None)
+        self._recorded[key] = (load.version, load.restarts)
+        if len(self._recorded) > MAX_RECORDED:  # pods come and go: forget the oldest
+            self._recorded.pop(next(iter(self._recorded)))
 
     async def _load(self, spec: api.InferenceServiceSpec, load: in_place.Reload) -> None:
         runtime = runtimes.RUNTIMES[spec.model.runtime]
@@ -206,9 +222,10 @@ async def _record(
     *,
     labels: dict[str, str] | None = None,
     annotations: dict[str, str | None],
-) -> None:
+) -> bool:
     """Record an outcome on the pod and in the watch mirror at once, so the next reconcile does
-    not load the same version again before the pod's watch event arrives."""
+    not load the same version again before the pod's watch event arrives; whether the pod took
+    the record."""
     ctx = context.current()
     patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
     if labels:
@@ -218,14 +235,15 @@ async def _record(
         patched = await ctx.kube.patch("v1", "Pod", owner.namespace, load.pod, patch)
     except errors.NotFound:
         log.info("Pod %s/%s went away before its load was recorded", owner.namespace, load.pod)
-        return
+        return False
     except errors.KubeError as err:
         # the next reconcile sees the pod unrecorded and loads again (a no-op for the server)
         log.warning(
             "Recorded nothing on pod %s/%s after its load: %s", owner.namespace, load.pod, err
         )
-        return
+        return False
     ctx.store.put_written("Pod", pod_views.slim(patched), held_before=held)
+    return True
 
 
 RELOADER = Reloader()
