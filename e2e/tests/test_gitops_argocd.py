@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import pathlib
 import secrets
@@ -48,6 +47,7 @@ from e2e.harness import (
     argocd_apps,
     argocd_core,
     git_repo,
+    helm,
     objects,
     operator_process,
     processes,
@@ -90,7 +90,6 @@ class GitOps:
     sims: fleet.Fleet
     argocd: argocd_core.ArgoCDCore
     operator: operator_process.RunningOperator
-    helm: bool
     patch_windows: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     timings: list[str] = dataclasses.field(default_factory=list)
 
@@ -182,16 +181,6 @@ def _examples(repo: git_repo.Repository, namespace: str) -> None:
         repo.write(f"examples/{path.name}", yaml.safe_dump_all(documents, sort_keys=False))
 
 
-def _helm_binary() -> pathlib.Path | None:
-    """The helm the repo-server renders charts with, once the harness can build it."""
-    try:
-        helm: Any = importlib.import_module("e2e.harness.helm")
-    except ModuleNotFoundError:
-        return None
-    found: pathlib.Path = helm.ensure_binary()
-    return found
-
-
 @pytest.fixture(scope="module")
 def argocd(
     cluster: cluster_setup.Cluster,
@@ -207,7 +196,7 @@ def argocd(
             binary=argocd_binary,
             kubeconfig=cluster.kubeconfig,
             run_dir=tmp_path_factory.mktemp("argocd"),
-            helm=_helm_binary(),
+            helm=helm.ensure_binary(),
         )
         yield core
 
@@ -248,7 +237,7 @@ def gitops(
         recorder = stack.enter_context(argocd_apps.Recorder(api))
         _, stop_load = sims.start_load(load.ROLLOUT)
         stack.callback(stop_load)
-        yield GitOps(cluster, namespace, repo, recorder, sims, argocd, operator, argocd.helm)
+        yield GitOps(cluster, namespace, repo, recorder, sims, argocd, operator)
         argocd.ensure_running()
         _leave_the_session_as_it_was(cluster, namespace)
 
@@ -286,8 +275,6 @@ def _apply(gitops: GitOps, name: str, path: str) -> float:
 
 
 def test_chart_syncs_with_its_crds_and_is_healthy(gitops: GitOps) -> None:
-    if not gitops.helm:
-        pytest.skip("no helm harness (e2e/harness/helm.py) to build the repo-server's helm")
     gitops.repo.copy_tree(CHART, "charts/kubeinfer")
     sha, committed = gitops.commit("the kubeinfer chart")
     manifest = argocd_apps.application(
