@@ -18,6 +18,7 @@ Modules, one job each:
 - ``operator``: runs ``kubeinfer run`` as a subprocess with its output in a file.
 - ``gpu_agents``: one ``kubeinfer agent`` per GPU node, as the agent ServiceAccount bound to the
   node, replaying a recorded machine with a fault script the test appends to.
+- ``debian``: commands from Debian's packages (Prometheus, Redis), installed on first use.
 - ``logfmt``: key=value log formatting for the harness and ``make dev``.
 - ``argocd``: builds ``argocd`` from Argo CD's Go module (wrapper ``e2e/tools/argocd``) and runs
   its offline health evaluator.

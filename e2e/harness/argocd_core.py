@@ -21,9 +21,7 @@ import dataclasses
 import logging
 import os
 import pathlib
-import shutil
 import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -32,7 +30,17 @@ from typing import Any
 
 import yaml
 
-from e2e.harness import argocd, crds, gomodules, kubectl, logfmt, processes, versions, waiting
+from e2e.harness import (
+    argocd,
+    crds,
+    debian,
+    gomodules,
+    kubectl,
+    logfmt,
+    processes,
+    versions,
+    waiting,
+)
 
 log = logging.getLogger("e2e.harness.argocd_core")  # not __name__: also run as __main__
 
@@ -40,7 +48,6 @@ NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 REDIS_PACKAGE = "redis-server"
 READY_TIMEOUT_SECONDS = 90.0
-INSTALL_TIMEOUT_SECONDS = 900.0
 RECONCILIATION_SECONDS = 5
 """How often the controller compares every Application with Git (``timeout.reconciliation``;
 Argo CD's default is 120 s plus up to 60 s of jitter): with no webhook, Git is polled."""
@@ -53,33 +60,10 @@ class ArgoCDCoreError(RuntimeError):
 
 def redis_binary() -> pathlib.Path:
     """Path of ``redis-server``; installs Debian's package first when missing and root."""
-    found = shutil.which("redis-server")
-    if found:
-        return pathlib.Path(found)
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ArgoCDCoreError(
-            f"redis-server is not installed; run `apt-get install -y {REDIS_PACKAGE}` as root"
-        )
-    log.info("Installing Debian package", extra={"package": REDIS_PACKAGE})
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", REDIS_PACKAGE],
-    ):
-        done = subprocess.run(
-            argv,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise ArgoCDCoreError(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
-    found = shutil.which("redis-server")
-    if not found:
-        raise ArgoCDCoreError(f"apt-get installed {REDIS_PACKAGE} but no redis-server is on PATH")
-    return pathlib.Path(found)
+    try:
+        return debian.command("redis-server", package=REDIS_PACKAGE)
+    except debian.DebianError as err:
+        raise ArgoCDCoreError(str(err)) from err
 
 
 def _module_manifests(pinned: versions.Versions) -> pathlib.Path:

@@ -13,10 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import pathlib
-import shutil
-import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -26,13 +23,12 @@ from typing import Any
 
 import yaml
 
-from e2e.harness import logfmt, processes
+from e2e.harness import debian, logfmt, processes
 
 log = logging.getLogger(__name__)
 
 DEBIAN_PACKAGE = "prometheus"
 READY_TIMEOUT_SECONDS = 60.0
-INSTALL_TIMEOUT_SECONDS = 900.0
 JOB_NAME = "kubeinfer-e2e-servicemonitors"
 DISCOVERY_REFRESH = "5s"  # fallback re-read; inotify normally sees new target files at once
 
@@ -43,34 +39,12 @@ class PrometheusError(RuntimeError):
 
 def binary() -> pathlib.Path:
     """Path of ``prometheus``; installs Debian's package first when missing and root."""
-    found = shutil.which("prometheus")
-    if found:
-        return pathlib.Path(found)
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PrometheusError(
-            "prometheus is not installed; run `apt-get install -y prometheus` as root "
-            "(Debian bookworm ships 2.42), then rerun"
+    try:
+        return debian.command(
+            "prometheus", package=DEBIAN_PACKAGE, hint=" (Debian bookworm ships 2.42)"
         )
-    log.info("Installing Debian package", extra={"package": DEBIAN_PACKAGE})
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", DEBIAN_PACKAGE],
-    ):
-        result = subprocess.run(
-            argv,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise PrometheusError(f"{' '.join(argv)} failed: {result.stderr[-2000:]}")
-    found = shutil.which("prometheus")
-    if not found:
-        raise PrometheusError(f"apt-get installed {DEBIAN_PACKAGE} but no prometheus is on PATH")
-    return pathlib.Path(found)
+    except debian.DebianError as err:
+        raise PrometheusError(str(err)) from err
 
 
 def render_config(targets_dir: pathlib.Path) -> dict[str, Any]:
